@@ -1,0 +1,21 @@
+"""HTTP (Django) and websockets (Channels) in one ASGI application, served by Daphne."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "diquis.settings")
+django_http = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
+from django.urls import path  # noqa: E402
+
+from notifications.auth import websocket_stack  # noqa: E402
+from notifications.consumers import NotificationConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_http,
+        "websocket": websocket_stack(URLRouter([path("hubs/notifications", NotificationConsumer.as_asgi())])),
+    }
+)

@@ -1,0 +1,25 @@
+"""GET /health: the database, Redis and the number of live workers (API.md, "Job monitoring")."""
+
+import django_rq
+from django.db import connections
+from django.http import JsonResponse
+from rq import Worker
+
+
+def health(request):
+    body, healthy = {}, True
+    try:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+        body["database"] = "ok"
+    except Exception:
+        body["database"], healthy = "down", False
+    try:
+        connection = django_rq.get_connection("default")
+        connection.ping()
+        body["redis"] = "ok"
+        body["workers"] = Worker.count(connection=connection)
+    except Exception:
+        body["redis"], healthy = "down", False
+        body["workers"] = 0
+    return JsonResponse(body, status=200 if healthy else 503)

@@ -1,0 +1,216 @@
+"""Settings, read from the environment (and an optional `.env`) in this one place.
+
+The variables of API.md are enough to run everything; every other value has a default or is derived.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is false.")
+    # `make run` passes a fresh random key; this fallback only serves one-off DEBUG commands.
+    SECRET_KEY = "django-insecure-diquis-development-only"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_rq",
+    "jobs",
+    "notifications",
+    "tenants",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "tenants.middleware.TenantMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "diquis.urls"
+ASGI_APPLICATION = "diquis.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- databases -------------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///var/db.sqlite3")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    db_path = Path(DATABASES["default"]["NAME"])
+    if not db_path.is_absolute():
+        db_path = BASE_DIR / db_path
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["NAME"] = str(db_path)
+    # Web and worker write to the same file: wait for the lock instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DATABASE_ROUTERS = ["tenants.routing.TenantRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "tenants.User"
+AUTHENTICATION_BACKENDS = ["tenants.auth.TenantEmailBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# --- Redis, RQ, Channels -----------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}}
+RQ = {"WORKER_CLASS": "jobs.worker.Worker"}
+
+CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=5000)
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # redis-py 8 times reads out after 5 s, exactly the layer's blocking read (brpop 5 s):
+                    # every idle socket would be dropped. Read timeout must outlast the blocking read.
+                    "socket_timeout": 15,
+                    # redis-py's async pool raises instead of waiting once full: room for connect bursts.
+                    "max_connections": 10000,
+                }
+            ],
+            # Over capacity the layer drops group messages silently; the persisted Notification is the
+            # safety net, but with this headroom the live path does not lose them in a burst.
+            "capacity": CHANNEL_LAYER_CAPACITY,
+            "expiry": 60,
+            "prefix": env.str("CHANNEL_LAYER_PREFIX", default="diquis:asgi"),
+        },
+    }
+}
+
+# --- jobs -------------------------------------------------------------------------------------------
+# Attempts per operation, and the wait before each retry (seconds; the last value repeats).
+DIQUIS_JOB_MAX_ATTEMPTS = env.int("DIQUIS_JOB_MAX_ATTEMPTS", default=3)
+DIQUIS_JOB_RETRY_INTERVALS = env.list("DIQUIS_JOB_RETRY_INTERVALS", cast=int, default=[5, 30, 120])
+# How often a worker looks for operations that were accepted but never reached Redis, or were abandoned.
+DIQUIS_SWEEP_INTERVAL = env.int("DIQUIS_SWEEP_INTERVAL", default=15)
+
+# --- tenants ----------------------------------------------------------------------------------------
+DIQUIS_ROOT_EMAIL = env.str("DIQUIS_ROOT_EMAIL", default="admin@email.com" if DEBUG else "")
+DIQUIS_ROOT_PASSWORD = env.str("DIQUIS_ROOT_PASSWORD", default="Password123!" if DEBUG else "")
+
+# --- API --------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.auth.TenantJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "diquis.envelope.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=60)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "UPDATE_LAST_LOGIN": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Diquis API",
+    "DESCRIPTION": "Tenants of a multi-tenant SaaS, provisioned as background jobs.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/(api|hubs)/.*$"
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "tenant",
+    "x-requested-with",
+    "x-signalr-user-agent",
+)
+CORS_ALLOW_CREDENTIALS = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# A running attempt writes a heartbeat this often; one silent for DIQUIS_ABANDONED_AFTER is re-run.
+DIQUIS_HEARTBEAT_INTERVAL = env.int("DIQUIS_HEARTBEAT_INTERVAL", default=5)
+DIQUIS_ABANDONED_AFTER = env.int("DIQUIS_ABANDONED_AFTER", default=30)
+# How long a job waits for another job on the same subject (tenant) before its attempt fails.
+DIQUIS_SUBJECT_LOCK_WAIT = env.int("DIQUIS_SUBJECT_LOCK_WAIT", default=60)
+
+# Isolated tenants' databases are named <prefix><tenant id> (PostgreSQL) or are files in a folder (SQLite).
+DIQUIS_TENANT_DATABASE_PREFIX = env.str("DIQUIS_TENANT_DATABASE_PREFIX", default="diquis_")
+DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(BASE_DIR / "var" / "tenants")))
+
+# The websocket refuses tokens whose tenant is no longer usable.
+NOTIFICATIONS_TOKEN_CHECK = "tenants.auth.token_is_usable"
+
+# Test hook: a JSON file naming a provisioning step to fail or hold (tenants.faults). Unset in production.
+DIQUIS_FAULTS_FILE = env.str("DIQUIS_FAULTS_FILE", default="")
+
+# The custom user is unique per (tenant, email), not by email alone; TenantEmailBackend authenticates
+# within one tenant, so Django's warning about a non-unique USERNAME_FIELD does not apply.
+SILENCED_SYSTEM_CHECKS = ["auth.W004"]

@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from notifications.views import NotificationListView, NotificationReadView
+from tenants import views as tenant_views
+
+from .health import health
+
+api = [
+    path("tokens", tenant_views.TokenView.as_view()),
+    path("tokens/refresh", tenant_views.TokenRefreshView.as_view()),
+    path("tenants", tenant_views.TenantListView.as_view()),
+    path("tenants/tenant-options", tenant_views.TenantOptionsView.as_view()),
+    path("tenants/<str:tenant_id>", tenant_views.TenantDetailView.as_view()),
+    path("tenants/<str:tenant_id>/retry", tenant_views.TenantRetryView.as_view()),
+    path("users", tenant_views.UserListView.as_view()),
+    path("users/me", tenant_views.MeView.as_view()),
+    path("notifications", NotificationListView.as_view()),
+    path("notifications/read", NotificationReadView.as_view()),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+urlpatterns = [
+    path("api/", include(api)),
+    path("admin/rq/", include("django_rq.urls")),
+    path("admin/", admin.site.urls),
+    path("health", health),
+]

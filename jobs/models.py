@@ -1,0 +1,76 @@
+"""The durable record of every background operation.
+
+RQ keeps its jobs in Redis only: a Redis outage or a worker killed mid-job loses them, and RQ forgets a
+job's history once its result expires. The database row below is the source of truth; Redis is only the
+transport that wakes a worker. That is why this small layer exists instead of RQ's own Retry alone.
+"""
+
+import uuid
+
+from django.db import models
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        RETRY_WAIT = "retry_wait", "Waiting to retry"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    OPEN_STATUSES = (Status.QUEUED, Status.RUNNING, Status.RETRY_WAIT)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    task = models.CharField(max_length=200, help_text="Dotted path of a @durable_task function.")
+    args = models.JSONField(default=list, blank=True, help_text="Plain ids and values; never secrets.")
+    subject = models.CharField(max_length=200, blank=True, db_index=True, help_text="What the job works on.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField()
+    run_after = models.DateTimeField(null=True, blank=True, help_text="When a waiting retry is due.")
+    pushed_at = models.DateTimeField(null=True, blank=True, help_text="Last hand-over to Redis.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["subject", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.task}({', '.join(map(str, self.args))}) [{self.status}]"
+
+    def next_rq_job_id(self):
+        """One RQ job per attempt, named after it, so a second push of the same attempt is recognised."""
+        return f"diquis-{self.id}-{self.attempts + 1}"
+
+
+class Attempt(models.Model):
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        ABANDONED = "abandoned", "Abandoned (worker lost)"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    rq_job_id = models.CharField(max_length=100)
+    worker = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.RUNNING)
+    steps = models.JSONField(default=list, blank=True, help_text='[{"name", "seconds"}] in order.')
+    error = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["job__created_at", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="one_attempt_per_number")]
+
+    def __str__(self):
+        return f"attempt {self.number} of {self.job_id}: {self.outcome}"
+
+    @property
+    def duration(self):
+        return (self.ended_at - self.started_at).total_seconds() if self.ended_at else None

@@ -1,0 +1,35 @@
+"""Step timings of the attempt in progress, recorded for the attempt history.
+
+A job function calls `with step("Creating database"):`; the runner stores the timings on the Attempt.
+Listeners (e.g. a progress notification) are told when a step starts.
+"""
+
+import contextlib
+import time
+from contextvars import ContextVar
+
+_recorder: ContextVar["StepRecorder | None"] = ContextVar("diquis_step_recorder", default=None)
+
+
+class StepRecorder:
+    def __init__(self):
+        self.steps = []
+
+    @contextlib.contextmanager
+    def activate(self):
+        token = _recorder.set(self)
+        try:
+            yield self
+        finally:
+            _recorder.reset(token)
+
+
+@contextlib.contextmanager
+def step(name):
+    recorder = _recorder.get()
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if recorder is not None:
+            recorder.steps.append({"name": name, "seconds": round(time.perf_counter() - started, 4)})

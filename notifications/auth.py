@@ -1,0 +1,88 @@
+"""Who is on the other end of a websocket: a simplejwt access token (query string or `bearer` subprotocol)
+or the Django session of a signed-in staff user. Also the Origin check for browsers."""
+
+from urllib.parse import parse_qs
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.utils.module_loading import import_string
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+BEARER = "bearer"
+
+
+def token_from_scope(scope):
+    """The raw access token of the handshake, and whether it came as the `bearer, <token>` subprotocol."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin1"))
+    if query.get("access_token"):
+        return query["access_token"][0], False
+    protocols = scope.get("subprotocols") or []
+    if len(protocols) >= 2 and protocols[0].lower() == BEARER:
+        return protocols[1], True
+    for name, value in scope.get("headers", []):
+        if name == b"authorization" and value.lower().startswith(b"bearer "):
+            return value[7:].decode("latin1"), False
+    return None, False
+
+
+def _token_usable(token):
+    """The project's own extra check of a valid token (e.g. its tenant is still active)."""
+    check = getattr(settings, "NOTIFICATIONS_TOKEN_CHECK", None)
+    return import_string(check)(token) if check else True
+
+
+class Principal:
+    """The socket's identity: a user id and, for token sockets, when the token expires."""
+
+    def __init__(self, user_id, expires_at=None, via_subprotocol=False):
+        self.user_id = str(user_id)
+        self.expires_at = expires_at
+        self.via_subprotocol = via_subprotocol
+
+
+class TokenOrSessionMiddleware:
+    """Sets scope["principal"] (or leaves it None: the consumer then refuses the socket)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        scope = dict(scope)
+        scope["principal"] = await self.resolve(scope)
+        return await self.app(scope, receive, send)
+
+    async def resolve(self, scope):
+        raw, via_subprotocol = token_from_scope(scope)
+        if raw:
+            try:
+                token = AccessToken(raw)  # signature, expiry and token type, by simplejwt itself
+            except TokenError:
+                return None
+            if not await database_sync_to_async(_token_usable)(token):
+                return None
+            return Principal(token[settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id")], token["exp"], via_subprotocol)
+        user = scope.get("user")
+        if user is not None and user.is_authenticated and user.is_active and user.is_staff:
+            return Principal(user.pk)
+        return None
+
+
+class KnownOriginValidator(OriginValidator):
+    """Browsers always send Origin: it must be an allowed host (or a CORS origin). Non-browser clients
+    (SignalR's .NET/Python clients, scripts) send none and are judged by their token alone."""
+
+    def valid_origin(self, parsed_origin):
+        return parsed_origin is None or self.validate_origin(parsed_origin)
+
+
+def allowed_origins():
+    """Host patterns (any scheme and port, as Django's ALLOWED_HOSTS) plus the exact CORS origins."""
+    return list(settings.ALLOWED_HOSTS) + list(getattr(settings, "CORS_ALLOWED_ORIGINS", []))
+
+
+def websocket_stack(app):
+    return KnownOriginValidator(AuthMiddlewareStack(TokenOrSessionMiddleware(app)), allowed_origins())
+

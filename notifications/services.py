@@ -1,0 +1,42 @@
+"""notify(user, event, data): persist, then push to every open socket of that user."""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from .groups import user_group
+from .models import Notification
+
+logger = logging.getLogger(__name__)
+
+PUSH_MESSAGE_TYPE = "notification.push"
+
+
+def _push(user_id, frame):
+    """Best effort: the row is already stored; a lost push is replayed by the client with ?since=."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame}
+        )
+    except Exception as error:  # Redis down must never fail the job that notifies
+        logger.warning("notification %s not pushed: %s", frame.get("id"), type(error).__name__)
+
+
+def notify(user_id, event, data, *, persist=True):
+    """Send `event` to the user. Persisted notifications get an id; the push happens after commit."""
+    if user_id is None:
+        return None
+    frame = {"id": None, "event": event, "data": data}
+    notification = None
+    if persist:
+        notification = Notification.objects.create(user_id=user_id, event=event, data=data)
+        frame["id"] = notification.id
+    transaction.on_commit(lambda: _push(user_id, frame))
+    return notification
+
+
+@transaction.atomic
+def mark_read(*, user_id, up_to):
+    return Notification.objects.filter(user_id=user_id, id__lte=up_to, read=False).update(read=True)

@@ -1,0 +1,59 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.views import APIView
+
+from diquis.envelope import ok
+
+from .models import Notification
+from .selectors import notifications_after
+from .services import mark_read
+
+PAGE_SIZE = 500
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    createdOn = serializers.DateTimeField(source="created_on")
+
+    class Meta:
+        model = Notification
+        fields = ["id", "event", "data", "createdOn", "read"]
+
+
+class MarkReadSerializer(serializers.Serializer):
+    upTo = serializers.IntegerField(min_value=0)
+
+
+class NotificationListView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, required=False)],
+        responses=inline_serializer(
+            "NotificationListEnvelope",
+            {
+                "succeeded": serializers.BooleanField(),
+                "data": NotificationSerializer(many=True),
+                "messages": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+    )
+    def get(self, request):
+        after = request.query_params.get("after")
+        if after is not None:
+            field = serializers.IntegerField(min_value=0)
+            try:
+                after = field.run_validation(after)
+            except serializers.ValidationError as error:
+                raise serializers.ValidationError({"after": error.detail}) from error
+        items = notifications_after(user_id=request.user.pk, after=after, limit=PAGE_SIZE)
+        return ok(NotificationSerializer(items, many=True).data)
+
+
+class NotificationReadView(APIView):
+    @extend_schema(request=MarkReadSerializer, responses=inline_serializer(
+        "NotificationReadEnvelope",
+        {"succeeded": serializers.BooleanField(), "data": serializers.IntegerField(),
+         "messages": serializers.ListField(child=serializers.CharField())},
+    ))
+    def post(self, request):
+        body = MarkReadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return ok(mark_read(user_id=request.user.pk, up_to=body.validated_data["upTo"]))

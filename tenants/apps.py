@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class TenantsConfig(AppConfig):
+    name = "tenants"
+
+    def ready(self):
+        from .seed import seed_root
+
+        post_migrate.connect(seed_root, sender=self)

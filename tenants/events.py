@@ -1,0 +1,51 @@
+"""The notifications of the tenants domain, worded exactly as API.md's table says."""
+
+from django.utils import timezone
+
+from notifications.services import notify
+
+TENANT_CREATED = "TenantCreated"
+TENANT_CREATION_FAILED = "TenantCreationFailed"
+TENANT_UPDATED = "TenantUpdated"
+TENANT_UPDATE_FAILED = "TenantUpdateFailed"
+TENANT_DELETED = "TenantDeleted"
+TENANT_DELETION_FAILED = "TenantDeletionFailed"
+TENANT_PROVISIONING_PROGRESS = "TenantProvisioningProgress"
+
+_SUCCESS = {
+    "create": (TENANT_CREATED, "Tenant '{name}' has been successfully created and provisioned."),
+    "update": (TENANT_UPDATED, "Tenant '{name}' has been successfully updated."),
+    "delete": (TENANT_DELETED, "Tenant '{name}' has been successfully deleted."),
+}
+_FAILURE = {
+    "create": (TENANT_CREATION_FAILED, "Tenant creation failed: {error}"),
+    "update": (TENANT_UPDATE_FAILED, "Tenant update failed: {error}"),
+    "delete": (TENANT_DELETION_FAILED, "Tenant deletion failed: {error}"),
+}
+
+
+def timestamp():
+    return timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def operation_succeeded(*, user_id, operation, tenant_id, tenant_name):
+    event, message = _SUCCESS[operation]
+    data = {
+        "type": "success",
+        "message": message.format(name=tenant_name),
+        "tenantId": tenant_id,
+        "tenantName": tenant_name,
+        "timestamp": timestamp(),
+    }
+    return notify(user_id, event, data)
+
+
+def operation_failed(*, user_id, operation, tenant_id, error):
+    event, message = _FAILURE[operation]
+    data = {"type": "error", "message": message.format(error=error), "tenantId": tenant_id, "timestamp": timestamp()}
+    return notify(user_id, event, data)
+
+
+def progress(*, user_id, tenant_id, step, index, count):
+    data = {"tenantId": tenant_id, "step": step, "stepIndex": index, "stepCount": count, "timestamp": timestamp()}
+    return notify(user_id, TENANT_PROVISIONING_PROGRESS, data, persist=False)

@@ -1,0 +1,37 @@
+"""Fault injection for tests of failure and recovery: fail or hold a provisioning step on purpose.
+
+Active only when settings.DIQUIS_FAULTS_FILE names a file, and only while that file exists. It holds
+JSON such as {"step": "ensure_admin_user", "tenant": "acme", "action": "fail"} ("hold" waits while the
+file exists). Production never sets it.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+
+class InjectedFault(Exception):
+    pass
+
+
+def _active_fault():
+    path = settings.DIQUIS_FAULTS_FILE
+    if not path:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def check(step_name, tenant_id):
+    fault = _active_fault()
+    if not fault or fault.get("step") != step_name or fault.get("tenant") not in (None, tenant_id):
+        return
+    if fault.get("action") == "hold":
+        while _active_fault() == fault:
+            time.sleep(0.1)
+        return
+    raise InjectedFault(fault.get("message", f"Injected failure in {step_name}"))

@@ -1,0 +1,41 @@
+"""Sets the request's tenant (and the database its tenant-side rows live in) for every API call."""
+
+from django.core.exceptions import DisallowedHost
+from django.http import JsonResponse
+
+from diquis.envelope import NOT_AUTHORIZED, error_response
+
+from .databases import use_tenant
+from .resolution import TenantMismatch, resolve_tenant_id
+from .selectors import get_tenant
+
+TENANT_INVALID = "Tenant invalid"
+# API calls that belong to no tenant: anonymous lookups, the schema and its docs.
+TENANT_FREE_PREFIXES = ("/api/tenants/tenant-options", "/api/schema", "/api/docs", "/api/redoc")
+
+
+def _refuse(message, status):
+    body, status = error_response(status, message)
+    return JsonResponse(body, status=status)
+
+
+class TenantMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.tenant = None
+        if not request.path.startswith("/api/") or request.path.startswith(TENANT_FREE_PREFIXES):
+            return self.get_response(request)
+        try:
+            tenant_id, _token = resolve_tenant_id(request)
+        except TenantMismatch:
+            return _refuse(NOT_AUTHORIZED, 403)
+        except DisallowedHost:
+            return _refuse("Bad Request", 400)
+        tenant = get_tenant(tenant_id)
+        if tenant is None or not tenant.is_usable:
+            return _refuse(TENANT_INVALID, 403)
+        request.tenant = tenant
+        with use_tenant(tenant):
+            return self.get_response(request)

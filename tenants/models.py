@@ -1,0 +1,163 @@
+import uuid
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+
+ROOT_TENANT_ID = "root"
+
+
+class ProvisioningStatus(models.TextChoices):
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    ACTIVE = "Active"
+    FAILED = "Failed"
+    UPDATING = "Updating"
+    DELETING = "Deleting"
+
+
+class Operation(models.TextChoices):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+S = ProvisioningStatus
+# The one table of legal status changes. Anything else is a bug, raised as IllegalTransition.
+TRANSITIONS = {
+    S.PENDING: {S.PROVISIONING, S.FAILED},
+    S.PROVISIONING: {S.PROVISIONING, S.ACTIVE, S.FAILED},
+    S.ACTIVE: {S.UPDATING, S.DELETING},
+    S.UPDATING: {S.UPDATING, S.ACTIVE, S.FAILED},
+    S.FAILED: {S.PENDING, S.UPDATING, S.DELETING},
+    S.DELETING: {S.DELETING, S.FAILED},
+}
+IN_FLIGHT = frozenset({S.PENDING, S.PROVISIONING, S.UPDATING, S.DELETING})
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+class Tenant(models.Model):
+    id = models.SlugField(primary_key=True, max_length=50)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    created_on = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=20, choices=ProvisioningStatus.choices, default=S.PENDING, db_index=True)
+    provisioning_error = models.TextField(null=True, blank=True)
+    last_provisioning_attempt = models.DateTimeField(null=True, blank=True)
+    has_isolated_database = models.BooleanField(default=False)
+    database_name = models.CharField(max_length=63, null=True, blank=True)
+    admin_email = models.EmailField()
+    # For retries: the operation in flight (or the last one), how many attempts it has had, who asked.
+    operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.CREATE)
+    attempt_count = models.PositiveIntegerField(default=0)
+    initiated_by = models.UUIDField(null=True, blank=True)
+    # True once creation has succeeded: a failed *update* leaves the tenant usable.
+    is_provisioned = models.BooleanField(default=False)
+    # The admin's password, Fernet-encrypted, only until the job has created the admin user.
+    encrypted_admin_password = models.TextField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_on"]
+
+    def __str__(self):
+        return f"{self.name} ({self.id})"
+
+    @property
+    def is_root(self):
+        return self.id == ROOT_TENANT_ID
+
+    @property
+    def in_flight(self):
+        return self.status in IN_FLIGHT
+
+    @property
+    def is_usable(self):
+        """May users sign in and call the API in this tenant? (API.md, "Tenant resolution")"""
+        if self.is_root:
+            return True
+        return self.is_active and self.is_provisioned and self.status != S.DELETING
+
+    def transition(self, new_status):
+        if new_status not in TRANSITIONS[self.status]:
+            raise IllegalTransition(f"tenant {self.id}: {self.status} -> {new_status}")
+        self.status = new_status
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, email, password=None, *, tenant_id=ROOT_TENANT_ID, roles=(), **fields):
+        user = self.model(email=self.normalize_email(email).lower(), tenant_id=tenant_id, roles=list(roles), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **fields):
+        return self.create_user(email, password, tenant_id=ROOT_TENANT_ID, roles=["root"], **fields)
+
+
+class Role(models.TextChoices):
+    ROOT = "root"
+    ADMIN = "admin"
+    BASIC = "basic"
+
+
+class User(AbstractBaseUser):
+    """A user of one tenant. Lives in the main database, or in its tenant's own one when isolated.
+
+    The id is a UUID so that it is unique across every tenant database (notification groups use it).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant_id = models.CharField(max_length=50, db_index=True, default=ROOT_TENANT_ID)
+    email = models.EmailField()
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    phone_number = models.CharField(max_length=50, blank=True)
+    image_url = models.CharField(max_length=500, blank=True)
+    roles = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_on = models.DateTimeField(auto_now_add=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["tenant_id", "email"], name="one_email_per_tenant")]
+
+    def __str__(self):
+        return f"{self.email} ({self.tenant_id})"
+
+    @property
+    def is_root(self):
+        return self.tenant_id == ROOT_TENANT_ID and Role.ROOT in self.roles
+
+    # The Django admin is for root users only; they may do everything in it.
+    @property
+    def is_staff(self):
+        return self.is_root
+
+    @property
+    def is_superuser(self):
+        return self.is_root
+
+    def has_perm(self, perm, obj=None):
+        return self.is_active and self.is_root
+
+    def has_perms(self, perm_list, obj=None):
+        return self.is_active and self.is_root
+
+    def has_module_perms(self, app_label):
+        return self.is_active and self.is_root
+
+    def get_full_name(self):
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def get_short_name(self):
+        return self.first_name or self.email

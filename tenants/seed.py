@@ -1,0 +1,27 @@
+"""`migrate` leaves the root tenant and the root user in place (idempotent)."""
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS
+
+
+def seed_root(using=DEFAULT_DB_ALIAS, **kwargs):
+    if using != DEFAULT_DB_ALIAS:
+        return
+    from .models import ROOT_TENANT_ID, ProvisioningStatus, Role, Tenant, User
+
+    email, password = settings.DIQUIS_ROOT_EMAIL, settings.DIQUIS_ROOT_PASSWORD
+    if not email or not password:
+        raise ImproperlyConfigured("DIQUIS_ROOT_EMAIL and DIQUIS_ROOT_PASSWORD are required when DEBUG is false.")
+    Tenant.objects.using(using).get_or_create(
+        id=ROOT_TENANT_ID,
+        defaults={
+            "name": "Root",
+            "admin_email": email,
+            "status": ProvisioningStatus.ACTIVE,
+            "is_provisioned": True,
+        },
+    )
+    users = User.objects.db_manager(using)
+    if not users.filter(tenant_id=ROOT_TENANT_ID, email=email.lower()).exists():
+        users.create_user(email, password, tenant_id=ROOT_TENANT_ID, roles=[Role.ROOT], first_name="Root")

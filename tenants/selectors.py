@@ -1,0 +1,35 @@
+"""Read-side queries of the tenants domain."""
+
+from .models import ROOT_TENANT_ID, ProvisioningStatus, Tenant, User
+
+
+def get_tenant(tenant_id):
+    if not tenant_id:
+        return None
+    return Tenant.objects.filter(pk=tenant_id).first()
+
+
+def tenant_list(*, status=None):
+    queryset = Tenant.objects.order_by("-created_on", "id")
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def tenant_options():
+    """Active tenants users can sign in to: root first, then by name."""
+    usable = [
+        t
+        for t in Tenant.objects.filter(is_active=True, is_provisioned=True)
+        .exclude(status=ProvisioningStatus.DELETING)
+        .only("id", "name", "status", "is_active", "is_provisioned")
+    ]
+    return sorted(usable, key=lambda t: (t.id != ROOT_TENANT_ID, t.name.lower(), t.id))
+
+
+def users_of(tenant_id):
+    return User.objects.filter(tenant_id=tenant_id).order_by("email")
+
+
+def find_user(tenant_id, email):
+    return User.objects.filter(tenant_id=tenant_id, email=email.strip().lower()).first()

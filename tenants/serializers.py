@@ -1,0 +1,112 @@
+import datetime
+
+"""Request and response bodies of the tenants API, camelCase on the wire (API.md)."""
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from .models import ProvisioningStatus, Role, Tenant, User
+from .validators import validate_tenant_id
+
+
+class UTCDateTimeField(serializers.DateTimeField):
+    def to_representation(self, value):
+        if value is None:
+            return None
+        return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TenantSerializer(serializers.ModelSerializer):
+    isActive = serializers.BooleanField(source="is_active")
+    createdOn = UTCDateTimeField(source="created_on")
+    provisioningError = serializers.CharField(source="provisioning_error", allow_null=True)
+    lastProvisioningAttempt = UTCDateTimeField(source="last_provisioning_attempt", allow_null=True)
+    hasIsolatedDatabase = serializers.BooleanField(source="has_isolated_database")
+    adminEmail = serializers.EmailField(source="admin_email")
+    status = serializers.ChoiceField(choices=ProvisioningStatus.choices)
+
+    class Meta:
+        model = Tenant
+        fields = [
+            "id", "name", "isActive", "createdOn", "status", "provisioningError",
+            "lastProvisioningAttempt", "hasIsolatedDatabase", "adminEmail",
+        ]
+        read_only_fields = fields
+
+
+class TenantOptionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+
+
+def validate_new_password(password, *, email):
+    try:
+        password_validation.validate_password(password, user=User(email=email or ""))
+    except DjangoValidationError as error:
+        raise serializers.ValidationError({"password": list(error.messages)}) from error
+
+
+class CreateTenantSerializer(serializers.Serializer):
+    id = serializers.CharField(max_length=200, trim_whitespace=False)
+    name = serializers.CharField(max_length=200)
+    adminEmail = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    hasIsolatedDatabase = serializers.BooleanField(default=False)
+
+    def validate_id(self, value):
+        try:
+            validate_tenant_id(value)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError(list(error.messages)) from error
+        return value
+
+    def validate(self, attrs):
+        validate_new_password(attrs["password"], email=attrs.get("adminEmail"))
+        return attrs
+
+
+class UpdateTenantSerializer(serializers.Serializer):
+    """The original web client sends the whole tenant object: other fields are ignored."""
+
+    name = serializers.CharField(max_length=200)
+    isActive = serializers.BooleanField()
+
+
+class UserSerializer(serializers.ModelSerializer):
+    firstName = serializers.CharField(source="first_name")
+    lastName = serializers.CharField(source="last_name")
+    tenant = serializers.CharField(source="tenant_id")
+    isActive = serializers.BooleanField(source="is_active")
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "firstName", "lastName", "tenant", "roles", "isActive"]
+        read_only_fields = fields
+
+
+class CreateUserSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    firstName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    lastName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=[Role.ADMIN, Role.BASIC], default=Role.BASIC)
+
+    def validate(self, attrs):
+        validate_new_password(attrs["password"], email=attrs.get("email"))
+        return attrs
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    email = serializers.CharField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class RefreshRequestSerializer(serializers.Serializer):
+    refreshToken = serializers.CharField(max_length=4096)
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    refreshToken = serializers.CharField()
+    refreshTokenExpiryTime = serializers.CharField()

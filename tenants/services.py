@@ -1,0 +1,130 @@
+"""The use cases a request (API or admin) starts: check the state, write the row, enqueue the job.
+
+Each runs in one transaction with the durable job record (jobs.enqueue), and the job reaches Redis only
+after commit. The slow work happens in tenants.tasks.
+"""
+
+from django.db import IntegrityError, transaction
+
+from diquis.envelope import BadRequest, Conflict
+from jobs.enqueue import enqueue, requeue
+from jobs.models import Job
+
+from . import tasks
+from .models import Operation, ProvisioningStatus, Role, Tenant, User
+from .selectors import find_user
+from .vault import encrypt_password
+
+S = ProvisioningStatus
+
+
+def subject_for(tenant_id):
+    return f"tenant:{tenant_id}"
+
+
+class TenantExists(Conflict):
+    default_detail = "Tenant already exists"
+
+
+class OperationInFlight(Conflict):
+    default_detail = "An operation on this tenant is still in progress"
+
+
+class EmailInUse(Conflict):
+    default_detail = "Email already in use"
+
+
+def _locked_tenant(tenant_id):
+    return Tenant.objects.select_for_update().get(pk=tenant_id)
+
+
+def _start(tenant, *, status, operation, initiated_by):
+    tenant.transition(status)
+    tenant.operation = operation
+    tenant.initiated_by = initiated_by
+    tenant.provisioning_error = None
+    tenant.save(update_fields=["status", "operation", "initiated_by", "provisioning_error"])
+
+
+@transaction.atomic
+def create_tenant(*, tenant_id, name, admin_email, password, has_isolated_database, initiated_by):
+    tenant = Tenant(
+        id=tenant_id,
+        name=name,
+        admin_email=admin_email.lower(),
+        has_isolated_database=has_isolated_database,
+        status=S.PENDING,
+        operation=Operation.CREATE,
+        initiated_by=initiated_by,
+        encrypted_admin_password=encrypt_password(password),
+    )
+    try:
+        with transaction.atomic():
+            tenant.save(force_insert=True)
+    except IntegrityError as error:
+        raise TenantExists() from error
+    enqueue(tasks.provision_tenant, tenant.id, _plain(initiated_by), subject=subject_for(tenant.id))
+    return tenant
+
+
+@transaction.atomic
+def update_tenant(*, tenant_id, name, is_active, initiated_by):
+    tenant = _locked_tenant(tenant_id)
+    if tenant.is_root:
+        raise BadRequest("Cannot edit root tenant")
+    if tenant.in_flight:
+        raise OperationInFlight()
+    if not tenant.is_provisioned:
+        raise Conflict("The tenant has not been created yet; retry its creation first")
+    _start(tenant, status=S.UPDATING, operation=Operation.UPDATE, initiated_by=initiated_by)
+    enqueue(tasks.update_tenant, tenant.id, _plain(initiated_by), name, bool(is_active), subject=subject_for(tenant.id))
+    return tenant
+
+
+@transaction.atomic
+def delete_tenant(*, tenant_id, initiated_by):
+    tenant = _locked_tenant(tenant_id)
+    if tenant.is_root:
+        raise BadRequest("Cannot delete root tenant")
+    if tenant.in_flight:
+        raise OperationInFlight()
+    _start(tenant, status=S.DELETING, operation=Operation.DELETE, initiated_by=initiated_by)
+    enqueue(tasks.deprovision_tenant, tenant.id, _plain(initiated_by), subject=subject_for(tenant.id))
+    return tenant
+
+
+_RETRY_STATUS = {Operation.CREATE: S.PENDING, Operation.UPDATE: S.UPDATING, Operation.DELETE: S.DELETING}
+
+
+@transaction.atomic
+def retry_tenant(*, tenant_id, initiated_by):
+    """Re-run the failed operation of a Failed tenant, with a fresh budget of attempts."""
+    tenant = _locked_tenant(tenant_id)
+    if tenant.status != S.FAILED:
+        raise Conflict(f"Only a failed tenant can be retried (status is {tenant.status})")
+    job = Job.objects.filter(subject=subject_for(tenant.id), status=Job.Status.FAILED).order_by("-created_at").first()
+    if job is None:
+        raise Conflict("There is no failed operation to retry")
+    _start(tenant, status=_RETRY_STATUS[tenant.operation], operation=tenant.operation, initiated_by=initiated_by)
+    # The job re-runs with the same arguments, but the notification goes to whoever asked for the retry.
+    job.args = [job.args[0], _plain(initiated_by), *job.args[2:]]
+    job.save(update_fields=["args"])
+    requeue(job)
+    return tenant
+
+
+def _plain(user_id):
+    return str(user_id) if user_id is not None else None
+
+
+def create_user(*, tenant_id, email, password, first_name="", last_name="", role=Role.BASIC):
+    """A user of the current tenant (its database is the one the request is routed to)."""
+    if find_user(tenant_id, email):
+        raise EmailInUse()
+    try:
+        with transaction.atomic(using=User.objects.db):
+            return User.objects.create_user(
+                email, password, tenant_id=tenant_id, roles=[role], first_name=first_name, last_name=last_name
+            )
+    except IntegrityError as error:
+        raise EmailInUse() from error

@@ -1,0 +1,36 @@
+"""The admin password between the request and the job: encrypted at rest, never in Redis or job args.
+
+The request must answer 202 at once, so it cannot afford Django's password hash (~0.33 s); it stores the
+password Fernet-encrypted with a key derived from SECRET_KEY, and the job hashes it and erases it.
+"""
+
+import base64
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+
+def _fernet():
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"diquis.tenant-admin-password").derive(
+        settings.SECRET_KEY.encode()
+    )
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def encrypt_password(password):
+    return _fernet().encrypt(password.encode()).decode()
+
+
+class PasswordUnavailable(Exception):
+    pass
+
+
+def decrypt_password(ciphertext):
+    if not ciphertext:
+        raise PasswordUnavailable("The admin password is no longer available; delete and create the tenant again.")
+    try:
+        return _fernet().decrypt(ciphertext.encode()).decode()
+    except InvalidToken as error:
+        raise PasswordUnavailable("The admin password cannot be decrypted (SECRET_KEY changed?).") from error

@@ -1,0 +1,213 @@
+"""The tenants API (API.md): thin views that validate with a serializer and call a service."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from diquis.envelope import AccountDeactivated, InvalidCredentials, TenantInvalid, ok
+
+from . import selectors, services
+from .auth import check_credentials, issue_tokens
+from .databases import use_tenant
+from .models import ProvisioningStatus
+from .permissions import IsRoot, IsTenantAdmin
+from .resolution import TENANT_CLAIM
+from .serializers import (
+    CreateTenantSerializer,
+    CreateUserSerializer,
+    RefreshRequestSerializer,
+    TenantOptionSerializer,
+    TenantSerializer,
+    TokenRequestSerializer,
+    TokenResponseSerializer,
+    UpdateTenantSerializer,
+    UserSerializer,
+)
+
+CREATION_INITIATED = "Tenant creation initiated. The tenant will be provisioned in the background."
+UPDATE_INITIATED = "Tenant update initiated. The tenant will be updated in the background."
+DELETION_INITIATED = "Tenant deletion initiated. The tenant will be removed in the background."
+RETRY_INITIATED = "Tenant retry initiated. The failed operation will run again in the background."
+
+
+def envelope_of(data_serializer, name):
+    """The OpenAPI shape of an envelope around `data_serializer`."""
+    return inline_serializer(
+        name=name,
+        fields={
+            "succeeded": serializers.BooleanField(),
+            "data": data_serializer,
+            "messages": serializers.ListField(child=serializers.CharField()),
+        },
+    )
+
+
+ACCEPTED = envelope_of(serializers.CharField(), "AcceptedEnvelope")
+
+
+def _tenant_or_404(tenant_id):
+    tenant = selectors.get_tenant(tenant_id)
+    if tenant is None:
+        raise NotFound()
+    return tenant
+
+
+def _accepted(tenant_id, message):
+    return ok(tenant_id, [message], status_code=202, headers={"Location": f"/api/tenants/{tenant_id}"})
+
+
+class TenantOptionsView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=envelope_of(TenantOptionSerializer(many=True), "TenantOptionsEnvelope"))
+    def get(self, request):
+        return ok(TenantOptionSerializer(selectors.tenant_options(), many=True).data)
+
+
+class TenantListView(APIView):
+    permission_classes = [IsRoot]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", enum=ProvisioningStatus.values, required=False)],
+        responses=envelope_of(TenantSerializer(many=True), "TenantListEnvelope"),
+    )
+    def get(self, request):
+        status = request.query_params.get("status")
+        if status and status not in ProvisioningStatus.values:
+            raise serializers.ValidationError({"status": [f"Must be one of {', '.join(ProvisioningStatus.values)}."]})
+        return ok(TenantSerializer(selectors.tenant_list(status=status), many=True).data)
+
+    @extend_schema(request=CreateTenantSerializer, responses={202: ACCEPTED})
+    def post(self, request):
+        body = CreateTenantSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        tenant = services.create_tenant(
+            tenant_id=data["id"],
+            name=data["name"],
+            admin_email=data["adminEmail"],
+            password=data["password"],
+            has_isolated_database=data["hasIsolatedDatabase"],
+            initiated_by=request.user.pk,
+        )
+        return _accepted(tenant.id, CREATION_INITIATED)
+
+
+class TenantDetailView(APIView):
+    permission_classes = [IsRoot]
+
+    @extend_schema(responses=envelope_of(TenantSerializer(), "TenantEnvelope"))
+    def get(self, request, tenant_id):
+        return ok(TenantSerializer(_tenant_or_404(tenant_id)).data)
+
+    @extend_schema(request=UpdateTenantSerializer, responses={202: ACCEPTED})
+    def put(self, request, tenant_id):
+        _tenant_or_404(tenant_id)
+        body = UpdateTenantSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.update_tenant(
+            tenant_id=tenant_id,
+            name=body.validated_data["name"],
+            is_active=body.validated_data["isActive"],
+            initiated_by=request.user.pk,
+        )
+        return _accepted(tenant_id, UPDATE_INITIATED)
+
+    @extend_schema(responses={202: ACCEPTED})
+    def delete(self, request, tenant_id):
+        _tenant_or_404(tenant_id)
+        services.delete_tenant(tenant_id=tenant_id, initiated_by=request.user.pk)
+        return _accepted(tenant_id, DELETION_INITIATED)
+
+
+class TenantRetryView(APIView):
+    permission_classes = [IsRoot]
+
+    @extend_schema(request=None, responses={202: ACCEPTED})
+    def post(self, request, tenant_id):
+        _tenant_or_404(tenant_id)
+        services.retry_tenant(tenant_id=tenant_id, initiated_by=request.user.pk)
+        return _accepted(tenant_id, RETRY_INITIATED)
+
+
+TOKENS = envelope_of(TokenResponseSerializer(), "TokenEnvelope")
+
+
+class TokenView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_scope = "login"
+
+    @extend_schema(request=TokenRequestSerializer, responses=TOKENS)
+    def post(self, request):
+        body = TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        user = check_credentials(request.tenant.id, body.validated_data["email"], body.validated_data["password"])
+        if user is None:
+            raise InvalidCredentials()
+        if not user.is_active:
+            raise AccountDeactivated()
+        return ok(issue_tokens(user))
+
+
+def refresh_tokens(raw_refresh):
+    """New tokens for a valid refresh token whose tenant is usable and whose user is still active."""
+    try:
+        refresh = RefreshToken(raw_refresh)
+    except TokenError as error:
+        raise InvalidCredentials("Invalid or expired refresh token") from error
+    tenant = selectors.get_tenant(refresh.get(TENANT_CLAIM))
+    if tenant is None or not tenant.is_usable:
+        raise TenantInvalid()
+    with use_tenant(tenant):
+        user = selectors.users_of(tenant.id).filter(pk=refresh.get("user_id")).first()
+    if user is None:
+        raise InvalidCredentials("Invalid or expired refresh token")
+    if not user.is_active:
+        raise AccountDeactivated()
+    return issue_tokens(user)
+
+
+class TokenRefreshView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RefreshRequestSerializer, responses=TOKENS)
+    def post(self, request):
+        body = RefreshRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return ok(refresh_tokens(body.validated_data["refreshToken"]))
+
+
+class MeView(APIView):
+    @extend_schema(responses=envelope_of(UserSerializer(), "UserEnvelope"))
+    def get(self, request):
+        return ok(UserSerializer(request.user).data)
+
+
+class UserListView(APIView):
+    permission_classes = [IsTenantAdmin]
+
+    @extend_schema(responses=envelope_of(UserSerializer(many=True), "UserListEnvelope"))
+    def get(self, request):
+        return ok(UserSerializer(selectors.users_of(request.tenant.id), many=True).data)
+
+    @extend_schema(request=CreateUserSerializer, responses={201: envelope_of(UserSerializer(), "CreatedUserEnvelope")})
+    def post(self, request):
+        body = CreateUserSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        user = services.create_user(
+            tenant_id=request.tenant.id,
+            email=data["email"],
+            password=data["password"],
+            first_name=data["firstName"],
+            last_name=data["lastName"],
+            role=data["role"],
+        )
+        return ok(UserSerializer(user).data, ["User created."], status_code=201)
