@@ -83,7 +83,9 @@ def push(job_id, *, delay=0):
         else:
             q.enqueue_call("jobs.runner.run_job", **kwargs)
     except RedisError as error:
-        logger.warning("job %s not pushed (Redis unavailable: %s); the sweep will push it", job.pk, type(error).__name__)
+        logger.warning(
+            "job %s not pushed (Redis unavailable: %s); the sweep will push it", job.pk, type(error).__name__
+        )
         return False
     Job.objects.filter(pk=job.pk).update(pushed_at=timezone.now())
     return True

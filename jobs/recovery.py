@@ -48,7 +48,9 @@ def _fail_abandoned(now):
     ).select_related("job")
     count = 0
     for attempt in abandoned:
-        logger.warning("attempt %s of job %s abandoned (worker %s lost)", attempt.number, attempt.job_id, attempt.worker)
+        logger.warning(
+            "attempt %s of job %s abandoned (worker %s lost)", attempt.number, attempt.job_id, attempt.worker
+        )
         attempt_failed(attempt, error="The worker running this job stopped.", outcome=Attempt.Outcome.ABANDONED)
         count += 1
     return count

@@ -85,4 +85,3 @@ def allowed_origins():
 
 def websocket_stack(app):
     return KnownOriginValidator(AuthMiddlewareStack(TokenOrSessionMiddleware(app)), allowed_origins())
-

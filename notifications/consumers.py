@@ -54,7 +54,10 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     async def replay(self, since):
         while True:
             batch = await database_sync_to_async(
-                lambda after: [n.frame() for n in notifications_after(user_id=self.principal.user_id, after=after, limit=REPLAY_BATCH)]
+                lambda after: [
+                    n.frame()
+                    for n in notifications_after(user_id=self.principal.user_id, after=after, limit=REPLAY_BATCH)
+                ]
             )(since)
             for frame in batch:
                 self.replayed_ids.add(frame["id"])

@@ -17,9 +17,7 @@ PUSH_MESSAGE_TYPE = "notification.push"
 def _push(user_id, frame):
     """Best effort: the row is already stored; a lost push is replayed by the client with ?since=."""
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame}
-        )
+        async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame})
     except Exception as error:  # Redis down must never fail the job that notifies
         logger.warning("notification %s not pushed: %s", frame.get("id"), type(error).__name__)
 

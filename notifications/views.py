@@ -48,11 +48,17 @@ class NotificationListView(APIView):
 
 
 class NotificationReadView(APIView):
-    @extend_schema(request=MarkReadSerializer, responses=inline_serializer(
-        "NotificationReadEnvelope",
-        {"succeeded": serializers.BooleanField(), "data": serializers.IntegerField(),
-         "messages": serializers.ListField(child=serializers.CharField())},
-    ))
+    @extend_schema(
+        request=MarkReadSerializer,
+        responses=inline_serializer(
+            "NotificationReadEnvelope",
+            {
+                "succeeded": serializers.BooleanField(),
+                "data": serializers.IntegerField(),
+                "messages": serializers.ListField(child=serializers.CharField()),
+            },
+        ),
+    )
     def post(self, request):
         body = MarkReadSerializer(data=request.data)
         body.is_valid(raise_exception=True)

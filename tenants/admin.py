@@ -23,7 +23,9 @@ class TenantCreationForm(forms.ModelForm):
             from .models import User
 
             try:
-                password_validation.validate_password(cleaned["password"], user=User(email=cleaned.get("admin_email") or ""))
+                password_validation.validate_password(
+                    cleaned["password"], user=User(email=cleaned.get("admin_email") or "")
+                )
             except forms.ValidationError as error:
                 self.add_error("password", error)
         return cleaned
@@ -34,12 +36,29 @@ class TenantCreationForm(forms.ModelForm):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "status", "provisioning_error", "is_active", "has_isolated_database", "created_on", "last_provisioning_attempt"]
+    list_display = [
+        "id",
+        "name",
+        "status",
+        "provisioning_error",
+        "is_active",
+        "has_isolated_database",
+        "created_on",
+        "last_provisioning_attempt",
+    ]
     list_filter = ["status", "is_active", "has_isolated_database"]
     search_fields = ["id", "name"]
     ordering = ["-created_on"]
     actions = ["retry_provisioning"]
-    readonly_fields = ["status", "provisioning_error", "last_provisioning_attempt", "database_name", "created_on", "attempt_count", "operation"]
+    readonly_fields = [
+        "status",
+        "provisioning_error",
+        "last_provisioning_attempt",
+        "database_name",
+        "created_on",
+        "attempt_count",
+        "operation",
+    ]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

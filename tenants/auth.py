@@ -1,6 +1,6 @@
-import datetime
-
 """Authentication: JWTs that carry the tenant, and the login rule shared by the API and the admin."""
+
+import datetime
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import BaseBackend

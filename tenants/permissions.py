@@ -17,4 +17,6 @@ class IsTenantAdmin(BasePermission):
 
     def has_permission(self, request, view):
         tenant = getattr(request, "tenant", None)
-        return has_role(request.user, Role.ROOT, Role.ADMIN) and tenant is not None and request.user.tenant_id == tenant.id
+        return (
+            has_role(request.user, Role.ROOT, Role.ADMIN) and tenant is not None and request.user.tenant_id == tenant.id
+        )

@@ -66,9 +66,7 @@ def drop_tenant_data(tenant):
     release_connection(alias)
     connections.settings.pop(alias, None)
     if main_vendor() == "postgresql":
-        _admin_execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        _admin_execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     else:
         from pathlib import Path
 

@@ -70,7 +70,9 @@ def provision_tenant(tenant_id, initiated_by):
     tenant.is_provisioned = True
     tenant.provisioning_error = None
     tenant.save(update_fields=["status", "is_provisioned", "provisioning_error"])
-    events.operation_succeeded(user_id=initiated_by, operation=Operation.CREATE, tenant_id=tenant.id, tenant_name=tenant.name)
+    events.operation_succeeded(
+        user_id=initiated_by, operation=Operation.CREATE, tenant_id=tenant.id, tenant_name=tenant.name
+    )
 
 
 def update_tenant(tenant_id, initiated_by, name, is_active):
@@ -86,7 +88,9 @@ def update_tenant(tenant_id, initiated_by, name, is_active):
     tenant.transition(S.ACTIVE)
     tenant.provisioning_error = None
     tenant.save(update_fields=["name", "is_active", "status", "provisioning_error"])
-    events.operation_succeeded(user_id=initiated_by, operation=Operation.UPDATE, tenant_id=tenant.id, tenant_name=tenant.name)
+    events.operation_succeeded(
+        user_id=initiated_by, operation=Operation.UPDATE, tenant_id=tenant.id, tenant_name=tenant.name
+    )
 
 
 def deprovision_tenant(tenant_id, initiated_by):

@@ -1,6 +1,6 @@
-import datetime
-
 """Request and response bodies of the tenants API, camelCase on the wire (API.md)."""
+
+import datetime
 
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -29,8 +29,15 @@ class TenantSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tenant
         fields = [
-            "id", "name", "isActive", "createdOn", "status", "provisioningError",
-            "lastProvisioningAttempt", "hasIsolatedDatabase", "adminEmail",
+            "id",
+            "name",
+            "isActive",
+            "createdOn",
+            "status",
+            "provisioningError",
+            "lastProvisioningAttempt",
+            "hasIsolatedDatabase",
+            "adminEmail",
         ]
         read_only_fields = fields
 

@@ -8,8 +8,27 @@ from django.core.exceptions import ValidationError
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z", re.ASCII)
 TENANT_ID_MAX_LENGTH = 50
 RESERVED_TENANT_IDS = frozenset(
-    {"root", "admin", "www", "api", "template", "templates", "static", "media", "hubs", "rq", "health",
-     "metrics", "postgres", "template0", "template1", "default", "public", "system", "diquis"}
+    {
+        "root",
+        "admin",
+        "www",
+        "api",
+        "template",
+        "templates",
+        "static",
+        "media",
+        "hubs",
+        "rq",
+        "health",
+        "metrics",
+        "postgres",
+        "template0",
+        "template1",
+        "default",
+        "public",
+        "system",
+        "diquis",
+    }
 )
 
 
@@ -17,10 +36,10 @@ def validate_tenant_id(value):
     if len(value) > TENANT_ID_MAX_LENGTH:
         raise ValidationError(f"Id must be at most {TENANT_ID_MAX_LENGTH} characters.")
     if not TENANT_ID_PATTERN.match(value):
-        raise ValidationError(
-            "Id may contain only lowercase letters a-z, digits and single hyphens between them."
-        )
-    if value in RESERVED_TENANT_IDS or value.startswith("template") or value.startswith(
-        settings.DIQUIS_TENANT_DATABASE_PREFIX.rstrip("_")
+        raise ValidationError("Id may contain only lowercase letters a-z, digits and single hyphens between them.")
+    if (
+        value in RESERVED_TENANT_IDS
+        or value.startswith("template")
+        or value.startswith(settings.DIQUIS_TENANT_DATABASE_PREFIX.rstrip("_"))
     ):
         raise ValidationError(f"'{value}' is a reserved name.")

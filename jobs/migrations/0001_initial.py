@@ -6,53 +6,85 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('task', models.CharField(help_text='Dotted path of a @durable_task function.', max_length=200)),
-                ('args', models.JSONField(blank=True, default=list, help_text='Plain ids and values; never secrets.')),
-                ('subject', models.CharField(blank=True, db_index=True, help_text='What the job works on.', max_length=200)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('retry_wait', 'Waiting to retry'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], db_index=True, default='queued', max_length=20)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('max_attempts', models.PositiveIntegerField()),
-                ('run_after', models.DateTimeField(blank=True, help_text='When a waiting retry is due.', null=True)),
-                ('pushed_at', models.DateTimeField(blank=True, help_text='Last hand-over to Redis.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("task", models.CharField(help_text="Dotted path of a @durable_task function.", max_length=200)),
+                ("args", models.JSONField(blank=True, default=list, help_text="Plain ids and values; never secrets.")),
+                (
+                    "subject",
+                    models.CharField(blank=True, db_index=True, help_text="What the job works on.", max_length=200),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("retry_wait", "Waiting to retry"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("max_attempts", models.PositiveIntegerField()),
+                ("run_after", models.DateTimeField(blank=True, help_text="When a waiting retry is due.", null=True)),
+                ("pushed_at", models.DateTimeField(blank=True, help_text="Last hand-over to Redis.", null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'indexes': [models.Index(fields=['subject', '-created_at'], name='jobs_job_subject_468b21_idx')],
+                "ordering": ["-created_at"],
+                "indexes": [models.Index(fields=["subject", "-created_at"], name="jobs_job_subject_468b21_idx")],
             },
         ),
         migrations.CreateModel(
-            name='Attempt',
+            name="Attempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('rq_job_id', models.CharField(max_length=100)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('started_at', models.DateTimeField()),
-                ('heartbeat_at', models.DateTimeField()),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('abandoned', 'Abandoned (worker lost)')], default='running', max_length=20)),
-                ('steps', models.JSONField(blank=True, default=list, help_text='[{"name", "seconds"}] in order.')),
-                ('error', models.TextField(blank=True)),
-                ('traceback', models.TextField(blank=True)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempt_set', to='jobs.job')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("rq_job_id", models.CharField(max_length=100)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("started_at", models.DateTimeField()),
+                ("heartbeat_at", models.DateTimeField()),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("abandoned", "Abandoned (worker lost)"),
+                        ],
+                        default="running",
+                        max_length=20,
+                    ),
+                ),
+                ("steps", models.JSONField(blank=True, default=list, help_text='[{"name", "seconds"}] in order.')),
+                ("error", models.TextField(blank=True)),
+                ("traceback", models.TextField(blank=True)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="attempt_set", to="jobs.job"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job__created_at', 'number'],
-                'constraints': [models.UniqueConstraint(fields=('job', 'number'), name='one_attempt_per_number')],
+                "ordering": ["job__created_at", "number"],
+                "constraints": [models.UniqueConstraint(fields=("job", "number"), name="one_attempt_per_number")],
             },
         ),
     ]

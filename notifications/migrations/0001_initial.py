@@ -4,26 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('user_id', models.UUIDField(db_index=True)),
-                ('event', models.CharField(max_length=100)),
-                ('data', models.JSONField(default=dict)),
-                ('created_on', models.DateTimeField(auto_now_add=True)),
-                ('read', models.BooleanField(default=False)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("user_id", models.UUIDField(db_index=True)),
+                ("event", models.CharField(max_length=100)),
+                ("data", models.JSONField(default=dict)),
+                ("created_on", models.DateTimeField(auto_now_add=True)),
+                ("read", models.BooleanField(default=False)),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['user_id', 'id'], name='notificatio_user_id_93f365_idx')],
+                "ordering": ["id"],
+                "indexes": [models.Index(fields=["user_id", "id"], name="notificatio_user_id_93f365_idx")],
             },
         ),
     ]

@@ -6,58 +6,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Tenant',
+            name="Tenant",
             fields=[
-                ('id', models.SlugField(primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=200)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_on', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('status', models.CharField(choices=[('Pending', 'Pending'), ('Provisioning', 'Provisioning'), ('Active', 'Active'), ('Failed', 'Failed'), ('Updating', 'Updating'), ('Deleting', 'Deleting')], db_index=True, default='Pending', max_length=20)),
-                ('provisioning_error', models.TextField(blank=True, null=True)),
-                ('last_provisioning_attempt', models.DateTimeField(blank=True, null=True)),
-                ('has_isolated_database', models.BooleanField(default=False)),
-                ('database_name', models.CharField(blank=True, max_length=63, null=True)),
-                ('admin_email', models.EmailField(max_length=254)),
-                ('operation', models.CharField(choices=[('create', 'Create'), ('update', 'Update'), ('delete', 'Delete')], default='create', max_length=10)),
-                ('attempt_count', models.PositiveIntegerField(default=0)),
-                ('initiated_by', models.UUIDField(blank=True, null=True)),
-                ('is_provisioned', models.BooleanField(default=False)),
-                ('encrypted_admin_password', models.TextField(blank=True, editable=False, null=True)),
+                ("id", models.SlugField(primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_on", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("Pending", "Pending"),
+                            ("Provisioning", "Provisioning"),
+                            ("Active", "Active"),
+                            ("Failed", "Failed"),
+                            ("Updating", "Updating"),
+                            ("Deleting", "Deleting"),
+                        ],
+                        db_index=True,
+                        default="Pending",
+                        max_length=20,
+                    ),
+                ),
+                ("provisioning_error", models.TextField(blank=True, null=True)),
+                ("last_provisioning_attempt", models.DateTimeField(blank=True, null=True)),
+                ("has_isolated_database", models.BooleanField(default=False)),
+                ("database_name", models.CharField(blank=True, max_length=63, null=True)),
+                ("admin_email", models.EmailField(max_length=254)),
+                (
+                    "operation",
+                    models.CharField(
+                        choices=[("create", "Create"), ("update", "Update"), ("delete", "Delete")],
+                        default="create",
+                        max_length=10,
+                    ),
+                ),
+                ("attempt_count", models.PositiveIntegerField(default=0)),
+                ("initiated_by", models.UUIDField(blank=True, null=True)),
+                ("is_provisioned", models.BooleanField(default=False)),
+                ("encrypted_admin_password", models.TextField(blank=True, editable=False, null=True)),
             ],
             options={
-                'ordering': ['-created_on'],
+                "ordering": ["-created_on"],
             },
         ),
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('tenant_id', models.CharField(db_index=True, default='root', max_length=50)),
-                ('email', models.EmailField(max_length=254)),
-                ('first_name', models.CharField(blank=True, max_length=150)),
-                ('last_name', models.CharField(blank=True, max_length=150)),
-                ('phone_number', models.CharField(blank=True, max_length=50)),
-                ('image_url', models.CharField(blank=True, max_length=500)),
-                ('roles', models.JSONField(blank=True, default=list)),
-                ('is_active', models.BooleanField(default=True)),
-                ('created_on', models.DateTimeField(auto_now_add=True)),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("tenant_id", models.CharField(db_index=True, default="root", max_length=50)),
+                ("email", models.EmailField(max_length=254)),
+                ("first_name", models.CharField(blank=True, max_length=150)),
+                ("last_name", models.CharField(blank=True, max_length=150)),
+                ("phone_number", models.CharField(blank=True, max_length=50)),
+                ("image_url", models.CharField(blank=True, max_length=500)),
+                ("roles", models.JSONField(blank=True, default=list)),
+                ("is_active", models.BooleanField(default=True)),
+                ("created_on", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['email'],
-                'constraints': [models.UniqueConstraint(fields=('tenant_id', 'email'), name='one_email_per_tenant')],
+                "ordering": ["email"],
+                "constraints": [models.UniqueConstraint(fields=("tenant_id", "email"), name="one_email_per_tenant")],
             },
             managers=[
-                ('objects', tenants.models.UserManager()),
+                ("objects", tenants.models.UserManager()),
             ],
         ),
     ]
