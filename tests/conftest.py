@@ -69,7 +69,9 @@ def root_user(db):
 
 def make_root_user(email=None):
     return User.objects.create_user(
-        email or f"root-{uuid.uuid4().hex[:8]}@diquis.test", "Another-Root-Pass-1!", tenant_id=ROOT_TENANT_ID,
+        email or f"root-{uuid.uuid4().hex[:8]}@diquis.test",
+        "Another-Root-Pass-1!",
+        tenant_id=ROOT_TENANT_ID,
         roles=[Role.ROOT],
     )
 

@@ -37,6 +37,7 @@ def stack_env(**overrides):
 class Process:
     def __init__(self, name, argv, env, log_dir):
         self.name = name
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
         self.log_path = Path(log_dir) / f"{name}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop())
         self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)

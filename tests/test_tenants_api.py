@@ -129,8 +129,15 @@ def test_list_is_newest_first_and_filters_by_status(root_api):
     data = body(root_api.get("/api/tenants"))["data"]
     assert [t["id"] for t in data] == ["newer", "older", "root"]
     assert set(data[0]) == {
-        "id", "name", "isActive", "createdOn", "status", "provisioningError",
-        "lastProvisioningAttempt", "hasIsolatedDatabase", "adminEmail",
+        "id",
+        "name",
+        "isActive",
+        "createdOn",
+        "status",
+        "provisioningError",
+        "lastProvisioningAttempt",
+        "hasIsolatedDatabase",
+        "adminEmail",
     }
     failed = body(root_api.get("/api/tenants?status=Failed"))["data"]
     assert [(t["id"], t["provisioningError"]) for t in failed] == [("newer", "boom")]
