@@ -58,10 +58,7 @@ def user(db):
 def test_a_valid_access_token_connects_and_gets_connected_first(user):
     result = open_socket(f"/hubs/notifications?access_token={access_for(user)}")
     assert result["connected"]
-    assert (
-        result["frames"][0]
-        == '{"id":null,"event":"Connected","data":{"message":"Successfully connected to notification hub"}}'
-    )
+    assert json.loads(result["frames"][0]) == CONNECTED
 
 
 def test_the_bearer_subprotocol_is_accepted_and_echoed(user):
