@@ -150,3 +150,21 @@ def test_a_failing_creation_fails_once_after_the_last_retry_and_retry_then_succe
     tenant.refresh_from_db()
     assert (tenant.status, tenant.provisioning_error) == (ProvisioningStatus.ACTIVE, None)
     assert sign_in(stack, "admin@broken.test", "Tenant-Admin-Pass-9!", tenant="broken").status_code == 200
+
+
+def test_the_admin_password_never_reaches_redis_or_the_logs(live_stack, two_roots):
+    from tests.conftest import redis
+    from tests.secrets_scan import redis_occurrences
+
+    token_a, _ = two_roots
+    password = "Unmistakable-Secret-4711!"
+    with socket(live_stack, token_a) as ws:
+        create(live_stack, token_a, "secretive", password=password)
+        wait_for_event(ws, "TenantCreated")
+    connection = redis()
+    assert connection.dbsize() > 0  # the scan below looks at a live queue, not an empty database
+    assert redis_occurrences(connection, password) == []
+    assert redis_occurrences(connection, "secretive")  # the scanner does find what is there
+    for process in [live_stack.web, *live_stack.workers]:
+        assert password not in process.output()
+    assert sign_in(live_stack, "admin@secretive.test", password, tenant="secretive").status_code == 200
