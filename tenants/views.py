@@ -138,9 +138,18 @@ class TenantRetryView(APIView):
 TOKENS = envelope_of(TokenResponseSerializer(), "TokenEnvelope")
 
 
-class TokenView(APIView):
+class AnonymousTokenEndpoint(APIView):
+    """Sign-in and refresh take credentials in the body, not a bearer token; their refusals are still
+    401 with a WWW-Authenticate challenge (DRF turns a 401 without one into a 403)."""
+
     authentication_classes = []
     permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request):
+        return 'Bearer realm="api"'
+
+
+class TokenView(AnonymousTokenEndpoint):
     throttle_scope = "login"
 
     @extend_schema(request=TokenRequestSerializer, responses=TOKENS)
@@ -173,10 +182,7 @@ def refresh_tokens(raw_refresh):
     return issue_tokens(user)
 
 
-class TokenRefreshView(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-
+class TokenRefreshView(AnonymousTokenEndpoint):
     @extend_schema(request=RefreshRequestSerializer, responses=TOKENS)
     def post(self, request):
         body = RefreshRequestSerializer(data=request.data)
