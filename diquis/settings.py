@@ -46,6 +46,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, Swagger UI, the live tenant page) served by the same Daphne, DEBUG or not.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,6 +105,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# `collectstatic` fills STATIC_ROOT (`make run` does); without it the apps' static dirs are served as they are.
+WHITENOISE_USE_FINDERS = True
 
 # --- Redis, RQ, Channels -----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -134,6 +138,16 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Shared by every process (throttle counters must be): Django's own Redis cache backend.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "diquis:cache",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
 # --- jobs -------------------------------------------------------------------------------------------
 # Attempts per operation, and the wait before each retry (seconds; the last value repeats).
 DIQUIS_JOB_MAX_ATTEMPTS = env.int("DIQUIS_JOB_MAX_ATTEMPTS", default=3)
@@ -154,6 +168,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "diquis.envelope.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_RATES": {
+        "login_address": env.str("LOGIN_RATE_PER_ADDRESS", default="30/min"),
+        "login_email": env.str("LOGIN_RATE_PER_EMAIL", default="10/min"),
+    },
+    # Behind a proxy, set the number of proxies so the client address is read from X-Forwarded-For.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0) or None,
 }
 
 SIMPLE_JWT = {
@@ -172,6 +192,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "diquis.openapi.document_envelope_errors",
+    ],
 }
 
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])

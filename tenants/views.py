@@ -27,6 +27,7 @@ from .serializers import (
     UpdateTenantSerializer,
     UserSerializer,
 )
+from .throttles import LoginAddressThrottle, LoginEmailThrottle
 
 CREATION_INITIATED = "Tenant creation initiated. The tenant will be provisioned in the background."
 UPDATE_INITIATED = "Tenant update initiated. The tenant will be updated in the background."
@@ -150,7 +151,7 @@ class AnonymousTokenEndpoint(APIView):
 
 
 class TokenView(AnonymousTokenEndpoint):
-    throttle_scope = "login"
+    throttle_classes = [LoginAddressThrottle, LoginEmailThrottle]
 
     @extend_schema(request=TokenRequestSerializer, responses=TOKENS)
     def post(self, request):
