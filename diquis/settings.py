@@ -25,6 +25,21 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
+# --- transport security (`manage.py check --deploy` passes with DEBUG=false) -----------------------------
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+# Sent by SecurityMiddleware on HTTPS responses only, so plain-HTTP development is unaffected.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# Where TLS ends at a proxy, it redirects to HTTPS and says so in X-Forwarded-Proto; set these to match.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+X_FRAME_OPTIONS = "DENY"
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -213,8 +228,16 @@ CORS_ALLOW_CREDENTIALS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every line says which job (if any) wrote it: its id, its operation (task) and its subject
+    # ("tenant:<id>"), set by jobs.context while a job runs and empty otherwise.
+    "filters": {"job": {"()": "jobs.context.JobLogFilter"}},
+    "formatters": {
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s "
+            "job=%(job_id)s operation=%(job_task)s subject=%(job_subject)s %(message)s"
+        }
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["job"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -232,9 +255,16 @@ DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(
 # The websocket refuses tokens whose tenant is no longer usable.
 NOTIFICATIONS_TOKEN_CHECK = "tenants.auth.token_is_usable"
 
+# /metrics also answers a Prometheus scraper that sends `Authorization: Bearer <METRICS_TOKEN>` (unset: root only).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # Test hook: a JSON file naming a provisioning step to fail or hold (tenants.faults). Unset in production.
 DIQUIS_FAULTS_FILE = env.str("DIQUIS_FAULTS_FILE", default="")
 
 # The custom user is unique per (tenant, email), not by email alone; TenantEmailBackend authenticates
 # within one tenant, so Django's warning about a non-unique USERNAME_FIELD does not apply.
-SILENCED_SYSTEM_CHECKS = ["auth.W004"]
+# security.W008: SECURE_SSL_REDIRECT is off by default because TLS normally ends at the proxy in front of
+# Daphne, which does the redirect; set SECURE_SSL_REDIRECT=true where Daphne faces clients directly.
+# security.W021: HSTS preload is a commitment for the whole domain, for its owner to opt in to
+# (SECURE_HSTS_PRELOAD=true), not a default.
+SILENCED_SYSTEM_CHECKS = ["auth.W004", "security.W008", "security.W021"]

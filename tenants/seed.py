@@ -5,6 +5,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 
 
+DEVELOPMENT_ROOT_PASSWORD = "Password123!"
+
+
 def seed_root(using=DEFAULT_DB_ALIAS, **kwargs):
     if using != DEFAULT_DB_ALIAS:
         return
@@ -13,6 +16,8 @@ def seed_root(using=DEFAULT_DB_ALIAS, **kwargs):
     email, password = settings.DIQUIS_ROOT_EMAIL, settings.DIQUIS_ROOT_PASSWORD
     if not email or not password:
         raise ImproperlyConfigured("DIQUIS_ROOT_EMAIL and DIQUIS_ROOT_PASSWORD are required when DEBUG is false.")
+    if not settings.DEBUG and password == DEVELOPMENT_ROOT_PASSWORD:
+        raise ImproperlyConfigured("DIQUIS_ROOT_PASSWORD is the documented development default; choose another.")
     Tenant.objects.using(using).get_or_create(
         id=ROOT_TENANT_ID,
         defaults={
