@@ -1,4 +1,4 @@
-"""HTTP (Django) and websockets (Channels) in one ASGI application, served by Daphne."""
+"""HTTP (Django, and rq-dashboard at /rq/) and websockets (Channels) in one ASGI application, served by Daphne."""
 
 import os
 
@@ -13,9 +13,14 @@ from django.urls import path  # noqa: E402
 from notifications.auth import websocket_stack  # noqa: E402
 from notifications.consumers import NotificationConsumer  # noqa: E402
 
+from .job_dashboard import Mounted  # noqa: E402
+from .metrics import CountWebsockets  # noqa: E402
+
 application = ProtocolTypeRouter(
     {
-        "http": django_http,
-        "websocket": websocket_stack(URLRouter([path("hubs/notifications", NotificationConsumer.as_asgi())])),
+        "http": Mounted(django_http),
+        "websocket": CountWebsockets(
+            websocket_stack(URLRouter([path("hubs/notifications", NotificationConsumer.as_asgi())]))
+        ),
     }
 )

@@ -1,0 +1,150 @@
+"""The parts of the OpenAPI schema that no single view knows: the bearer scheme, the error envelope of
+every call (API.md, "Envelope"), the `tenant` header, the Location of a 202, and /health.
+
+The views describe their own bodies with `extend_schema`; the rules below hold for every view alike,
+so they are written once here instead of on each one. The schema is checked by drf-spectacular's own
+validation (`manage.py spectacular --validate --fail-on-warn`, see tests/test_openapi.py).
+"""
+
+import re
+
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from drf_spectacular.openapi import AutoSchema
+
+ERROR_SCHEMA = "ErrorEnvelope"
+HEALTH_SCHEMA = "Health"
+
+# API.md, "Envelope": when each status is answered.
+ERROR_DESCRIPTIONS = {
+    "400": "Validation failed: human-readable lines in `messages`, per field in `errors` (camelCase keys).",
+    "401": 'No, invalid or expired bearer token: `["Not Authorized"]`.',
+    "403": 'Authenticated but wrong role or wrong tenant: `["Not Authorized"]` (or `["Tenant invalid"]`).',
+    "404": 'Unknown object: `["Not Found"]`.',
+    "409": "Conflict: exists already, an operation is in flight, or the wrong state.",
+    "429": "Too many sign-in attempts from this address or for this account; see `Retry-After`.",
+    "503": "A backing service (Redis, the database) is down and nothing was accepted.",
+}
+
+# Statuses that depend on the call's meaning rather than its shape (the rest is derived below).
+EXTRA_ERRORS = {
+    ("/api/tokens", "post"): {"401", "403", "429"},
+    ("/api/tokens/refresh", "post"): {"401", "403"},
+    ("/api/tenants", "post"): {"409"},
+    ("/api/tenants/{tenant_id}", "put"): {"409"},
+    ("/api/tenants/{tenant_id}", "delete"): {"409"},
+    ("/api/tenants/{tenant_id}/retry", "post"): {"409"},
+    ("/api/users", "post"): {"409"},
+}
+
+# Calls that belong to no tenant, so the `tenant` header means nothing to them.
+TENANT_FREE = ("/api/tenants/tenant-options", "/api/schema", "/api/docs")
+
+LOCATIONS = {("/api/tenants", "post"): "The new tenant: `/api/tenants/<id>`."}
+
+
+class TenantJWTScheme(SimpleJWTScheme):
+    """tenants.auth.TenantJWTAuthentication is simplejwt's, with a tenant check: the same bearer scheme."""
+
+    target_class = "tenants.auth.TenantJWTAuthentication"
+    name = "jwtAuth"
+
+
+class OperationIdSchema(AutoSchema):
+    """Operation ids from the view and the method (`getTenantList`, `postTenantRetry`), unique because
+    each path has its own view; the default guesses "list" vs "retrieve" from the response, which an
+    envelope hides."""
+
+    def get_operation_id(self):
+        view_name = re.sub(r"View$", "", type(self.view).__name__)
+        return f"{self.method.lower()}{view_name}"
+
+
+def _error_envelope():
+    return {
+        "type": "object",
+        "properties": {
+            "succeeded": {"type": "boolean", "enum": [False]},
+            "data": {"nullable": True, "example": None},
+            "messages": {"type": "array", "items": {"type": "string"}},
+            "errors": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                "description": "Only for 400: the lines of each field, camelCase.",
+            },
+        },
+        "required": ["succeeded", "data", "messages"],
+    }
+
+
+def _health():
+    status = {"type": "string", "enum": ["ok", "down"]}
+    return {
+        "type": "object",
+        "properties": {"database": status, "redis": status, "workers": {"type": "integer", "minimum": 0}},
+        "required": ["database", "redis", "workers"],
+    }
+
+
+def _errors_of(path, method, operation):
+    statuses = {"503"}
+    if operation.get("requestBody") or any(p["in"] == "query" for p in operation.get("parameters", [])):
+        statuses.add("400")
+    if operation.get("security") and {} not in operation["security"]:
+        statuses |= {"401", "403"}
+    if "{" in path:
+        statuses.add("404")
+    return statuses | EXTRA_ERRORS.get((path, method), set())
+
+
+def _tenant_header():
+    return {
+        "in": "header",
+        "name": "tenant",
+        "schema": {"type": "string"},
+        "required": False,
+        "description": "The tenant of the call when the token does not name one (default `root`).",
+    }
+
+
+def _health_path():
+    ref = {"$ref": f"#/components/schemas/{HEALTH_SCHEMA}"}
+    return {
+        "get": {
+            "operationId": "getHealth",
+            "summary": "The database, Redis and the number of live workers.",
+            "tags": ["health"],
+            "security": [{}],
+            "responses": {
+                "200": {"description": "Everything answers.", "content": {"application/json": {"schema": ref}}},
+                "503": {"description": "Names what is down.", "content": {"application/json": {"schema": ref}}},
+            },
+        }
+    }
+
+
+def document_envelope_errors(result, generator, request, public):
+    """POSTPROCESSING_HOOK: add the error responses, the tenant header, Location headers and /health."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas[ERROR_SCHEMA] = _error_envelope()
+    schemas[HEALTH_SCHEMA] = _health()
+    error_ref = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
+    for path, item in result.get("paths", {}).items():
+        if not path.startswith("/api/") or path.startswith(TENANT_FREE[1:]):
+            continue
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            for status in sorted(_errors_of(path, method, operation)):
+                responses.setdefault(
+                    status,
+                    {"description": ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": error_ref}}},
+                )
+            if not path.startswith(TENANT_FREE):
+                operation.setdefault("parameters", []).append(_tenant_header())
+            if (path, method) in LOCATIONS:
+                for status, response in responses.items():
+                    if status.startswith("2"):
+                        response["headers"] = {
+                            "Location": {"schema": {"type": "string"}, "description": LOCATIONS[(path, method)]}
+                        }
+    result["paths"]["/health"] = _health_path()
+    return result
