@@ -8,27 +8,35 @@ so a process that has served many tenants does not hold a connection to each.
 
 import contextlib
 import copy
+import hashlib
+import threading
 
 from django.conf import settings
 from django.db import connections
+from django.db.utils import ConnectionDoesNotExist, load_backend
 
-from .routing import use_database
+from .routing import current_database, use_database
 
 ALIAS_PREFIX = "tenant_"
+# PostgreSQL truncates identifiers longer than this many bytes; two long ids must not end up as one name.
+MAX_DATABASE_NAME_BYTES = 63
+
+_registration = threading.Lock()
+# Tenant (and scratch) aliases of this process -> their database names.
+_database_names: dict[str, str] = {}
+
+
+class DatabaseNotAssigned(Exception):
+    """An isolated tenant without a database yet: refusing beats reading the main database instead."""
 
 
 def database_name_for(tenant_id):
-    """A safe, unique database name for a tenant (≤ 63 bytes: PostgreSQL's identifier limit)."""
-    return f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}{tenant_id}"
-
-
-def alias_for(tenant):
-    if not (tenant.has_isolated_database and tenant.database_name):
-        return "default"
-    alias = f"{ALIAS_PREFIX}{tenant.id}"
-    if alias not in connections.settings:
-        register_database(alias, tenant.database_name)
-    return alias
+    """A safe, unique database name for a tenant: the prefix and the id, shortened with a hash if too long."""
+    name = f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}{tenant_id}"
+    if len(name.encode()) <= MAX_DATABASE_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(tenant_id.encode()).hexdigest()[:10]
+    return f"{name.encode()[: MAX_DATABASE_NAME_BYTES - 11].decode(errors='ignore')}_{digest}"
 
 
 def main_vendor():
@@ -39,24 +47,95 @@ def sqlite_path_for(database_name):
     return str(settings.DIQUIS_TENANT_SQLITE_DIR / f"{database_name}.sqlite3")
 
 
+def alias_for(tenant):
+    """The alias of the tenant's database, ready for use in this thread."""
+    if not tenant.has_isolated_database:
+        return "default"
+    if not tenant.database_name:
+        raise DatabaseNotAssigned(f"tenant {tenant.id} has no database yet")
+    alias = alias_name(tenant.id)
+    register_database(alias, tenant.database_name)
+    attach(alias)
+    return alias
+
+
+def alias_name(tenant_id):
+    return f"{ALIAS_PREFIX}{tenant_id}"
+
+
 def register_database(alias, database_name):
+    """Let `alias` name `database_name` on the main server (or a file beside the main SQLite one).
+
+    Tenant aliases are not added to settings.DATABASES: Django would then keep and walk one per tenant
+    ever served. They are known here, and a connection object for one is made in the thread that needs
+    it (`attach`), then closed and discarded at the end of the request or job (`release_connection`).
+    Django's test framework lets tests use such connections, as it does any made at run time.
+    """
+    with _registration:
+        _database_names[alias] = database_name
+
+
+def attach(alias):
+    """This thread's connection object for a registered tenant alias, made on first use."""
+    try:
+        return connections[alias]
+    except ConnectionDoesNotExist:
+        if alias not in _database_names:
+            raise
     config = copy.deepcopy(connections.settings["default"])
-    config["NAME"] = sqlite_path_for(database_name) if main_vendor() == "sqlite" else database_name
+    name = _database_names[alias]
+    config["NAME"] = sqlite_path_for(name) if config["ENGINE"].endswith("sqlite3") else name
     config["TEST"] = {**config.get("TEST", {}), "NAME": config["NAME"]}
-    connections.settings[alias] = config
+    connection = load_backend(config["ENGINE"]).DatabaseWrapper(config, alias)
+    connections[alias] = connection
+    return connection
+
+
+def forget_database(alias):
+    """Close this thread's connection to `alias` and unregister it (its database is about to go)."""
+    release_connection(alias)
+    with _registration:
+        _database_names.pop(alias, None)
 
 
 def release_connection(alias):
-    if alias != "default" and alias in connections.settings:
-        connections[alias].close()
+    """Close this thread's connection to a tenant database, and discard the connection object."""
+    if alias == "default":
+        return
+    try:
+        connection = connections[alias]
+    except ConnectionDoesNotExist:
+        return
+    connection.close()
+    with contextlib.suppress(AttributeError):
+        del connections[alias]
 
 
 @contextlib.contextmanager
 def use_tenant(tenant):
-    """Route tenant-side models to this tenant's database for the duration of the block."""
+    """Route tenant-side models to this tenant's database for the duration of the block.
+
+    The outermost block for a database closes the connection to it at the end; a nested block for the
+    same tenant leaves it to the outer one (it may be inside a transaction on that connection).
+    """
     alias = alias_for(tenant)
+    if current_database.get() == alias:
+        yield alias
+        return
     try:
         with use_database(alias):
             yield alias
     finally:
         release_connection(alias)
+
+
+@contextlib.contextmanager
+def temporary_connection(database_name):
+    """A Django alias on `database_name` for one piece of work (migrating a template), gone afterwards."""
+    alias = f"scratch_{database_name}"
+    register_database(alias, database_name)
+    attach(alias)
+    try:
+        yield alias
+    finally:
+        forget_database(alias)

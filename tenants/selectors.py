@@ -27,6 +27,15 @@ def tenant_options():
     return sorted(usable, key=lambda t: (t.id != ROOT_TENANT_ID, t.name.lower(), t.id))
 
 
+def isolated_tenants():
+    """Tenants with a database of their own (not those being deleted: their database is going away)."""
+    return (
+        Tenant.objects.filter(has_isolated_database=True, database_name__isnull=False)
+        .exclude(status=ProvisioningStatus.DELETING)
+        .order_by("id")
+    )
+
+
 def users_of(tenant_id):
     return User.objects.filter(tenant_id=tenant_id).order_by("email")
 

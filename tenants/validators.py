@@ -1,9 +1,15 @@
-"""The rules for a new tenant's id (API.md): a slug, at most 50 characters, not a reserved name."""
+"""The rules for a new tenant's id (API.md): a slug, at most 50 characters, not a reserved name.
+
+An isolated tenant's database is named <prefix><id>, and the template databases <prefix>template_<hash>:
+ids starting with the template label are refused, so a tenant can never take (or drop) a template.
+"""
 
 import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from .template_database import TEMPLATE_LABEL
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z", re.ASCII)
 TENANT_ID_MAX_LENGTH = 50
@@ -13,8 +19,6 @@ RESERVED_TENANT_IDS = frozenset(
         "admin",
         "www",
         "api",
-        "template",
-        "templates",
         "static",
         "media",
         "hubs",
@@ -39,7 +43,7 @@ def validate_tenant_id(value):
         raise ValidationError("Id may contain only lowercase letters a-z, digits and single hyphens between them.")
     if (
         value in RESERVED_TENANT_IDS
-        or value.startswith("template")
+        or value.startswith(TEMPLATE_LABEL)
         or value.startswith(settings.DIQUIS_TENANT_DATABASE_PREFIX.rstrip("_"))
     ):
         raise ValidationError(f"'{value}' is a reserved name.")

@@ -23,16 +23,12 @@ def redis():
 
 
 def drop_test_tenant_databases():
-    """Drop every database a test created for a tenant, by its test prefix (even after a failed test)."""
-    from psycopg import sql
+    """Drop every database a test created for a tenant (templates too), by its test prefix (even after a
+    failed test)."""
+    from tenants import database_server
 
-    from tenants.provisioners import _admin_execute
-
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [TEST_DB_PREFIX + "%"])
-        names = [row[0] for row in cursor.fetchall()]
-    for name in names:
-        _admin_execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    for name in database_server.names_starting_with(TEST_DB_PREFIX):
+        database_server.drop(name)
 
 
 @pytest.fixture(autouse=True)

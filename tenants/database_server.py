@@ -1,0 +1,86 @@
+"""Whole databases on the PostgreSQL server: does one exist, create (or clone) it, drop it.
+
+CREATE/DROP DATABASE cannot run inside a transaction, and the request or job that asks may be inside
+one: these statements run on a connection of their own, in autocommit, closed right after. Names reach
+SQL only as quoted identifiers. Every function is idempotent, so a retried job never trips over what
+an earlier attempt did.
+"""
+
+import contextlib
+import logging
+import time
+
+import psycopg
+from django.db import connections
+from psycopg import errors, sql
+
+from jobs.locks import subject_lock
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL refuses to clone a database while anyone is connected to it; that is brief (a template is
+# closed to connections once built), so a clone that meets it waits a little and tries again.
+CLONE_ATTEMPTS = 6
+CLONE_RETRY_SECONDS = 0.25
+
+
+@contextlib.contextmanager
+def server_cursor():
+    params = connections["default"].get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as connection, connection.cursor() as cursor:
+        yield cursor
+
+
+def exists(name):
+    with server_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+def names_starting_with(prefix):
+    with server_cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY datname", [prefix])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def create(name, *, template=None):
+    """CREATE DATABASE, cloned from `template` when given. Nothing happens if it exists already."""
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
+    for attempt in range(1, CLONE_ATTEMPTS + 1):
+        try:
+            with server_cursor() as cursor:
+                cursor.execute(statement)
+            return
+        except errors.DuplicateDatabase:
+            return
+        except errors.ObjectInUse:
+            if attempt == CLONE_ATTEMPTS:
+                raise
+            logger.info("template %s is in use; cloning %s again (attempt %s)", template, name, attempt + 1)
+            time.sleep(CLONE_RETRY_SECONDS * attempt)
+
+
+def drop(name):
+    """Terminate every session on the database and drop it; nothing happens if it is gone already."""
+    with server_cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def publish(building, final):
+    """Turn a freshly migrated database into a template: closed to connections, then given its name.
+
+    `ALLOW_CONNECTIONS false` makes the server itself refuse every session on the template, so nothing
+    can ever hold it open and block a clone. The rename is atomic: the final name exists only once the
+    template is complete.
+    """
+    building, final = sql.Identifier(building), sql.Identifier(final)
+    with server_cursor() as cursor:
+        cursor.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(building))
+        cursor.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(building, final))
+
+
+def exclusive(key):
+    """Held by one process at a time across the cluster: a PostgreSQL advisory lock on `key`."""
+    return subject_lock(key)
