@@ -10,19 +10,31 @@ from urllib.parse import urlsplit
 from asgiref.wsgi import WsgiToAsgi
 from channels.auth import AuthMiddlewareStack
 from django.conf import settings
-from django.http import HttpResponseForbidden, HttpResponseRedirect
+from django.http import HttpResponseForbidden, HttpResponseNotAllowed, HttpResponseRedirect
+from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 from rq_dashboard.cli import make_flask_app
 from rq_dashboard.web import setup_rq_connection
 
-from .access import is_root, refusal
+from .access import is_root, refusal, root_required
 
 MOUNT = "/rq"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# rq-dashboard also accepts GET for "requeue every failed job"; its own pages only ever POST there.
+STATE_CHANGING_PREFIXES = ("/requeue/",)
 
 
 def job_url(rq_job_id):
     """The dashboard's page of one RQ job (instance 0: the project has one Redis)."""
     return f"{MOUNT}/0/view/job/{rq_job_id}"
+
+
+def django_rq_urls():
+    """django-rq's views (under /admin/rq/) behind the root rule. Its own checks would let any staff user in,
+    and its stats/metrics views any holder of RQ_API_TOKEN: here every one of them is for root only."""
+    patterns = get_api_urlpatterns() + get_admin_urlpatterns()
+    for pattern in patterns:
+        pattern.callback = root_required(pattern.callback)
+    return patterns, "django_rq"
 
 
 def flask_app():
@@ -66,6 +78,8 @@ class RootOnly:
         path = scope["path"] + (f"?{scope['query_string'].decode('latin1')}" if scope.get("query_string") else "")
         if not is_root(user):
             return await send_django_response(refusal(user, path), send)
+        if scope["method"] in SAFE_METHODS and scope["path"].removeprefix(MOUNT).startswith(STATE_CHANGING_PREFIXES):
+            return await send_django_response(HttpResponseNotAllowed(["POST"]), send)
         if scope["method"] not in SAFE_METHODS and not same_origin(scope):
             return await send_django_response(HttpResponseForbidden("Cross-origin request refused."), send)
         return await self.app(scope, receive, send)
@@ -90,4 +104,3 @@ class Mounted:
             return await send_django_response(HttpResponseRedirect(MOUNT + "/"), send)
         scope = dict(scope, root_path=scope.get("root_path", "") + MOUNT)
         return await self.dashboard(scope, receive, send)
-

@@ -6,6 +6,8 @@ from notifications.views import NotificationListView, NotificationReadView
 from tenants import views as tenant_views
 
 from .health import health
+from .job_dashboard import django_rq_urls
+from .metrics import metrics_view
 
 api = [
     path("tokens", tenant_views.TokenView.as_view()),
@@ -24,7 +26,8 @@ api = [
 
 urlpatterns = [
     path("api/", include(api)),
-    path("admin/rq/", include("django_rq.urls")),
+    path("admin/rq/", include(django_rq_urls())),
     path("admin/", admin.site.urls),
     path("health", health),
+    path("metrics", metrics_view),
 ]
