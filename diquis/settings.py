@@ -255,6 +255,13 @@ DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(
 
 # The websocket refuses tokens whose tenant is no longer usable.
 NOTIFICATIONS_TOKEN_CHECK = "tenants.auth.token_is_usable"
+# SignalR clients of the hub (API.md, "SignalR clients"; notifications/signalr.py says how a socket's framing
+# is chosen). A browser that did not negotiate gets this long to send SignalR's handshake before it is
+# taken as a plain client; the other three are SignalR's own defaults (its HubOptions), in seconds.
+NOTIFICATIONS_HANDSHAKE_WAIT = env.float("NOTIFICATIONS_HANDSHAKE_WAIT", default=1.0)
+SIGNALR_HANDSHAKE_TIMEOUT = env.float("SIGNALR_HANDSHAKE_TIMEOUT", default=15.0)
+SIGNALR_KEEP_ALIVE_INTERVAL = env.float("SIGNALR_KEEP_ALIVE_INTERVAL", default=15.0)
+SIGNALR_CLIENT_TIMEOUT = env.float("SIGNALR_CLIENT_TIMEOUT", default=30.0)
 
 # /metrics also answers a Prometheus scraper that sends `Authorization: Bearer <METRICS_TOKEN>` (unset: root only).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

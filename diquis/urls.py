@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from notifications.negotiate import negotiate
 from notifications.views import NotificationListView, NotificationReadView
+from tenants import compat_views
 from tenants import views as tenant_views
 
 from .health import health
@@ -12,12 +14,14 @@ from .metrics import metrics_view
 api = [
     path("tokens", tenant_views.TokenView.as_view()),
     path("tokens/refresh", tenant_views.TokenRefreshView.as_view()),
+    path("tokens/<str:refresh_token>", compat_views.TokenRefreshByPathView.as_view()),
     path("tenants", tenant_views.TenantListView.as_view()),
     path("tenants/tenant-options", tenant_views.TenantOptionsView.as_view()),
     path("tenants/<str:tenant_id>", tenant_views.TenantDetailView.as_view()),
     path("tenants/<str:tenant_id>/retry", tenant_views.TenantRetryView.as_view()),
     path("users", tenant_views.UserListView.as_view()),
     path("users/me", tenant_views.MeView.as_view()),
+    path("identity/profile", compat_views.ProfileView.as_view()),
     path("notifications", NotificationListView.as_view()),
     path("notifications/read", NotificationReadView.as_view()),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -26,6 +30,7 @@ api = [
 
 urlpatterns = [
     path("api/", include(api)),
+    path("hubs/notifications/negotiate", negotiate),
     path("admin/rq/", include(django_rq_urls())),
     path("admin/", admin.site.urls),
     path("health", health),

@@ -43,6 +43,17 @@ class Principal:
         self.via_subprotocol = via_subprotocol
 
 
+def principal_for_token(raw, via_subprotocol=False):
+    """The Principal of a raw access token, or None. Shared by the websocket and SignalR's negotiate."""
+    try:
+        token = AccessToken(raw)  # signature, expiry and token type, by simplejwt itself
+    except TokenError:
+        return None
+    if not _token_usable(token):
+        return None
+    return Principal(token[settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id")], token["exp"], via_subprotocol)
+
+
 class TokenOrSessionMiddleware:
     """Sets scope["principal"] (or leaves it None: the consumer then refuses the socket)."""
 
@@ -57,13 +68,7 @@ class TokenOrSessionMiddleware:
     async def resolve(self, scope):
         raw, via_subprotocol = token_from_scope(scope)
         if raw:
-            try:
-                token = AccessToken(raw)  # signature, expiry and token type, by simplejwt itself
-            except TokenError:
-                return None
-            if not await database_sync_to_async(_token_usable)(token):
-                return None
-            return Principal(token[settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id")], token["exp"], via_subprotocol)
+            return await database_sync_to_async(principal_for_token)(raw, via_subprotocol)
         user = scope.get("user")
         if user is not None and user.is_authenticated and user.is_active and user.is_staff:
             return Principal(user.pk)

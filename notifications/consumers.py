@@ -1,23 +1,34 @@
-"""The notification hub: one consumer for every client of /hubs/notifications."""
+"""The notification hub: one consumer for every client of /hubs/notifications.
+
+Who receives what (the user's own group, `?since=` replay, de-duplication, expiry) is decided here once;
+how it looks on the wire is the socket's framing: API.md's plain frames or SignalR's hub protocol
+(`framing.py`, `signalr.py`; `signalr.py` says how a socket's framing is chosen).
+"""
 
 import asyncio
-import json
+import contextlib
 import logging
 import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
+from . import signalr
 from .auth import BEARER
+from .framing import CLIENT_TIMEOUT, SHUTTING_DOWN, TOKEN_EXPIRED, Goodbye, PlainFraming
 from .groups import user_group
 from .selectors import notifications_after
 
 logger = logging.getLogger(__name__)
 
-CONNECTED_MESSAGE = "Successfully connected to notification hub"
-TOKEN_EXPIRED = 4401
+REFUSED = 4401
 REPLAY_BATCH = 500
+# A socket that did not complete SignalR's handshake: nothing to tell it, only the close code.
+HANDSHAKE_FAILED = Goodbye(1002, None, allow_reconnect=False, tell=False)
+# How long a stopping server spends on one socket's goodbye and group cleanup.
+SHUTDOWN_GRACE = 2.0
 
 
 def _since(scope):
@@ -32,24 +43,82 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     """Joins the caller's own group, replays what they missed (`?since=`), then forwards live notifications.
 
     A notification pushed while the replay runs reaches the socket twice (once from the database, once
-    from the group); `replayed_ids` drops the second copy, so the client sees each id exactly once.
+    from the group); `replayed_ids` drops the second copy, so the client sees each id exactly once. The
+    `delivering` lock keeps a live push from overtaking the replay when the framing is chosen by a timer
+    (outside the consumer's own message loop).
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.framing = None
+        self.joined = False
+        self.closing = False
+        self.timers = []
+        self.tasks = set()
+        self.replayed_ids = set()
+        self.delivering = asyncio.Lock()
+        self.last_received = self.last_sent = time.monotonic()
 
     async def connect(self):
         self.principal = self.scope.get("principal")
-        if self.principal is None:
-            await self.close(code=TOKEN_EXPIRED)  # before accept: the handshake is refused (HTTP 403)
+        self.expectation = signalr.expectation(self.scope, self.principal) if self.principal else None
+        if self.expectation is None:
+            self.closing = True
+            await self.close(code=REFUSED)  # before accept: the handshake is refused (HTTP 403)
             return
         self.group = user_group(self.principal.user_id)
-        self.replayed_ids = set()
-        self.expiry_timer = None
         await self.accept(BEARER if self.principal.via_subprotocol else None)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.send_frame({"id": None, "event": "Connected", "data": {"message": CONNECTED_MESSAGE}})
-        since = _since(self.scope)
-        if since is not None:
-            await self.replay(since)
-        self.arm_expiry()
+        if self.expectation.wait <= 0:
+            await self.start(PlainFraming())
+        else:
+            self.later(self.expectation.wait, self.handshake_missing)
+
+    # --- choosing the framing --------------------------------------------------------------------------
+
+    async def handshake_missing(self):
+        if self.framing is not None or self.closing:
+            return
+        if self.expectation.or_plain:
+            await self.start(PlainFraming())
+        else:
+            await self.end(HANDSHAKE_FAILED)
+
+    async def first_message(self, text):
+        request, rest = signalr.split_handshake(text)
+        if request is None:
+            if self.expectation.or_plain:
+                await self.start(PlainFraming())  # not a SignalR client; what it said needs no answer
+            else:
+                await self.send_text(signalr.handshake_response("Handshake request expected."))
+                await self.end(HANDSHAKE_FAILED)
+            return
+        error = signalr.handshake_error(request)
+        await self.send_text(signalr.handshake_response(error))
+        if error:
+            await self.end(HANDSHAKE_FAILED)
+            return
+        framing = signalr.SignalRFraming()
+        await self.start(framing)
+        if rest:
+            await self.answer(framing.receive(rest))
+
+    async def start(self, framing):
+        """The socket's life once its framing is known: group, Connected, replay, then live pushes."""
+        self.framing = framing
+        self.cancel_timers()
+        async with self.delivering:
+            if self.closing:
+                return
+            self.joined = True  # before the await: a cancelled join is still left on disconnect
+            await self.channel_layer.group_add(self.group, self.channel_name)
+            await self.send_text(framing.connected())
+            since = _since(self.scope)
+            if since is not None:
+                await self.replay(since)
+        if self.principal.expires_at:
+            self.later(max(0.0, self.principal.expires_at - time.time()), lambda: self.end(TOKEN_EXPIRED))
+        if framing.keeps_alive:
+            self.background(self.keep_alive())
 
     async def replay(self, since):
         while True:
@@ -61,33 +130,111 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             )(since)
             for frame in batch:
                 self.replayed_ids.add(frame["id"])
-                await self.send_frame(frame)
+                await self.send_text(self.framing.notification(frame))
             if len(batch) < REPLAY_BATCH:
                 return
             since = batch[-1]["id"]
 
-    def arm_expiry(self):
-        if self.principal.expires_at:
-            delay = max(0.0, self.principal.expires_at - time.time())
-            self.expiry_timer = asyncio.get_running_loop().call_later(
-                delay, lambda: asyncio.ensure_future(self.close(code=TOKEN_EXPIRED))
-            )
-
-    async def disconnect(self, code):
-        if getattr(self, "expiry_timer", None):
-            self.expiry_timer.cancel()
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+    # --- what flows ------------------------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
-        """Clients have nothing to say on this hub; anything they send is ignored."""
+        self.last_received = time.monotonic()
+        if self.closing:
+            return
+        text = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", errors="replace")
+        if self.framing is None:
+            await self.first_message(text)
+        else:
+            await self.answer(self.framing.receive(text))
+
+    async def answer(self, reply):
+        for frame in reply.frames:
+            await self.send_text(frame)
+        if reply.goodbye:
+            await self.end(reply.goodbye)
 
     async def notification_push(self, message):
         frame = message["frame"]
-        if frame["id"] is not None and frame["id"] in self.replayed_ids:
-            self.replayed_ids.discard(frame["id"])
-            return
-        await self.send_frame(frame)
+        async with self.delivering:
+            if self.closing:
+                return
+            if frame["id"] is not None and frame["id"] in self.replayed_ids:
+                self.replayed_ids.discard(frame["id"])
+                return
+            await self.send_text(self.framing.notification(frame))
 
-    async def send_frame(self, frame):
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+    async def send_text(self, text):
+        self.last_sent = time.monotonic()
+        await self.send(text_data=text)
+
+    async def keep_alive(self):
+        """SignalR's keep-alive: a ping when the server has sent nothing for an interval; the socket ends
+        when the client has sent nothing (its own pings included) for the client timeout."""
+        interval = float(getattr(settings, "SIGNALR_KEEP_ALIVE_INTERVAL", 15))
+        client_timeout = float(getattr(settings, "SIGNALR_CLIENT_TIMEOUT", 30))
+        while not self.closing:
+            now = time.monotonic()
+            ping_due, silent_since = self.last_sent + interval, self.last_received + client_timeout
+            if now >= silent_since:
+                await self.end(CLIENT_TIMEOUT)
+            elif now >= ping_due:
+                await self.send_text(self.framing.ping())
+            else:
+                await asyncio.sleep(min(ping_due, silent_since) - now)
+
+    # --- ending ----------------------------------------------------------------------------------------
+
+    async def end(self, goodbye):
+        """The server closes the socket, telling a SignalR client why first (its close message)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.cancel_timers()
+        text = self.framing.goodbye(goodbye) if self.framing else None
+        if text:
+            await self.send_text(text)
+        await self.close(code=goodbye.code)
+
+    async def disconnect(self, code):
+        self.closing = True
+        self.cancel_timers()
+        await self.leave_group()
+
+    async def leave_group(self):
+        async with self.delivering:
+            if self.joined:
+                self.joined = False
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def __call__(self, scope, receive, send):
+        """Daphne cancels every consumer when it stops: say goodbye (SignalR clients may reconnect, to
+        another server or to this one once it is back) and leave the group on the way out."""
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.stopping(), SHUTDOWN_GRACE)
+            raise
+
+    async def stopping(self):
+        await self.end(SHUTTING_DOWN)
+        await self.leave_group()
+
+    # --- timers ----------------------------------------------------------------------------------------
+
+    def background(self, coroutine):
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def later(self, delay, coroutine_function):
+        handle = asyncio.get_running_loop().call_later(delay, lambda: self.background(coroutine_function()))
+        self.timers.append(handle)
+
+    def cancel_timers(self):
+        for handle in self.timers:
+            handle.cancel()
+        self.timers.clear()
+        for task in list(self.tasks):
+            if task is not asyncio.current_task():
+                task.cancel()

@@ -1,0 +1,59 @@
+"""How the hub's messages look on the wire, apart from who receives them.
+
+The consumer decides who gets what (groups, replay, de-duplication); a framing only turns its events into
+text: API.md's plain JSON frames here, SignalR's JSON hub protocol in `signalr.py`. Both have the same
+small interface, so one consumer serves both kinds of client.
+"""
+
+import json
+from typing import NamedTuple
+
+CONNECTED_MESSAGE = "Successfully connected to notification hub"
+
+
+def compact_json(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class Goodbye(NamedTuple):
+    """Why the server ends a socket: the websocket close code, and what a SignalR client is told first
+    (an error line, and whether its automatic reconnect should try again). `tell` is False when the
+    client itself asked to close."""
+
+    code: int
+    error: str | None
+    allow_reconnect: bool
+    tell: bool = True
+
+
+TOKEN_EXPIRED = Goodbye(4401, "Token expired.", allow_reconnect=False)
+SHUTTING_DOWN = Goodbye(1001, None, allow_reconnect=True)
+CLIENT_TIMEOUT = Goodbye(1000, "Client timeout elapsed without a message from the client.", allow_reconnect=True)
+INVALID_MESSAGE = Goodbye(1002, "Invalid message.", allow_reconnect=False)
+CLIENT_CLOSED = Goodbye(1000, None, allow_reconnect=False, tell=False)
+
+
+class Reply(NamedTuple):
+    """What the server answers to one client message: frames to send, then perhaps a goodbye."""
+
+    frames: tuple = ()
+    goodbye: Goodbye | None = None
+
+
+class PlainFraming:
+    """API.md's frames: one JSON object {"id", "event", "data"} per websocket message. Clients have
+    nothing to say on this hub, and a close code alone tells why a socket ended."""
+
+    keeps_alive = False
+
+    def connected(self):
+        return compact_json({"id": None, "event": "Connected", "data": {"message": CONNECTED_MESSAGE}})
+
+    def notification(self, frame):
+        return compact_json(frame)
+
+    def goodbye(self, goodbye):
+        return None
+
+    def receive(self, text):
+        return Reply()
