@@ -12,20 +12,16 @@ from channels.auth import AuthMiddlewareStack
 from django.conf import settings
 from django.http import HttpResponseForbidden, HttpResponseNotAllowed, HttpResponseRedirect
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
+from rq.exceptions import NoSuchJobError
 from rq_dashboard.cli import make_flask_app
 from rq_dashboard.web import setup_rq_connection
 
 from .access import is_root, refusal, root_required
 
-MOUNT = "/rq"
+MOUNT = settings.JOB_DASHBOARD_MOUNT
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # rq-dashboard also accepts GET for "requeue every failed job"; its own pages only ever POST there.
 STATE_CHANGING_PREFIXES = ("/requeue/",)
-
-
-def job_url(rq_job_id):
-    """The dashboard's page of one RQ job (instance 0: the project has one Redis)."""
-    return f"{MOUNT}/0/view/job/{rq_job_id}"
 
 
 def django_rq_urls():
@@ -42,8 +38,14 @@ def flask_app():
     app = make_flask_app(config=None, username=None, password=None, url_prefix="")
     app.config["RQ_DASHBOARD_REDIS_URL"] = settings.REDIS_URL
     app.config["RQ_DASHBOARD_POLL_INTERVAL"] = 2500
+    app.register_error_handler(NoSuchJobError, _forgotten_job)
     setup_rq_connection(app)
     return app
+
+
+def _forgotten_job(error):
+    """RQ drops a finished job from Redis once its result expires; the durable history outlives it."""
+    return "This job is no longer in Redis. Its attempts are recorded in the admin (Jobs).", 404
 
 
 def _header(scope, name):

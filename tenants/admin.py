@@ -1,46 +1,106 @@
-"""The Django admin for root users: tenants, with creation and retry through the same services as the API."""
+"""The Django admin for root users: the tenant page, live.
+
+Every action goes through the same services as the API (tenants.services): the request only checks the
+state, writes the row and enqueues the job, then says so; the work happens in a worker. The list and the
+change page update themselves from the notification websocket (tenants/static/tenants/live.js).
+"""
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth import password_validation
+from django.contrib.admin.utils import unquote
+from django.db.models import Max
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from rest_framework.exceptions import APIException
+
+from jobs.admin import history
+from notifications.models import Notification
 
 from . import services
 from .models import ProvisioningStatus, Tenant
+from .serializers import validate_new_password
 from .validators import validate_tenant_id
+
+S = ProvisioningStatus
+# The statuses whose badge spins: a job is working on the tenant right now.
+SPINNING = frozenset({S.PROVISIONING, S.UPDATING, S.DELETING})
+
+CREATION_INITIATED = "Tenant creation initiated. The tenant will be provisioned in the background."
+UPDATE_INITIATED = "Tenant update initiated for {}. It will be updated in the background."
+DELETION_INITIATED = "Tenant deletion initiated for {}. It will be removed in the background."
+RETRY_INITIATED = "Retry initiated for {}. The failed operation will run again in the background."
+
+
+def status_badge(tenant):
+    """The coloured status of a tenant, with a spinner while a job works on it (see tenants/admin.css)."""
+    spinner = (
+        format_html('<span class="tenant-spinner" aria-hidden="true"></span>') if tenant.status in SPINNING else ""
+    )
+    return format_html(
+        '<span class="tenant-badge tenant-badge--{}" data-tenant-id="{}" data-status="{}">{}{}</span>'
+        '<div class="tenant-progress" data-progress-for="{}"></div>',
+        tenant.status.lower(),
+        tenant.pk,
+        tenant.status,
+        spinner,
+        tenant.status,
+        tenant.pk,
+    )
+
+
+def live_config(request):
+    """For live.js: the newest notification this user already had when the page was rendered, so the
+    socket replays (`?since=`) whatever comes between the render and the socket's opening."""
+    newest = Notification.objects.filter(user_id=request.user.pk).aggregate(newest=Max("id"))["newest"]
+    return {"since": newest or 0}
+
+
+def _service_error(error):
+    """The envelope's message of a refused operation (e.g. "An operation on this tenant is still in progress")."""
+    return str(error.detail) if isinstance(error, APIException) else str(error)
 
 
 class TenantCreationForm(forms.ModelForm):
+    """The API's creation body, as a form: the same rules (id slug, reserved names, Django's password
+    validators), and the same service behind it."""
+
     id = forms.CharField(max_length=50, validators=[validate_tenant_id], help_text="Lowercase slug, e.g. demo-academy.")
-    password = forms.CharField(widget=forms.PasswordInput, help_text="The password of the tenant's first admin.")
+    password = forms.CharField(
+        widget=forms.PasswordInput(render_value=False), help_text="The password of the tenant's first admin."
+    )
 
     class Meta:
         model = Tenant
         fields = ["id", "name", "admin_email", "has_isolated_database"]
 
+    def clean_id(self):
+        tenant_id = self.cleaned_data["id"]
+        if Tenant.objects.filter(pk=tenant_id).exists():
+            raise forms.ValidationError("Tenant already exists")
+        return tenant_id
+
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("password"):
-            from .models import User
-
             try:
-                password_validation.validate_password(
-                    cleaned["password"], user=User(email=cleaned.get("admin_email") or "")
-                )
-            except forms.ValidationError as error:
-                self.add_error("password", error)
+                validate_new_password(cleaned["password"], email=cleaned.get("admin_email"))
+            except APIException as error:
+                self.add_error("password", list(error.detail["password"]))
         return cleaned
 
     def validate_unique(self):
-        """Uniqueness is the service's to check (it answers "Tenant already exists")."""
+        """Checked in clean_id with the service's own words; the service re-checks under its transaction."""
 
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = [
         "id",
-        "name",
-        "status",
-        "provisioning_error",
+        "name_and_error",
+        "status_badge",
         "is_active",
         "has_isolated_database",
         "created_on",
@@ -49,41 +109,69 @@ class TenantAdmin(admin.ModelAdmin):
     list_filter = ["status", "is_active", "has_isolated_database"]
     search_fields = ["id", "name"]
     ordering = ["-created_on"]
-    actions = ["retry_provisioning"]
-    readonly_fields = [
-        "status",
-        "provisioning_error",
+    actions = ["retry", "activate", "deactivate", "delete_in_background"]
+    status_fields = [
+        "status_badge",
+        "error",
+        "operation",
+        "attempt_count",
         "last_provisioning_attempt",
         "database_name",
         "created_on",
-        "attempt_count",
-        "operation",
     ]
+
+    class Media:
+        css = {"all": ["tenants/admin.css"]}
+        js = ["tenants/live.js"]
+
+    # --- columns and read-only fields --------------------------------------------------------------
+
+    @admin.display(description="name", ordering="name")
+    def name_and_error(self, tenant):
+        if not tenant.provisioning_error:
+            return tenant.name
+        return format_html('{}<div class="tenant-error">{}</div>', tenant.name, tenant.provisioning_error)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, tenant):
+        return status_badge(tenant)
+
+    @admin.display(description="error")
+    def error(self, tenant):
+        return format_html('<span class="tenant-error">{}</span>', tenant.provisioning_error or "")
+
+    # --- forms: creation (all fields) and change (name, active; only when no job is in flight) ------
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
             kwargs["form"] = TenantCreationForm
         return super().get_form(request, obj, **kwargs)
 
-    def get_fields(self, request, obj=None):
+    def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return ["id", "name", "admin_email", "password", "has_isolated_database"]
-        return ["id", "name", "is_active", "admin_email", "has_isolated_database", *self.readonly_fields]
+            return [(None, {"fields": ["id", "name", "admin_email", "password", "has_isolated_database"]})]
+        return [
+            (None, {"fields": ["id", "name", "is_active", "admin_email", "has_isolated_database"]}),
+            ("Provisioning", {"fields": self.status_fields}),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        return ["id", "admin_email", "has_isolated_database", *self.readonly_fields]
+        return ["id", "admin_email", "has_isolated_database", *self.status_fields]
 
     def has_change_permission(self, request, obj=None):
-        if obj is not None and (obj.is_root or obj.in_flight):
+        """Editing is not offered for root, nor while a job works on the tenant (the page is read-only)."""
+        if obj is not None and (obj.is_root or obj.in_flight or not obj.is_provisioned):
             return False
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return False  # deletion is a background job: see the "Delete" action of the API
+        """Deletion is a background job (the action below); Django's synchronous delete is never offered."""
+        return False
 
     def save_model(self, request, obj, form, change):
+        """The row is written by the service, in one transaction with its job: nothing is saved here."""
         if not change:
             services.create_tenant(
                 tenant_id=form.cleaned_data["id"],
@@ -93,26 +181,152 @@ class TenantAdmin(admin.ModelAdmin):
                 has_isolated_database=form.cleaned_data["has_isolated_database"],
                 initiated_by=request.user.pk,
             )
-            messages.info(request, "Tenant creation initiated. The tenant will be provisioned in the background.")
         else:
             services.update_tenant(
                 tenant_id=obj.pk, name=obj.name, is_active=obj.is_active, initiated_by=request.user.pk
             )
-            messages.info(request, "Tenant update initiated. The tenant will be updated in the background.")
+
+    def save_related(self, request, form, formsets, change):
+        """Nothing related is saved in the request either."""
 
     def log_addition(self, request, obj, message):
-        """The row is the service's; the admin log entry waits for it to exist."""
+        """The row is the service's; the admin log would point at a row that may not exist yet."""
+
+    def log_change(self, request, obj, message):
+        """The change is the job's to make; it is recorded in the attempt history."""
 
     def response_add(self, request, obj, post_url_continue=None):
-        return self.response_post_save_add(request, obj)
+        self.message_user(request, CREATION_INITIATED, messages.INFO)
+        return HttpResponseRedirect(reverse("admin:tenants_tenant_changelist"))
 
-    @admin.action(description="Retry provisioning")
-    def retry_provisioning(self, request, queryset):
-        retried = 0
-        for tenant in queryset.filter(status=ProvisioningStatus.FAILED):
+    def response_change(self, request, obj):
+        self.message_user(request, UPDATE_INITIATED.format(obj.pk), messages.INFO)
+        return HttpResponseRedirect(reverse("admin:tenants_tenant_change", args=[obj.pk]))
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """A refused update (e.g. a job started meanwhile) is said as a message, as the API says 409."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except APIException as error:
+            self.message_user(request, _service_error(error), messages.ERROR)
+            target = "admin:tenants_tenant_change" if object_id else "admin:tenants_tenant_add"
+            return HttpResponseRedirect(reverse(target, args=[object_id] if object_id else []))
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "live_config": live_config(request)})
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return super().add_view(request, form_url, {**(extra_context or {}), "live_config": live_config(request)})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        tenant = self.get_object(request, unquote(object_id))
+        extra_context = {**(extra_context or {}), "live_config": live_config(request)}
+        if tenant is not None:
+            extra_context["attempt_history"] = history(services.subject_for(tenant.pk))
+            extra_context["tenant_actions"] = self.buttons(tenant)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- actions: each one asks a service and says what it started ------------------------------------
+
+    def _each(self, request, queryset, start, initiated):
+        started, refused = [], []
+        for tenant in queryset:
+            try:
+                start(tenant)
+                started.append(tenant.pk)
+            except APIException as error:
+                refused.append(f"{tenant.pk}: {_service_error(error)}")
+        if started:
+            self.message_user(request, initiated.format(", ".join(started)), messages.INFO)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+
+    @admin.action(description="Retry the failed operation of selected tenants")
+    def retry(self, request, queryset):
+        def start(tenant):
             services.retry_tenant(tenant_id=tenant.pk, initiated_by=request.user.pk)
-            retried += 1
-        skipped = queryset.count() - retried
-        messages.info(request, f"Retry initiated for {retried} tenant(s).")
-        if skipped:
-            messages.warning(request, f"{skipped} tenant(s) skipped: only failed tenants can be retried.")
+
+        self._each(request, queryset, start, RETRY_INITIATED)
+
+    @admin.action(description="Activate selected tenants")
+    def activate(self, request, queryset):
+        self._set_active(request, queryset, True)
+
+    @admin.action(description="Deactivate selected tenants")
+    def deactivate(self, request, queryset):
+        self._set_active(request, queryset, False)
+
+    def _set_active(self, request, queryset, is_active):
+        def start(tenant):
+            services.update_tenant(
+                tenant_id=tenant.pk, name=tenant.name, is_active=is_active, initiated_by=request.user.pk
+            )
+
+        self._each(request, queryset, start, UPDATE_INITIATED)
+
+    @admin.action(description="Delete selected tenants (in the background)")
+    def delete_in_background(self, request, queryset):
+        if request.POST.get("confirmed") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/tenants/tenant/delete_in_background.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Delete tenants?",
+                    "opts": self.opts,
+                    "tenants": queryset,
+                    "action": "delete_in_background",
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+
+        def start(tenant):
+            services.delete_tenant(tenant_id=tenant.pk, initiated_by=request.user.pk)
+
+        self._each(request, queryset, start, DELETION_INITIATED)
+        return None
+
+    # --- the same actions as buttons on the change page ----------------------------------------------
+
+    def buttons(self, tenant):
+        """The actions this tenant's state allows, as (url, label, method) for its change page."""
+        if tenant.is_root:
+            return []
+        if tenant.status == S.FAILED:
+            found = [("retry", "Retry", "post")]
+        elif tenant.in_flight:
+            return []
+        else:
+            found = [("deactivate", "Deactivate", "post") if tenant.is_active else ("activate", "Activate", "post")]
+        found.append(("delete", "Delete", "get"))  # a confirmation page first
+        return [
+            (reverse(f"admin:tenants_tenant_{name}", args=[tenant.pk]), label, method) for name, label, method in found
+        ]
+
+    def get_urls(self):
+        one = [
+            path(
+                f"<path:object_id>/{name}/", self.admin_site.admin_view(self.one(action)), name=f"tenants_tenant_{name}"
+            )
+            for name, action in [
+                ("retry", "retry"),
+                ("activate", "activate"),
+                ("deactivate", "deactivate"),
+                ("delete", "delete_in_background"),
+            ]
+        ]
+        return [*one, *super().get_urls()]  # first: this "delete" replaces Django's synchronous one
+
+    def one(self, action_name):
+        """A view running one of the bulk actions on one tenant. It changes state, so only on POST (the
+        delete action answers a GET with its confirmation page, whose form posts to the list)."""
+        action = getattr(self, action_name)
+
+        def view(request, object_id):
+            tenant = get_object_or_404(Tenant, pk=unquote(object_id))
+            page = reverse("admin:tenants_tenant_change", args=[tenant.pk])
+            if request.method != "POST" and action_name != "delete_in_background":
+                return HttpResponseRedirect(page)
+            return action(request, Tenant.objects.filter(pk=tenant.pk)) or HttpResponseRedirect(page)
+
+        return view
