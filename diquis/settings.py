@@ -5,6 +5,7 @@ The variables of API.md are enough to run everything; every other value has a de
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -127,7 +128,20 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # --- Redis, RQ, Channels -----------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
-RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600}}
+
+def _with_redis_options(url, **options):
+    """The URL with redis-py client options as query arguments (django-rq's URL form passes no others);
+    options the URL sets itself win."""
+    parts = urlsplit(url)
+    query = {**{name: str(value) for name, value in options.items()}, **dict(parse_qsl(parts.query))}
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+# Without timeouts a hung Redis would hang the request that pushes a job after commit (it must answer 202
+# at once, Redis or not) and every sweep. RQ's worker raises the read timeout of its own connection above
+# its blocking dequeue by itself.
+RQ_REDIS_URL = _with_redis_options(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+RQ_QUEUES = {"default": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
 RQ = {"WORKER_CLASS": "jobs.worker.Worker"}
 
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=5000)

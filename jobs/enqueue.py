@@ -2,14 +2,19 @@
 
 If Redis does not answer at that moment the row stays `queued` with no `pushed_at`, and the recovery
 sweep (jobs.recovery) pushes it once Redis is back: an accepted operation is never lost.
+
+Redis only carries a wake-up call: an RQ job ("carrier") whose one argument is the durable job's id. Each
+push makes a new carrier with a new id, recorded on the row; `carrier_alive` tells whether the last one
+will still run the job, so the sweep pushes again exactly when Redis has lost it (Redis restarted empty,
+a worker killed before it could claim the job, a key evicted).
 """
 
 import logging
-from datetime import timedelta
 
 import django_rq
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
@@ -22,7 +27,12 @@ from .registry import task_name
 logger = logging.getLogger(__name__)
 
 QUEUE_NAME = "default"
-_LIVE_RQ_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+RUNNER = "jobs.runner.run_job"
+
+
+def due(now):
+    """The jobs a worker should run now: queued, or waiting for a retry that is due."""
+    return Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RETRY_WAIT, run_after__lte=now)
 
 
 def enqueue(function, *args, subject=""):
@@ -55,37 +65,55 @@ def retry_interval(failed_attempts):
 
 
 def queue():
-    return django_rq.get_queue(QUEUE_NAME)
+    # "auto": push now. django-rq's default would defer the push to the end of an enclosing transaction,
+    # where a Redis error could no longer be caught here.
+    return django_rq.get_queue(QUEUE_NAME, commit_mode="auto")
 
 
-def is_in_redis(rq_job_id, connection):
+def carrier_alive(job, q, *, queued_ids=None):
+    """Will the job's last carrier still run it? Waiting in the queue, or started a moment ago.
+
+    A carrier that started (a work-horse took it) but has not claimed the job after
+    DIQUIS_ABANDONED_AFTER seconds died before it could: claiming is the first thing the runner does.
+    `queued_ids`: the queue's ids, when the caller checks many jobs at once.
+    """
+    if not job.rq_job_id:
+        return False
     try:
-        status = RQJob.fetch(rq_job_id, connection=connection).get_status(refresh=False)
+        carrier = RQJob.fetch(job.rq_job_id, connection=q.connection)
     except NoSuchJobError:
         return False
-    return status in _LIVE_RQ_STATUSES
+    status = carrier.get_status(refresh=False)
+    if status == JobStatus.QUEUED:
+        if queued_ids is None:
+            return q.connection.lpos(q.key, job.rq_job_id) is not None
+        return job.rq_job_id in queued_ids
+    if status in (JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return True
+    if status == JobStatus.STARTED and carrier.started_at:
+        return (timezone.now() - carrier.started_at).total_seconds() < settings.DIQUIS_ABANDONED_AFTER
+    return False
 
 
-def push(job_id, *, delay=0):
-    """Hand a queued (or waiting) job to Redis. Returns False, and logs, when Redis does not answer."""
-    # Imported by name so the queue stores "jobs.runner.run_job", never a reference to a model instance.
-    job = Job.objects.filter(pk=job_id, status__in=(Job.Status.QUEUED, Job.Status.RETRY_WAIT)).first()
+def push(job_id):
+    """Hand a waiting job to Redis unless a live carrier has it already.
+
+    Returns True when a new carrier was pushed. Never raises for Redis: when it does not answer, the row
+    stays as it is and the sweep pushes it later.
+    """
+    job = Job.objects.filter(due(timezone.now()), pk=job_id).first()
     if job is None:
         return False
-    rq_job_id = job.next_rq_job_id()
+    rq_job_id = job.new_rq_job_id()
     try:
         q = queue()
-        if is_in_redis(rq_job_id, q.connection):
-            return True
-        kwargs = {"job_id": rq_job_id, "args": (str(job.pk),), "description": f"{job.task} {job.subject}"}
-        if delay > 0:
-            q.enqueue_in(timedelta(seconds=delay), "jobs.runner.run_job", **kwargs)
-        else:
-            q.enqueue_call("jobs.runner.run_job", **kwargs)
+        if carrier_alive(job, q):
+            return False
+        q.enqueue_call(RUNNER, args=(str(job.pk),), job_id=rq_job_id, description=f"{job.task} {job.subject}")
     except RedisError as error:
         logger.warning(
             "job %s not pushed (Redis unavailable: %s); the sweep will push it", job.pk, type(error).__name__
         )
         return False
-    Job.objects.filter(pk=job.pk).update(pushed_at=timezone.now())
+    Job.objects.filter(pk=job.pk).update(pushed_at=timezone.now(), rq_job_id=rq_job_id)
     return True

@@ -5,6 +5,7 @@ job's history once its result expires. The database row below is the source of t
 transport that wakes a worker. That is why this small layer exists instead of RQ's own Retry alone.
 """
 
+import secrets
 import uuid
 
 from django.db import models
@@ -29,6 +30,9 @@ class Job(models.Model):
     max_attempts = models.PositiveIntegerField()
     run_after = models.DateTimeField(null=True, blank=True, help_text="When a waiting retry is due.")
     pushed_at = models.DateTimeField(null=True, blank=True, help_text="Last hand-over to Redis.")
+    rq_job_id = models.CharField(
+        max_length=100, blank=True, help_text="The RQ job last pushed to carry the next attempt (new one per push)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -40,9 +44,11 @@ class Job(models.Model):
     def __str__(self):
         return f"{self.task}({', '.join(map(str, self.args))}) [{self.status}]"
 
-    def next_rq_job_id(self):
-        """One RQ job per attempt, named after it, so a second push of the same attempt is recognised."""
-        return f"diquis-{self.id}-{self.attempts + 1}"
+    def new_rq_job_id(self):
+        """A fresh RQ job id for each push: named after the job and the attempt it carries, and never reused,
+        so RQ's leftovers of an earlier carrier (a dead worker's started registry, a failed entry) can never
+        be mistaken for, or overwrite, the new one."""
+        return f"diquis-{self.id}-{self.attempts + 1}-{secrets.token_hex(4)}"
 
 
 class Attempt(models.Model):

@@ -1,24 +1,55 @@
-"""The RQ worker of this project: RQ's own, plus the recovery sweep in its main loop.
+"""The RQ worker of this project: RQ's own, plus the recovery sweep in its main loop, and the staying power
+to outlive a Redis outage.
 
 RQ runs its maintenance every ten minutes and blocks on the queue for up to `worker_ttl - 15` seconds;
 both are too slow to re-run a lost job within a minute. This worker wakes at least every sweep interval
 and runs jobs.recovery.sweep() then. Selected by settings.RQ["WORKER_CLASS"], so the documented
 `python manage.py rqworker --with-scheduler` is all it takes.
+
+RQ's worker survives a Redis outage only while it waits on the queue. Anywhere else (at start, while a
+job runs, between two jobs) a Redis error ends the process, and `make run` with it. Here every such place
+waits for Redis instead: the worker waits at start, keeps watching its work-horse without Redis, and
+carries on once Redis answers. A Redis that comes back empty has forgotten the worker: it registers again
+(for /health and the dashboard) and restarts its scheduler.
 """
 
+import contextlib
 import logging
 import time
 
 import rq
 from django.conf import settings
+from redis.exceptions import RedisError
+from rq import worker_registration
 
 from .recovery import sweep
 
 logger = logging.getLogger(__name__)
 
 
+def wait_for_redis(connection, *, max_wait):
+    """Block until Redis answers, trying again with a growing pause (at most `max_wait` seconds)."""
+    pause = 0.5
+    while True:
+        try:
+            connection.ping()
+            return
+        except RedisError as error:
+            logger.warning("Redis unavailable (%s); trying again in %.1fs", type(error).__name__, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, max_wait)
+
+
 class Worker(rq.Worker):
+    # RQ backs off up to 60 s between reconnects; after an outage, jobs should resume within seconds.
+    max_connection_wait_time = 5.0
     _last_sweep = 0.0
+
+    def __init__(self, queues, *args, **kwargs):
+        connection = kwargs.get("connection") or getattr(queues[0], "connection", None)
+        if connection is not None:
+            wait_for_redis(connection, max_wait=self.max_connection_wait_time)
+        super().__init__(queues, *args, **kwargs)
 
     @property
     def dequeue_timeout(self) -> int:
@@ -38,5 +69,57 @@ class Worker(rq.Worker):
                 sweep()
             except Exception:  # a failing sweep must not stop the worker from running jobs
                 logger.exception("recovery sweep failed")
+            self._recover_from_redis_restart()
         if super().should_run_maintenance_tasks:
-            super().run_maintenance_tasks()
+            with self._outliving_redis("maintenance"):
+                super().run_maintenance_tasks()
+
+    # --- outliving Redis outages ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _outliving_redis(self, what):
+        try:
+            yield
+        except RedisError as error:
+            logger.warning("worker %s: %s skipped, Redis unavailable (%s)", self.name, what, type(error).__name__)
+
+    def set_state(self, state, pipeline=None):
+        with self._outliving_redis("state update"):
+            super().set_state(state, pipeline)
+
+    def teardown(self):
+        with self._outliving_redis("deregistration"):
+            super().teardown()
+
+    def check_for_suspension(self, burst):
+        with self._outliving_redis("suspension check"):
+            super().check_for_suspension(burst)
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        with self._outliving_redis("heartbeat"):
+            super().heartbeat(timeout, pipeline)
+
+    def maintain_heartbeats(self, job, execution):
+        """Called while the work-horse runs: without Redis, keep watching the horse rather than leave it."""
+        with self._outliving_redis("job heartbeat"):
+            super().maintain_heartbeats(job, execution)
+
+    def execute_job(self, job, queue):
+        """RQ's bookkeeping around the job needs Redis; the job's own outcome is in the database already."""
+        with self._outliving_redis(f"bookkeeping of RQ job {job.id}"):
+            super().execute_job(job, queue)
+        if self._horse_pid:  # Redis failed before the horse could be watched to its end
+            self.wait_for_horse()
+            self._horse_pid = 0
+
+    def _recover_from_redis_restart(self):
+        with self._outliving_redis("registration check"):
+            if not self.connection.sismember(self.redis_workers_keys, self.key):
+                logger.warning("worker %s: Redis forgot this worker (restarted empty?); registering again", self.name)
+                with self.connection.pipeline() as pipeline:
+                    pipeline.hset(self.key, mapping=self.serialize())
+                    worker_registration.register(self, pipeline)
+                    pipeline.expire(self.key, self.worker_ttl + 60)
+                    pipeline.execute()
+            if self.scheduler and not (self.scheduler._process and self.scheduler._process.is_alive()):
+                self.scheduler.acquire_locks(auto_start=True)

@@ -2,10 +2,11 @@
 
 Active only when settings.DIQUIS_FAULTS_FILE names a file, and only while that file exists. It holds
 JSON such as {"step": "ensure_admin_user", "tenant": "acme", "action": "fail"} ("hold" waits while the
-file exists). Production never sets it.
+file exists; while it holds, `<file>.held` names the step and the process id). Production never sets it.
 """
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -26,11 +27,18 @@ def _active_fault():
         return None
 
 
+def _report_held(step_name, tenant_id):
+    """Tell the test where the job is held, and by which process: `<faults file>.held` (JSON)."""
+    held = {"step": step_name, "tenant": tenant_id, "pid": os.getpid()}
+    Path(f"{settings.DIQUIS_FAULTS_FILE}.held").write_text(json.dumps(held))
+
+
 def check(step_name, tenant_id):
     fault = _active_fault()
     if not fault or fault.get("step") != step_name or fault.get("tenant") not in (None, tenant_id):
         return
     if fault.get("action") == "hold":
+        _report_held(step_name, tenant_id)
         while _active_fault() == fault:
             time.sleep(0.1)
         return

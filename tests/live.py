@@ -62,6 +62,35 @@ class Process:
     def output(self):
         return self.log_path.read_text(errors="replace")
 
+    def children(self):
+        """The live processes this one started (an RQ worker's work-horse and scheduler), from /proc."""
+        return descendants(self.pid)
+
+    def kill_tree(self):
+        """SIGKILL this process and everything it started (RQ puts its work-horse in a process group of
+        its own, so killing the worker's group alone would leave the horse running)."""
+        for pid in [self.pid, *self.children()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.popen.wait(timeout=15)
+        self.log.close()
+
+
+def descendants(pid):
+    """Pids of every live process below `pid`."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
 
 def start_worker(log_dir, name="worker", **env):
     return Process(
