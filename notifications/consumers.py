@@ -17,7 +17,7 @@ from django.conf import settings
 
 from . import signalr
 from .auth import BEARER
-from .framing import CLIENT_TIMEOUT, SHUTTING_DOWN, TOKEN_EXPIRED, Goodbye, PlainFraming
+from .framing import CLIENT_TIMEOUT, HANDSHAKE_FAILED, SHUTTING_DOWN, TOKEN_EXPIRED, PlainFraming
 from .groups import user_group
 from .selectors import notifications_after
 
@@ -25,8 +25,6 @@ logger = logging.getLogger(__name__)
 
 REFUSED = 4401
 REPLAY_BATCH = 500
-# A socket that did not complete SignalR's handshake: nothing to tell it, only the close code.
-HANDSHAKE_FAILED = Goodbye(1002, None, allow_reconnect=False, tell=False)
 # How long a stopping server spends on one socket's goodbye and group cleanup.
 SHUTDOWN_GRACE = 2.0
 

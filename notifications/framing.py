@@ -26,10 +26,13 @@ class Goodbye(NamedTuple):
     tell: bool = True
 
 
+# A server may only close with 1000 or an application code (3000-4999; Daphne's websocket library enforces
+# it), so "going away" and "protocol error" get 4xxx codes named after their HTTP cousins.
 TOKEN_EXPIRED = Goodbye(4401, "Token expired.", allow_reconnect=False)
-SHUTTING_DOWN = Goodbye(1001, None, allow_reconnect=True)
-CLIENT_TIMEOUT = Goodbye(1000, "Client timeout elapsed without a message from the client.", allow_reconnect=True)
-INVALID_MESSAGE = Goodbye(1002, "Invalid message.", allow_reconnect=False)
+SHUTTING_DOWN = Goodbye(4503, None, allow_reconnect=True)
+CLIENT_TIMEOUT = Goodbye(4408, "Client timeout elapsed without a message from the client.", allow_reconnect=True)
+INVALID_MESSAGE = Goodbye(4400, "Invalid message.", allow_reconnect=False)
+HANDSHAKE_FAILED = Goodbye(4400, None, allow_reconnect=False, tell=False)  # the handshake answer said why
 CLIENT_CLOSED = Goodbye(1000, None, allow_reconnect=False, tell=False)
 
 
