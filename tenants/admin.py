@@ -14,6 +14,8 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 from rest_framework.exceptions import APIException
 
 from jobs.admin import history
@@ -27,6 +29,7 @@ from .validators import validate_tenant_id
 S = ProvisioningStatus
 # The statuses whose badge spins: a job is working on the tenant right now.
 SPINNING = frozenset({S.PROVISIONING, S.UPDATING, S.DELETING})
+SPINNER = mark_safe('<span class="tenant-spinner" aria-hidden="true"></span>')
 
 CREATION_INITIATED = "Tenant creation initiated. The tenant will be provisioned in the background."
 UPDATE_INITIATED = "Tenant update initiated for {}. It will be updated in the background."
@@ -36,9 +39,7 @@ RETRY_INITIATED = "Retry initiated for {}. The failed operation will run again i
 
 def status_badge(tenant):
     """The coloured status of a tenant, with a spinner while a job works on it (see tenants/admin.css)."""
-    spinner = (
-        format_html('<span class="tenant-spinner" aria-hidden="true"></span>') if tenant.status in SPINNING else ""
-    )
+    spinner = SPINNER if tenant.status in SPINNING else ""
     return format_html(
         '<span class="tenant-badge tenant-badge--{}" data-tenant-id="{}" data-status="{}">{}{}</span>'
         '<div class="tenant-progress" data-progress-for="{}"></div>',
@@ -56,6 +57,10 @@ def live_config(request):
     socket replays (`?since=`) whatever comes between the render and the socket's opening."""
     newest = Notification.objects.filter(user_id=request.user.pk).aggregate(newest=Max("id"))["newest"]
     return {"since": newest or 0}
+
+
+def _moment(value):
+    return localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 def _service_error(error):
@@ -97,15 +102,7 @@ class TenantCreationForm(forms.ModelForm):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "name_and_error",
-        "status_badge",
-        "is_active",
-        "has_isolated_database",
-        "created_on",
-        "last_provisioning_attempt",
-    ]
+    list_display = ["id", "name_and_error", "status_badge", "active", "isolated", "created", "last_attempt"]
     list_filter = ["status", "is_active", "has_isolated_database"]
     search_fields = ["id", "name"]
     ordering = ["-created_on"]
@@ -135,6 +132,22 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, tenant):
         return status_badge(tenant)
+
+    @admin.display(description="active", boolean=True, ordering="is_active")
+    def active(self, tenant):
+        return tenant.is_active
+
+    @admin.display(description="isolated", boolean=True, ordering="has_isolated_database")
+    def isolated(self, tenant):
+        return tenant.has_isolated_database
+
+    @admin.display(description="created", ordering="created_on")
+    def created(self, tenant):
+        return _moment(tenant.created_on)
+
+    @admin.display(description="last attempt", ordering="last_provisioning_attempt")
+    def last_attempt(self, tenant):
+        return _moment(tenant.last_provisioning_attempt)
 
     @admin.display(description="error")
     def error(self, tenant):
@@ -220,7 +233,11 @@ class TenantAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         tenant = self.get_object(request, unquote(object_id))
-        extra_context = {**(extra_context or {}), "live_config": live_config(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "live_config": live_config(request),
+            "show_save_and_add_another": False,
+        }
         if tenant is not None:
             extra_context["attempt_history"] = history(services.subject_for(tenant.pk))
             extra_context["tenant_actions"] = self.buttons(tenant)

@@ -148,8 +148,11 @@
         const fresh = doc.getElementById('content-main');
         if (!main || !fresh) return;
         if (editable(document) !== editable(doc)) {
-            // Editing became possible (or impossible): the form itself changes.
+            // Editing became possible (or impossible): the form itself changes, and the title says so.
             main.replaceWith(document.adoptNode(fresh));
+            const title = document.querySelector('#content > h1');
+            const freshTitle = doc.querySelector('#content > h1');
+            if (title && freshTitle) title.firstChild.textContent = freshTitle.textContent;
             return;
         }
         const readonly = main.querySelectorAll('.readonly');
@@ -266,13 +269,14 @@
         });
     }
 
-    const kind = pageKind();
-    if (!kind) return;
+    let kind = null; // 'list' or 'form', known once the body exists (this script loads in the head)
 
     function start() {
+        kind = pageKind();
+        if (!kind) return;
         const config = document.getElementById('tenant-live-config');
         if (config) since = JSON.parse(config.textContent).since;
-        const title = document.querySelector('#content h1, #content h2');
+        const title = document.querySelector('#content > h1');
         if (title) {
             const dot = document.createElement('span');
             dot.className = 'tenant-live';
