@@ -263,9 +263,14 @@ DIQUIS_ABANDONED_AFTER = env.int("DIQUIS_ABANDONED_AFTER", default=30)
 # How long a job waits for another job on the same subject (tenant) before its attempt fails.
 DIQUIS_SUBJECT_LOCK_WAIT = env.int("DIQUIS_SUBJECT_LOCK_WAIT", default=60)
 
-# Isolated tenants' databases are named <prefix><tenant id> (PostgreSQL) or are files in a folder (SQLite).
+# Isolated tenants' databases are named <prefix><tenant id>, the template they are cloned from
+# <prefix>template_<fingerprint> (PostgreSQL), or are files of these names in a folder (SQLite).
 DIQUIS_TENANT_DATABASE_PREFIX = env.str("DIQUIS_TENANT_DATABASE_PREFIX", default="diquis_")
 DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(BASE_DIR / "var" / "tenants")))
+# The database sessions a web or worker process may keep once its requests and jobs have ended, however
+# many isolated tenants it has served: tenant databases' connections close when the request or job ends
+# (tenants.databases), the main one's too (CONN_MAX_AGE 0). The connection-bound test holds Daphne to it.
+DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS", default=1)
 
 # The websocket refuses tokens whose tenant is no longer usable.
 NOTIFICATIONS_TOKEN_CHECK = "tenants.auth.token_is_usable"
