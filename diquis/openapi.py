@@ -1,5 +1,6 @@
 """The parts of the OpenAPI schema that no single view knows: the bearer scheme, the error envelope of
-every call (API.md, "Envelope"), the `tenant` header, the Location of a 202, and /health.
+every call (API.md, "Envelope"), the `tenant` header, the Location of a 202, and the two plain Django
+views of API.md (/health and SignalR's negotiate), which drf-spectacular cannot see.
 
 The views describe their own bodies with `extend_schema`; the rules below hold for every view alike,
 so they are written once here instead of on each one. The schema is checked by drf-spectacular's own
@@ -13,6 +14,7 @@ from drf_spectacular.openapi import AutoSchema
 
 ERROR_SCHEMA = "ErrorEnvelope"
 HEALTH_SCHEMA = "Health"
+NEGOTIATE_SCHEMA = "SignalRNegotiation"
 
 # API.md, "Envelope": when each status is answered.
 ERROR_DESCRIPTIONS = {
@@ -29,12 +31,16 @@ ERROR_DESCRIPTIONS = {
 EXTRA_ERRORS = {
     ("/api/tokens", "post"): {"401", "403", "429"},
     ("/api/tokens/refresh", "post"): {"401", "403"},
+    ("/api/tokens/{refresh_token}", "get"): {"401", "403"},
     ("/api/tenants", "post"): {"409"},
     ("/api/tenants/{tenant_id}", "put"): {"409"},
     ("/api/tenants/{tenant_id}", "delete"): {"409"},
     ("/api/tenants/{tenant_id}/retry", "post"): {"409"},
     ("/api/users", "post"): {"409"},
 }
+
+# Path parameters that name no object: a bad one is a 401, not a 404.
+NOT_AN_OBJECT = {("/api/tokens/{refresh_token}", "get")}
 
 # Calls that belong to no tenant, so the `tenant` header means nothing to them.
 TENANT_FREE = ("/api/tenants/tenant-options", "/api/schema", "/api/docs")
@@ -91,7 +97,7 @@ def _errors_of(path, method, operation):
         statuses.add("400")
     if operation.get("security") and {} not in operation["security"]:
         statuses |= {"401", "403"}
-    if "{" in path:
+    if "{" in path and (path, method) not in NOT_AN_OBJECT:
         statuses.add("404")
     return statuses | EXTRA_ERRORS.get((path, method), set())
 
@@ -122,11 +128,66 @@ def _health_path():
     }
 
 
+def _negotiation():
+    transport = {
+        "type": "object",
+        "properties": {
+            "transport": {"type": "string", "enum": ["WebSockets"]},
+            "transferFormats": {"type": "array", "items": {"type": "string", "enum": ["Text"]}},
+        },
+    }
+    return {
+        "type": "object",
+        "description": "SignalR's transport protocol (not the API envelope). Version 0 clients get no connectionToken.",
+        "properties": {
+            "connectionId": {"type": "string"},
+            "connectionToken": {"type": "string"},
+            "negotiateVersion": {"type": "integer", "enum": [0, 1]},
+            "availableTransports": {"type": "array", "items": transport},
+        },
+        "required": ["connectionId", "negotiateVersion", "availableTransports"],
+    }
+
+
+def _negotiate_path():
+    error = {"type": "object", "properties": {"error": {"type": "string"}}}
+    return {
+        "post": {
+            "operationId": "postNegotiate",
+            "summary": "Start a SignalR connection to /hubs/notifications (then open the websocket with its token).",
+            "tags": ["hubs"],
+            "parameters": [
+                {"in": "query", "name": "negotiateVersion", "schema": {"type": "integer", "minimum": 0}},
+                {
+                    "in": "query",
+                    "name": "access_token",
+                    "schema": {"type": "string"},
+                    "description": "The access JWT, when not sent as a bearer header.",
+                },
+            ],
+            "security": [{"jwtAuth": []}],
+            "responses": {
+                "200": {
+                    "description": "The connection's id and token, and its one transport.",
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{NEGOTIATE_SCHEMA}"}}},
+                },
+                "400": {"description": "A bad negotiateVersion.", "content": {"application/json": {"schema": error}}},
+                "401": {
+                    "description": "No, invalid or expired token.",
+                    "content": {"application/json": {"schema": error}},
+                },
+            },
+        }
+    }
+
+
 def document_envelope_errors(result, generator, request, public):
-    """POSTPROCESSING_HOOK: add the error responses, the tenant header, Location headers and /health."""
+    """POSTPROCESSING_HOOK: add the error responses, the tenant header, Location headers, /health and
+    the SignalR negotiate call."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas[ERROR_SCHEMA] = _error_envelope()
     schemas[HEALTH_SCHEMA] = _health()
+    schemas[NEGOTIATE_SCHEMA] = _negotiation()
     error_ref = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
     for path, item in result.get("paths", {}).items():
         if not path.startswith("/api/") or path.startswith(TENANT_FREE[1:]):
@@ -147,4 +208,5 @@ def document_envelope_errors(result, generator, request, public):
                             "Location": {"schema": {"type": "string"}, "description": LOCATIONS[(path, method)]}
                         }
     result["paths"]["/health"] = _health_path()
+    result["paths"]["/hubs/notifications/negotiate"] = _negotiate_path()
     return result
