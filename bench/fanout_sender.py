@@ -1,0 +1,33 @@
+"""`python -m bench.fanout_sender ROUND USERS_FILE PART PARTS START_AT`: one worker-like sender process.
+
+Sends one notification (notifications.services.notify: a persisted row, then the channel layer's
+group_send, exactly as a job does) to every PARTS-th user of USERS_FILE from PART on, starting at the
+wall-clock time START_AT so that several senders begin together. Each carries the time it was sent.
+Prints a JSON summary.
+"""
+
+import json
+import sys
+import time
+
+import django
+
+EVENT = "BenchPing"
+
+
+def main(round_number, users_file, part, parts, start_at):
+    django.setup()
+    from notifications.services import notify
+
+    with open(users_file) as f:
+        user_ids = json.load(f)[part::parts]
+    time.sleep(max(0.0, start_at - time.time()))
+    started = time.perf_counter()
+    for user_id in user_ids:
+        notify(user_id, EVENT, {"round": round_number, "sentAt": time.time()})
+    print(json.dumps({"sent": len(user_ids), "seconds": time.perf_counter() - started}))
+
+
+if __name__ == "__main__":
+    r, path, p, n, at = sys.argv[1:6]
+    main(int(r), path, int(p), int(n), float(at))

@@ -1,0 +1,88 @@
+"""How big each benchmark is: the full run (`make bench`) and the quick one (`make bench-quick`, < 2 min)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    quick: bool
+    # 1. accept
+    accept_concurrency: tuple
+    accept_per_client: int
+    accept_min_requests: int
+    accept_rounds: int
+    sync_concurrency: tuple
+    sync_per_client: int
+    # 2. time to notified
+    notified_tenants: int
+    database_step_repeats: int
+    # 3. burst
+    burst_isolated: int
+    burst_shared: int
+    burst_workers: tuple
+    # 4. fan-out
+    fanout_clients: int
+    fanout_senders: tuple
+    idle_seconds: int
+    # 5. scale
+    scale_tenant_counts: tuple
+    scale_requests: int
+    migrate_databases: int
+    migrate_parallel: tuple
+    migrate_repeats: int
+
+    def accept_requests(self, concurrency):
+        return max(self.accept_min_requests, concurrency * self.accept_per_client)
+
+    def sync_requests(self, concurrency):
+        return concurrency * self.sync_per_client
+
+
+FULL = Mode(
+    name="full",
+    quick=False,
+    accept_concurrency=(1, 16, 64),
+    accept_per_client=20,
+    accept_min_requests=200,
+    accept_rounds=3,
+    sync_concurrency=(1, 16),
+    sync_per_client=2,
+    notified_tenants=30,
+    database_step_repeats=15,
+    burst_isolated=200,
+    burst_shared=500,
+    burst_workers=(1, 2),
+    fanout_clients=2000,
+    fanout_senders=(1, 4),
+    idle_seconds=300,
+    scale_tenant_counts=(10, 100, 1000),
+    scale_requests=300,
+    migrate_databases=50,
+    migrate_parallel=(1, 4),
+    migrate_repeats=2,
+)
+
+QUICK = Mode(
+    name="quick",
+    quick=True,
+    accept_concurrency=(1, 16),
+    accept_per_client=4,
+    accept_min_requests=30,
+    accept_rounds=1,
+    sync_concurrency=(1,),
+    sync_per_client=3,
+    notified_tenants=4,
+    database_step_repeats=3,
+    burst_isolated=10,
+    burst_shared=20,
+    burst_workers=(2,),
+    fanout_clients=200,
+    fanout_senders=(1, 4),
+    idle_seconds=12,
+    scale_tenant_counts=(10, 100),
+    scale_requests=40,
+    migrate_databases=4,
+    migrate_parallel=(1, 4),
+    migrate_repeats=1,
+)

@@ -1,0 +1,254 @@
+"""2. Time to notified: from sending POST /api/tenants to receiving TenantCreated on the websocket.
+
+Tenants are created one after another (an idle worker picks each up at once), shared, isolated cloned
+from the template, and isolated through the create-and-migrate fallback (bench.fallback_worker). Each
+is broken down with the durable records (Job, Attempt and its step timings, Notification) and RQ's own
+timestamps. Beside it, in the bench process: the database step alone, cloned vs created-and-migrated,
+with PostgreSQL's raw `CREATE DATABASE ... TEMPLATE` from psql as the floor, and the password hash.
+"""
+
+import asyncio
+import re
+import subprocess
+import time
+
+import httpx
+from django.contrib.auth.hashers import make_password
+from psycopg import sql
+from rq.job import Job as RQJob
+
+from jobs.enqueue import queue
+from jobs.models import Attempt, Job
+from notifications.models import Notification
+from tenants import database_server, provisioners, template_database
+from tenants.auth import issue_tokens
+from tenants.services import subject_for
+
+from . import environment, fixtures, sandbox
+from .clients import Listener
+from .fallback_worker import FALLBACK_PREFIX
+from .report import Section
+from .stack import Web, start_worker, wait_for_workers
+from .stats import Summary, fmt_ratio, ms, ratio, triple_ms
+
+DB_STEP, MIGRATE_STEP, ADMIN_STEP = "Creating database", "Applying migrations", "Creating admin user"
+SLACK = 0.100
+
+
+async def _wait_for_created(listener, tenant_id, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for at, frame in listener.frames_of("TenantCreated"):
+            if frame["data"].get("tenantId") == tenant_id:
+                return at
+        await asyncio.sleep(0.002)
+    raise RuntimeError(f"no TenantCreated for {tenant_id} within {timeout} s")
+
+
+async def _create_and_wait(web, token, headers, variants, rounds, timeout=120):
+    """`rounds` times, one tenant of each variant (kind, isolated), each waited for before the next."""
+    listener = Listener(web.ws_url, token)
+    if not await listener.open(timeout=30):
+        raise RuntimeError(f"websocket refused: {listener.error}")
+    timings = {label: [] for label, _, _ in variants}
+    async with httpx.AsyncClient(base_url=web.url, headers=headers, timeout=60) as client:
+        for _ in range(rounds):
+            for label, kind, isolated in variants:
+                body = fixtures.tenant_body(kind, isolated=isolated)
+                sent = time.time()
+                response = await client.post("/api/tenants", json=body)
+                accepted = time.time()
+                if response.status_code != 202:
+                    raise RuntimeError(f"POST answered {response.status_code}: {response.text[:200]}")
+                received = await _wait_for_created(listener, body["id"], timeout)
+                timings[label].append({"id": body["id"], "sent": sent, "accepted": accepted, "received": received})
+    await listener.close()
+    return timings
+
+
+def _breakdown(timings):
+    """Per tenant, the intervals between the recorded instants (seconds)."""
+    connection = queue().connection
+    rows = []
+    for t in timings:
+        job = Job.objects.get(subject=subject_for(t["id"]), task__endswith="provision_tenant")
+        attempt = Attempt.objects.get(job=job, number=1)
+        steps = {s["name"]: s["seconds"] for s in attempt.steps}
+        notification = Notification.objects.get(event="TenantCreated", data__tenantId=t["id"])
+        rq_job = RQJob.fetch(attempt.rq_job_id, connection=connection)
+        attempt_seconds = (attempt.ended_at - attempt.started_at).total_seconds()
+        rows.append(
+            {
+                "total": t["received"] - t["sent"],
+                "accept (POST → 202)": t["accepted"] - t["sent"],
+                "queue wait + fork (RQ enqueued → work-horse started)": (
+                    rq_job.started_at - rq_job.enqueued_at
+                ).total_seconds(),
+                "job start (work-horse → attempt recorded)": (attempt.started_at - rq_job.started_at).total_seconds(),
+                DB_STEP: steps.get(DB_STEP),
+                MIGRATE_STEP: steps.get(MIGRATE_STEP),
+                f"{ADMIN_STEP} (incl. the password hash)": steps.get(ADMIN_STEP),
+                "rest of the attempt (lock, status, notification row)": attempt_seconds - sum(steps.values()),
+                "delivery (notification row → frame received)": t["received"] - notification.created_on.timestamp(),
+                "enqueued → job record": (rq_job.enqueued_at - job.created_at).total_seconds(),
+                "attempt failures": 0 if attempt.outcome == Attempt.Outcome.SUCCEEDED else 1,
+            }
+        )
+    return rows
+
+
+def _psql_clone_ms(name, template):
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+    output = subprocess.run(
+        [
+            "psql",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            environment.server_dsn(),
+            "-c",
+            "\\timing on",
+            "-c",
+            statement.as_string(None),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(re.search(r"Time: ([0-9.]+) ms", output).group(1)) / 1000
+
+
+def _timed(function, *args):
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
+
+
+def database_step(repeats):
+    """The database step alone, in-process, interleaved so noise hits every variant alike."""
+    started = time.perf_counter()
+    template = template_database.ensure_template()
+    template_build = time.perf_counter() - started
+    samples = {
+        "clone (provisioners.create_database)": [],
+        "no-op migrate of a fresh clone": [],
+        "create empty + migrate (the fallback)": [],
+        "raw CREATE DATABASE … TEMPLATE (psql \\timing)": [],
+        "password hash (Django's PBKDF2)": [],
+    }
+    prefix = environment.tenant_prefix()
+    for i in range(repeats):
+        clone, empty, raw = f"{prefix}step_clone_{i}", f"{prefix}step_empty_{i}", f"{prefix}step_raw_{i}"
+        started = time.perf_counter()
+        how = provisioners.create_database(clone)
+        samples["clone (provisioners.create_database)"].append(time.perf_counter() - started)
+        if how != provisioners.CLONED:
+            raise RuntimeError(f"create_database did not clone ({how})")
+        samples["no-op migrate of a fresh clone"].append(_timed(template_database.migrate_database, clone))
+        started = time.perf_counter()
+        database_server.create(empty)
+        template_database.migrate_database(empty)
+        samples["create empty + migrate (the fallback)"].append(time.perf_counter() - started)
+        samples["raw CREATE DATABASE … TEMPLATE (psql \\timing)"].append(_psql_clone_ms(raw, template))
+        samples["password hash (Django's PBKDF2)"].append(_timed(make_password, fixtures.ADMIN_PASSWORD))
+        for name in (clone, empty, raw):
+            sandbox.drop_database(name)
+    return template_build, samples
+
+
+def _kind_rows(breakdowns):
+    metrics = [m for m in next(iter(breakdowns.values()))[0] if m != "attempt failures"]
+    rows = []
+    for metric in metrics:
+        row = [metric]
+        for rows_of_kind in breakdowns.values():
+            s = Summary.of([r[metric] for r in rows_of_kind])
+            row.append(f"{ms(s.median)} / {ms(s.p99)}" if s.count else "–")
+        rows.append(row)
+    return rows
+
+
+def run(ctx):
+    mode = ctx.mode
+    section = Section("2. Time to notified: POST → TenantCreated on the websocket")
+    fixtures.reset()
+    template_build, steps = database_step(mode.database_step_repeats)
+    root = fixtures.root_user()
+    token, headers = issue_tokens(root)["token"], fixtures.root_headers()
+    variants = [
+        ("shared", "shr", False),
+        ("isolated, cloned", "iso", True),
+        ("isolated, create-and-migrate", FALLBACK_PREFIX.rstrip("-"), True),
+    ]
+    web = Web(ctx.sandbox, name="web-notified")
+    try:
+        start_worker(ctx.sandbox, name="worker-notified", module="bench.fallback_worker")
+        wait_for_workers(1)
+        asyncio.run(_create_and_wait(web, token, headers, variants, 1))  # warm-up: first job, first clone
+        timings = asyncio.run(_create_and_wait(web, token, headers, variants, mode.notified_tenants))
+        breakdowns = {label: _breakdown(rows) for label, rows in timings.items()}
+    finally:
+        ctx.sandbox.stop_processes()
+    fixtures.reset()
+
+    n = mode.notified_tenants
+    section.add(
+        f"{n} tenants of each kind, created one after another by the root user through the API, the kinds "
+        "interleaved (shared, cloned, create-and-migrate, shared, …) so that the machine's noise hits all three "
+        "alike; one worker (`python -m bench.fallback_worker`: the documented `rqworker --with-scheduler` with "
+        "cloning disabled for the third kind only), one Daphne; the root's websocket is open throughout. Figures are "
+        "**p50 / p99 in ms**. Instants: the client's clock for sending, the 202 and the frame; RQ's "
+        "`enqueued_at`/`started_at`; the Attempt's `started_at`/`ended_at`/step timings; the Notification's "
+        "`created_on` (one machine, one clock).",
+        "",
+    )
+    section.table(["interval", *breakdowns.keys()], _kind_rows(breakdowns))
+    failures = sum(r["attempt failures"] for rows in breakdowns.values() for r in rows)
+    section.add(f"Attempts that failed: {failures}.", "")
+
+    section.add(
+        f"The database step alone, in the bench process, {mode.database_step_repeats} times each, interleaved "
+        f"(template built once first: {ms(template_build)} ms):",
+        "",
+    )
+    section.table(["operation", "ms min / median / p99"], [[k, triple_ms(Summary.of(v))] for k, v in steps.items()])
+    clone = Summary.of(steps["clone (provisioners.create_database)"])
+    fallback = Summary.of(steps["create empty + migrate (the fallback)"])
+    raw = Summary.of(steps["raw CREATE DATABASE … TEMPLATE (psql \\timing)"])
+    noop = Summary.of(steps["no-op migrate of a fresh clone"])
+    hashing = Summary.of(steps["password hash (Django's PBKDF2)"])
+    speedup = ratio(fallback.median, clone.median)
+    e2e_clone = Summary.of([r[DB_STEP] + (r[MIGRATE_STEP] or 0) for r in breakdowns["isolated, cloned"]])
+    e2e_fallback = Summary.of([r[DB_STEP] + (r[MIGRATE_STEP] or 0) for r in breakdowns["isolated, create-and-migrate"]])
+    e2e_speedup = ratio(e2e_fallback.median, e2e_clone.median)
+    section.table(
+        ["ratio (same run)", "value"],
+        [
+            ["create-and-migrate / clone, database step in-process (medians)", fmt_ratio(speedup)],
+            ["create-and-migrate / clone, database + migration steps in the worker (medians)", fmt_ratio(e2e_speedup)],
+            ["clone via provisioners / raw psql clone (medians)", fmt_ratio(ratio(clone.median, raw.median))],
+            [
+                "isolated (cloned) / shared, time to notified (medians)",
+                fmt_ratio(
+                    ratio(
+                        Summary.of([r["total"] for r in breakdowns["isolated, cloned"]]).median,
+                        Summary.of([r["total"] for r in breakdowns["shared"]]).median,
+                    )
+                ),
+            ],
+        ],
+    )
+    isolated = Summary.of([r["total"] for r in breakdowns["isolated, cloned"]])
+    budget = hashing.median + clone.median + SLACK
+    section.target(
+        "isolated p50 ≤ hash + clone + 100 ms",
+        f"{ms(isolated.median)} ms vs {ms(hashing.median)} + {ms(clone.median)} + 100 = {ms(budget)} ms",
+        isolated.median <= budget,
+    )
+    section.target(
+        "clone ≥ 5× faster than create-and-migrate (database step)",
+        f"{fmt_ratio(speedup)} in-process; {fmt_ratio(e2e_speedup)} in the worker (create + migrate steps)",
+        speedup >= 5,
+    )
+    ctx.results["notified"] = {"breakdowns": breakdowns, "steps": steps, "noop_migrate": noop}
+    return section
