@@ -1,0 +1,123 @@
+"""Isolated tenants on the real stack: HTTP -> real RQ workers -> databases cloned from the template, and
+DELETE dropping them again (Daphne + worker processes, real PostgreSQL and Redis)."""
+
+import time
+
+import httpx
+import pytest
+
+from notifications.models import Notification
+from tenants import database_server
+from tests.conftest import make_root_user
+from tests.tenant_databases import (
+    ADMIN_PASSWORD,
+    applied_migrations,
+    main_database,
+    prefixed_databases,
+    query,
+    sessions_on,
+    templates,
+)
+
+pytestmark = pytest.mark.e2e
+
+ROOT_PASSWORD = "Another-Root-Pass-1!"
+BURST = 10
+
+
+def sign_in(stack, email, password, tenant=None):
+    headers = {"tenant": tenant} if tenant else {}
+    response = httpx.post(
+        f"{stack.url}/api/tokens", json={"email": email, "password": password}, headers=headers, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["token"]
+
+
+@pytest.fixture
+def root(live_stack):
+    user = make_root_user("iso-root@diquis.test")
+    return user, httpx.Client(
+        base_url=live_stack.url,
+        headers={"authorization": f"Bearer {sign_in(live_stack, user.email, ROOT_PASSWORD)}"},
+        timeout=30,
+    )
+
+
+def create(http, tenant_id):
+    body = {
+        "id": tenant_id,
+        "name": f"{tenant_id} Academy",
+        "adminEmail": f"admin@{tenant_id}.test",
+        "password": ADMIN_PASSWORD,
+        "hasIsolatedDatabase": True,
+    }
+    response = http.post("/api/tenants", json=body)
+    assert response.status_code == 202, response.text
+
+
+def wait_for(http, tenant_ids, done, timeout=240):
+    """Poll the API until `done(response)` holds for every tenant; returns the last responses."""
+    deadline = time.monotonic() + timeout
+    while True:
+        responses = {tenant_id: http.get(f"/api/tenants/{tenant_id}") for tenant_id in tenant_ids}
+        if all(done(response) for response in responses.values()) or time.monotonic() > deadline:
+            return responses
+        time.sleep(0.5)
+
+
+def is_settled(response):
+    return response.status_code == 200 and response.json()["data"]["status"] in ("Active", "Failed")
+
+
+def test_a_burst_of_ten_isolated_creations_through_real_workers_all_end_active(live_stack, root):
+    _, http = root
+    live_stack.add_worker()  # two workers: clones and the first template build race each other
+    for name in templates():
+        database_server.drop(name)  # the first jobs of the burst must build it, once
+    tenant_ids = [f"burst-{n}" for n in range(BURST)]
+    for tenant_id in tenant_ids:
+        create(http, tenant_id)
+
+    responses = wait_for(http, tenant_ids, is_settled)
+    statuses = {tenant_id: response.json()["data"]["status"] for tenant_id, response in responses.items()}
+    assert statuses == dict.fromkeys(tenant_ids, "Active"), {
+        tenant_id: response.json()["data"]["provisioningError"] for tenant_id, response in responses.items()
+    }
+    (template,) = templates()
+    assert sessions_on(template) == 0
+    assert prefixed_databases() - {template} == {f"test_iso_{tenant_id}" for tenant_id in tenant_ids}
+    for tenant_id in tenant_ids:
+        admins = query(f"test_iso_{tenant_id}", "SELECT tenant_id, email FROM tenants_user")
+        assert admins == [(tenant_id, f"admin@{tenant_id}.test")]
+    # All cloned from the one template (none fell back to migrating): identical migration records.
+    histories = {tuple(applied_migrations(f"test_iso_{tenant_id}")) for tenant_id in tenant_ids}
+    assert len(histories) == 1
+    # Each admin signs in to its own tenant, served from its own database.
+    token = sign_in(live_stack, "admin@burst-3.test", ADMIN_PASSWORD, tenant="burst-3")
+    me = httpx.get(f"{live_stack.url}/api/users/me", headers={"authorization": f"Bearer {token}"}, timeout=30)
+    assert me.json()["data"]["tenant"] == "burst-3"
+
+
+def test_delete_drops_the_isolated_database_and_notifies(live_stack, root):
+    user, http = root
+    create(http, "doomed")
+    assert wait_for(http, ["doomed"], is_settled)["doomed"].json()["data"]["status"] == "Active"
+    assert "test_iso_doomed" in prefixed_databases()
+
+    response = http.delete("/api/tenants/doomed")
+    assert response.status_code == 202, response.text
+    gone = wait_for(http, ["doomed"], lambda r: r.status_code == 404)
+    assert gone["doomed"].status_code == 404
+    assert "test_iso_doomed" not in prefixed_databases()
+    assert query(main_database(), "SELECT count(*) FROM pg_database WHERE datname = 'test_iso_doomed'") == [(0,)]
+    deleted = Notification.objects.get(user_id=user.pk, event="TenantDeleted")
+    assert deleted.data["tenantId"] == "doomed"
+    # The tenant is gone for sign-in too.
+    refused = httpx.post(
+        f"{live_stack.url}/api/tokens",
+        json={"email": "admin@doomed.test", "password": ADMIN_PASSWORD},
+        headers={"tenant": "doomed"},
+        timeout=30,
+    )
+    assert refused.status_code == 403 and refused.json()["messages"] == ["Tenant invalid"]
