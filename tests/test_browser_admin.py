@@ -8,7 +8,6 @@ end that the mark is still there.
 import contextlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -32,15 +31,22 @@ PASSWORD = "Another-Root-Pass-1!"
 TENANT_PASSWORD = "Tenant-Admin-Pass-9!"
 JOB_TIMEOUT = 90_000  # ms: an isolated tenant clones a database; the machine is shared
 RED = "rgb(220, 53, 69)"
+JOB_LOGGER = re.compile(r" (WARNING|ERROR) (jobs|tenants)\.")
+JOB_FIELDS = re.compile(r" job=[0-9a-f-]{36} operation=provision_tenant subject=tenant:broken-academy ")
 
 
 @pytest.fixture
-def page(tmp_path, monkeypatch):
-    """A fresh browser page. Playwright's sync API runs an event loop in this thread, which Django reads
-    as "async context": the test's own ORM calls are safe (it is one thread), so say so."""
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+def root(live_stack):
+    """The admin who signs in. Made before the browser starts: Playwright's sync API runs an event loop in
+    this thread, and Django refuses ORM calls from there."""
+    return make_root_user("ops@diquis.test")
+
+
+@pytest.fixture
+def page(root):
+    """A fresh browser page (after the stack and the root user exist)."""
+    if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium package is required (apt-get install chromium; .ci/run installs it)")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -108,11 +114,10 @@ def assert_not_reloaded(page):
 
 
 def test_an_isolated_tenant_goes_from_pending_to_active_live_with_progress_and_a_toast(
-    live_stack, tenant_databases, page, tmp_path
+    live_stack, tenant_databases, root, page, tmp_path
 ):
     stack = live_stack
     stack.workers.pop().stop()  # no worker yet: the new tenant waits, Pending
-    root = make_root_user("ops@diquis.test")
     faults = tmp_path / "faults.json"
     write_fault(faults, "live-academy", "hold")  # hold the last step, so the step in flight can be seen
 
@@ -146,14 +151,13 @@ def test_an_isolated_tenant_goes_from_pending_to_active_live_with_progress_and_a
 
 
 def test_a_broken_tenant_shows_its_error_in_red_and_retry_brings_it_back_live(
-    live_stack, tenant_databases, page, tmp_path
+    live_stack, tenant_databases, root, page, tmp_path
 ):
     stack = live_stack
     faults = tmp_path / "faults.json"
     write_fault(faults, "broken-academy", "fail", "Injected failure")
     stack.workers.pop().stop()
     stack.add_worker(DIQUIS_FAULTS_FILE=str(faults))
-    root = make_root_user("ops@diquis.test")
 
     with screenshot_on_failure(page, tmp_path):
         sign_in(page, stack, root.email)
@@ -169,6 +173,12 @@ def test_a_broken_tenant_shows_its_error_in_red_and_retry_brings_it_back_live(
         expect(page.locator(".tenant-toast--error")).to_contain_text("Tenant creation failed: Injected failure")
         assert_not_reloaded(page)
         page.screenshot(path=tmp_path / "failed.png", full_page=True)
+
+        # Structured logs: what the job's own code logged names the job, its operation and its tenant.
+        job_lines = [line for line in stack.workers[-1].output().splitlines() if JOB_LOGGER.search(line)]
+        assert job_lines, "the failing attempts logged nothing"
+        for line in job_lines:
+            assert JOB_FIELDS.search(line), line
 
         # The tenant's page: the error, every attempt with its error, and the Retry button.
         row.locator("th a").click()
