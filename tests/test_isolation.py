@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from tenants import provisioning
 from tenants.models import ProvisioningStatus, Role, Tenant, User
-from tests.tenant_databases import ADMIN_PASSWORD, main_database, new_tenant, query
+from tests.tenant_databases import ADMIN_PASSWORD, main_database, new_tenant, query, raw_cursor
 
 S = ProvisioningStatus
 ISOLATED, SHARED = ("alpha", "beta"), ("gamma",)
@@ -208,3 +208,17 @@ def test_a_request_leaves_no_connection_to_the_tenant_database_behind(tenants):
     client(token).get("/api/users")
     client(token).post("/api/users", {"email": "m@alpha.test", "password": MEMBER_PASSWORD}, format="json")
     assert query(main_database(), "SELECT count(*) FROM pg_stat_activity WHERE datname = 'test_iso_alpha'") == [(0,)]
+
+
+def test_refreshing_the_token_of_an_isolated_admin_reads_its_own_database(tenants):
+    response = sign_in("admin@alpha.test", tenant="alpha")
+    refresh = response.json()["data"]["refreshToken"]
+    renewed = client().post("/api/tokens/refresh", {"refreshToken": refresh}, format="json")
+    assert renewed.status_code == 200, renewed.content
+    token = renewed.json()["data"]["token"]
+    assert client(token).get("/api/users/me").json()["data"]["email"] == "admin@alpha.test"
+    with raw_cursor("test_iso_alpha") as cursor:  # only there: the refresh must see it
+        cursor.execute("UPDATE tenants_user SET is_active = false")
+    refused = client().post("/api/tokens/refresh", {"refreshToken": refresh}, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["messages"] == ["User account deactivated"]
