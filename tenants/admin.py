@@ -8,6 +8,7 @@ change page update themselves from the notification websocket (tenants/static/te
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth.models import Group
 from django.db.models import Max
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -98,6 +99,10 @@ class TenantCreationForm(forms.ModelForm):
 
     def validate_unique(self):
         """Checked in clean_id with the service's own words; the service re-checks under its transaction."""
+
+
+# Roles live on the user (User.roles); Django's groups mean nothing here.
+admin.site.unregister(Group)
 
 
 @admin.register(Tenant)
