@@ -143,12 +143,16 @@ def test_queue_depth_is_read_from_redis_at_scrape_time():
     assert value(found, "diquis_redis_up") == 1
 
 
+def open_sockets():
+    return websocket_connections.collect()[0].samples[0].value
+
+
 def test_open_websockets_are_counted_while_they_are_open():
     client = Client()
     client.force_login(make_root_user())
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
     headers = [(b"cookie", cookie.encode()), (b"origin", b"http://localhost")]
-    before = websocket_connections._value.get()
+    before = open_sockets()
 
     async def open_two_then_close():
         seen = []
@@ -157,14 +161,14 @@ def test_open_websockets_are_counted_while_they_are_open():
             connected, _ = await socket.connect(timeout=10)
             assert connected
             await socket.receive_json_from(timeout=10)  # Connected
-        seen.append(websocket_connections._value.get())
+        seen.append(open_sockets())
         for socket in sockets:
             await socket.disconnect()
-        seen.append(websocket_connections._value.get())
+        seen.append(open_sockets())
         refused = WebsocketCommunicator(application, "/hubs/notifications")  # no session, no token
         connected, _ = await refused.connect(timeout=10)
         assert not connected
-        seen.append(websocket_connections._value.get())
+        seen.append(open_sockets())
         return seen
 
     assert async_to_sync(open_two_then_close)() == [before + 2, before, before]
