@@ -23,5 +23,13 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# Benchmarks on the real stack; bench/RESULTS.md (`bench-quick`: under two minutes, var/bench-quick.md).
+# Override DATABASE_URL / REDIS_URL / DIQUIS_TENANT_DATABASE_PREFIX to point them elsewhere (names must say "bench").
+bench: install
+	$(BIN)/python -m bench
+
+bench-quick: install
+	$(BIN)/python -m bench --quick
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -24,6 +24,7 @@ class Mode:
     # 4. fan-out
     fanout_clients: int
     fanout_senders: tuple
+    fanout_variants: tuple  # indexes into bench.fanout.VARIANTS
     idle_seconds: int
     # 5. scale
     scale_tenant_counts: tuple
@@ -55,6 +56,7 @@ FULL = Mode(
     burst_workers=(1, 2),
     fanout_clients=2000,
     fanout_senders=(1, 4),
+    fanout_variants=(0, 1, 2),
     idle_seconds=300,
     scale_tenant_counts=(10, 100, 1000),
     scale_requests=300,
@@ -72,17 +74,18 @@ QUICK = Mode(
     accept_rounds=1,
     sync_concurrency=(1,),
     sync_per_client=3,
-    notified_tenants=4,
-    database_step_repeats=3,
-    burst_isolated=10,
-    burst_shared=20,
+    notified_tenants=2,
+    database_step_repeats=2,
+    burst_isolated=8,
+    burst_shared=12,
     burst_workers=(2,),
-    fanout_clients=200,
+    fanout_clients=100,
     fanout_senders=(1, 4),
-    idle_seconds=12,
+    fanout_variants=(2,),
+    idle_seconds=6,
     scale_tenant_counts=(10, 100),
-    scale_requests=40,
-    migrate_databases=4,
-    migrate_parallel=(1, 4),
+    scale_requests=30,
+    migrate_databases=3,
+    migrate_parallel=(1, 2),
     migrate_repeats=1,
 )

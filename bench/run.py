@@ -7,6 +7,7 @@ a main database and a Redis database of the bench's own, all removed at the end 
 import argparse
 import importlib
 import logging
+import pickle
 import resource
 import sys
 import time
@@ -20,6 +21,9 @@ from .report import Section, busy_processes, load_average, render, utcnow
 
 SECTION_NAMES = ["accept", "notified", "burst", "fanout", "scale"]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# The quick run is a smoke run: it must not overwrite the full run's figures.
+QUICK_RESULTS = Path(__file__).resolve().parent.parent / "var" / "bench-quick.md"
+LAST_RUN = Path(__file__).resolve().parent.parent / "var" / "bench-last-run.pickle"
 logger = logging.getLogger("bench")
 
 
@@ -48,8 +52,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small runs, under two minutes")
     parser.add_argument("--only", default=",".join(SECTION_NAMES), help="comma-separated: " + ", ".join(SECTION_NAMES))
-    parser.add_argument("--output", default=str(RESULTS), help="where to write the report")
+    parser.add_argument(
+        "--output", help=f"where to write the report (default {RESULTS.name}, or {QUICK_RESULTS} quick)"
+    )
+    parser.add_argument("--render-last", action="store_true", help="only re-render the last run's saved figures")
     args = parser.parse_args(argv)
+    if args.render_last:
+        output = write_report(pickle.loads(LAST_RUN.read_bytes()), args.output)
+        print(f"wrote {output}")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench %(message)s", stream=sys.stderr)
     mode = QUICK if args.quick else FULL
     environment.prepare()
@@ -79,20 +90,43 @@ def main(argv=None):
             section.add(f"_Section time {time.monotonic() - began:.0f} s; load average after it: {load_average()}._")
             sections.append(section)
         load_after = load_average()
+    saved = {
+        "mode": mode,
+        "started": started,
+        "finished": utcnow(),
+        "load_before": load_before,
+        "load_after": load_after,
+        "busy_before": busy_before,
+        "sections": sections,
+        "cleanup": sandbox.cleanup_report,
+        "results": ctx.results,
+        "open_files": open_files,
+    }
+    LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
+    LAST_RUN.write_bytes(pickle.dumps(saved))
+    output = write_report(saved, args.output)
+    logger.info("wrote %s (%s)", output, f"failed: {', '.join(failed)}" if failed else "all sections ran")
+    return 1 if failed else 0
+
+
+def write_report(saved, output=None):
+    """Render RESULTS.md from a run's saved figures (`--render-last` re-renders the last run)."""
     from . import method
 
+    mode = saved["mode"]
     text = render(
         mode=mode,
-        started=started,
-        finished=utcnow(),
-        load_before=load_before,
-        load_after=load_after,
-        busy_before=busy_before,
-        sections=sections,
-        cleanup=sandbox.cleanup_report,
-        method=method.lines(mode, open_files),
-        notes=method.notes(ctx.results),
+        started=saved["started"],
+        finished=saved["finished"],
+        load_before=saved["load_before"],
+        load_after=saved["load_after"],
+        busy_before=saved["busy_before"],
+        sections=saved["sections"],
+        cleanup=saved["cleanup"],
+        method=method.lines(mode, saved["open_files"]),
+        notes=method.notes(saved["results"]),
     )
-    Path(args.output).write_text(text)
-    logger.info("wrote %s (%s)", args.output, f"failed: {', '.join(failed)}" if failed else "all sections ran")
-    return 1 if failed else 0
+    output = Path(output or (QUICK_RESULTS if mode.quick else RESULTS))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    return output
