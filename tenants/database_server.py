@@ -18,10 +18,11 @@ from jobs.locks import subject_lock
 
 logger = logging.getLogger(__name__)
 
-# PostgreSQL refuses to clone a database while anyone is connected to it; that is brief (a template is
-# closed to connections once built), so a clone that meets it waits a little and tries again.
-CLONE_ATTEMPTS = 6
-CLONE_RETRY_SECONDS = 0.25
+# PostgreSQL refuses to clone a database while anyone is connected to it, after waiting up to 5 s itself
+# for them to leave. Our templates refuse connections once built, so this is rare and brief: one more
+# attempt after a pause, then the error (and the caller creates and migrates instead).
+CLONE_ATTEMPTS = 2
+CLONE_RETRY_SECONDS = 0.5
 
 
 @contextlib.contextmanager

@@ -174,3 +174,18 @@ def test_a_tenant_database_name_can_never_be_a_template_name():
     with pytest.raises(Exception, match="only lowercase"):
         validate_tenant_id("template_x".replace("template", "a"))
     validate_tenant_id("temp-late")  # near misses are fine
+
+
+def test_a_clone_waits_briefly_for_a_source_in_use_and_gives_up_after_a_bound():
+    """PostgreSQL refuses to clone a database somebody is connected to (after waiting 5 s itself): one more
+    try, then the error, within about 11 s; not forever."""
+    database_server.create("test_iso_source")
+    holder = psycopg.connect(**{**connections["default"].get_connection_params(), "dbname": "test_iso_source"})
+    threading.Timer(0.4, holder.close).start()  # the other session goes away in a moment
+    database_server.create("test_iso_copy", template="test_iso_source")
+    assert database_server.exists("test_iso_copy")
+
+    with raw_cursor("test_iso_source"):  # and this one stays
+        with pytest.raises(psycopg.errors.ObjectInUse):
+            database_server.create("test_iso_copy2", template="test_iso_source")
+    assert not database_server.exists("test_iso_copy2")
