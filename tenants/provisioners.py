@@ -46,11 +46,11 @@ def ensure_tenant_database(tenant):
     return name
 
 
-def migrate_tenant_database(tenant, verbosity=0, stdout=None):
+def migrate_tenant_database(tenant):
     """Apply pending migrations to an isolated tenant's database (nothing to do on a fresh clone)."""
     alias = alias_for(tenant)
     try:
-        call_command("migrate", database=alias, interactive=False, verbosity=verbosity, stdout=stdout)
+        call_command("migrate", database=alias, interactive=False, verbosity=0)
     finally:
         release_connection(alias)
 
@@ -61,8 +61,8 @@ def ensure_migrated(tenant):
 
 
 def drop_tenant_data(tenant):
-    """Remove everything of the tenant's: its database when isolated (sessions on it are terminated
-    first), its rows when shared."""
+    """Remove everything of the tenant's: its database when isolated (DROP ... WITH (FORCE) terminates
+    the sessions still on it), its rows when shared."""
     if not tenant.has_isolated_database:
         User.objects.using("default").filter(tenant_id=tenant.id).delete()
         return
