@@ -94,6 +94,9 @@ TEMPLATES = [
 
 # --- databases -------------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///var/db.sqlite3")}
+# With persistent connections (`?conn_max_age=` in DATABASE_URL), a connection the server dropped (a
+# restart) is tested before it is reused, instead of failing the first request or socket that gets it.
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     db_path = Path(DATABASES["default"]["NAME"])
     if not db_path.is_absolute():
@@ -140,7 +143,7 @@ def _with_redis_options(url, **options):
 # Without timeouts a hung Redis would hang the request that pushes a job after commit (it must answer 202
 # at once, Redis or not) and every sweep. RQ's worker raises the read timeout of its own connection above
 # its blocking dequeue by itself.
-RQ_REDIS_URL = _with_redis_options(REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+RQ_REDIS_URL = _with_redis_options(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
 RQ_QUEUES = {"default": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
 RQ = {"WORKER_CLASS": "jobs.worker.Worker"}
 

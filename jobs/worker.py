@@ -121,5 +121,6 @@ class Worker(rq.Worker):
                     worker_registration.register(self, pipeline)
                     pipeline.expire(self.key, self.worker_ttl + 60)
                     pipeline.execute()
-            if self.scheduler and not (self.scheduler._process and self.scheduler._process.is_alive()):
+            stopping = self._stop_requested or self._shutdown_requested_date is not None
+            if self.scheduler and not stopping and not (self.scheduler._process and self.scheduler._process.is_alive()):
                 self.scheduler.acquire_locks(auto_start=True)

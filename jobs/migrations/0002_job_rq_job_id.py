@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('jobs', '0001_initial'),
+        ("jobs", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='rq_job_id',
-            field=models.CharField(blank=True, help_text='The RQ job last pushed to carry the next attempt (new one per push).', max_length=100),
+            model_name="job",
+            name="rq_job_id",
+            field=models.CharField(
+                blank=True,
+                help_text="The RQ job last pushed to carry the next attempt (new one per push).",
+                max_length=100,
+            ),
         ),
     ]
