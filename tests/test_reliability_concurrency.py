@@ -1,0 +1,106 @@
+"""Fifty identical creates at once: one is accepted, 49 conflict; one tenant, one job, one database.
+
+Against two Daphne processes (so the requests really race in the database, not only in one process's
+thread), and once more straight on the service with fifty threads."""
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from django.db import connection
+
+from diquis.envelope import Conflict
+from jobs.models import Attempt, Job
+from tenants import services
+from tenants.models import Tenant
+from tests import live
+from tests.conftest import drop_test_tenant_databases, make_root_user
+from tests.test_reliability import ADMIN_PASSWORD, admin_users, figure, is_active, root_token, wait_until
+
+CLIENTS = 50
+
+
+def tenant_databases(tenant_id):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{tenant_id}%"])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+@pytest.fixture
+def two_webs(transactional_db, tmp_path):
+    stack = live.LiveStack(tmp_path)
+    port = live.free_port()
+    second = live.start_web(tmp_path, port, name="web2")
+    try:
+        yield stack, [stack.url, f"http://127.0.0.1:{port}"]
+    finally:
+        second.stop()
+        stack.stop()
+        drop_test_tenant_databases()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("isolated", [False, True], ids=["shared", "isolated"])
+def test_fifty_identical_creates_at_once_accept_exactly_one(two_webs, isolated):
+    stack, urls = two_webs
+    tenant_id = f"race-{'iso' if isolated else 'shared'}"
+    body = {
+        "id": tenant_id,
+        "name": "Race",
+        "adminEmail": f"admin@{tenant_id}.test",
+        "password": ADMIN_PASSWORD,
+        "hasIsolatedDatabase": isolated,
+    }
+    headers = {"authorization": f"Bearer {root_token()}"}
+    start = threading.Barrier(CLIENTS)
+
+    def create(index):
+        with httpx.Client(timeout=60) as client:
+            start.wait(timeout=60)
+            return client.post(f"{urls[index % len(urls)]}/api/tenants", json=body, headers=headers)
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        responses = list(pool.map(create, range(CLIENTS)))
+    statuses = Counter(r.status_code for r in responses)
+    figure(f"50 concurrent creates ({'isolated' if isolated else 'shared'}): statuses", dict(statuses))
+    assert statuses == {202: 1, 409: CLIENTS - 1}
+    assert {tuple(r.json()["messages"]) for r in responses if r.status_code == 409} == {("Tenant already exists",)}
+
+    wait_until(lambda: is_active(tenant_id), timeout=60, what="tenant Active")
+    assert Tenant.objects.filter(pk=tenant_id).count() == 1
+    assert Job.objects.filter(subject=f"tenant:{tenant_id}").count() == 1
+    assert Attempt.objects.filter(job__subject=f"tenant:{tenant_id}").count() == 1
+    assert admin_users(tenant_id) == [f"admin@{tenant_id}.test"]
+    if isolated:
+        assert tenant_databases(tenant_id) == [Tenant.objects.get(pk=tenant_id).database_name]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_threads_on_the_service_accept_exactly_one():
+    initiator = make_root_user().pk
+    start = threading.Barrier(CLIENTS)
+
+    def create(_):
+        try:
+            start.wait(timeout=60)
+            services.create_tenant(
+                tenant_id="race-service",
+                name="Race",
+                admin_email="admin@race-service.test",
+                password=ADMIN_PASSWORD,
+                has_isolated_database=False,
+                initiated_by=initiator,
+            )
+            return "accepted"
+        except Conflict as conflict:
+            return str(conflict.detail)
+        finally:
+            connection.close()  # each thread's own connection
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        outcomes = Counter(pool.map(create, range(CLIENTS)))
+    assert outcomes == {"accepted": 1, "Tenant already exists": CLIENTS - 1}
+    assert Tenant.objects.filter(pk="race-service").count() == 1
+    assert Job.objects.filter(subject="tenant:race-service").count() == 1
