@@ -7,7 +7,6 @@ how it looks on the wire is the socket's framing: API.md's plain frames or Signa
 
 import asyncio
 import contextlib
-import logging
 import time
 from urllib.parse import parse_qs
 
@@ -20,8 +19,6 @@ from .auth import BEARER
 from .framing import CLIENT_TIMEOUT, HANDSHAKE_FAILED, SHUTTING_DOWN, TOKEN_EXPIRED, PlainFraming
 from .groups import user_group
 from .selectors import notifications_after
-
-logger = logging.getLogger(__name__)
 
 REFUSED = 4401
 REPLAY_BATCH = 500
