@@ -246,6 +246,7 @@ def test_token_expiry_sends_a_close_message_without_reconnect_then_4401(hub, use
     with socket(hub, token, f"&id={body['connectionToken']}") as ws:
         ws.send(HANDSHAKE)
         assert (ws.next(), ws.next()) == ({}, CONNECTED)
+        ws.send({"type": 6})  # pushes the client timeout (4 s) further past the token's end (<= 3 s)
         assert ws.next_except_pings(timeout=8) == {"type": 7, "error": "Token expired.", "allowReconnect": False}
         assert ws.closed() == 4401
 
