@@ -14,13 +14,15 @@ class Mode:
     accept_rounds: int
     sync_concurrency: tuple
     sync_per_client: int
+    sync_min_requests: int
     # 2. time to notified
     notified_tenants: int
     database_step_repeats: int
     # 3. burst
     burst_isolated: int
     burst_shared: int
-    burst_workers: tuple
+    burst_workers: tuple  # worker counts of the isolated burst
+    burst_shared_workers: tuple  # and of the shared one
     # 4. fan-out
     fanout_clients: int
     fanout_senders: tuple
@@ -37,32 +39,34 @@ class Mode:
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
 
     def sync_requests(self, concurrency):
-        return concurrency * self.sync_per_client
+        return max(self.sync_min_requests, concurrency * self.sync_per_client)
 
 
 FULL = Mode(
     name="full",
     quick=False,
     accept_concurrency=(1, 16, 64),
-    accept_per_client=20,
-    accept_min_requests=200,
+    accept_per_client=10,
+    accept_min_requests=100,
     accept_rounds=3,
     sync_concurrency=(1, 16),
-    sync_per_client=2,
+    sync_per_client=1,
+    sync_min_requests=8,
     notified_tenants=30,
     database_step_repeats=15,
     burst_isolated=200,
     burst_shared=500,
     burst_workers=(1, 2),
+    burst_shared_workers=(2,),
     fanout_clients=2000,
     fanout_senders=(1, 4),
     fanout_variants=(0, 1, 2),
     idle_seconds=300,
     scale_tenant_counts=(10, 100, 1000),
-    scale_requests=300,
+    scale_requests=200,
     migrate_databases=50,
     migrate_parallel=(1, 4),
-    migrate_repeats=2,
+    migrate_repeats=1,
 )
 
 QUICK = Mode(
@@ -74,11 +78,13 @@ QUICK = Mode(
     accept_rounds=1,
     sync_concurrency=(1,),
     sync_per_client=3,
+    sync_min_requests=3,
     notified_tenants=2,
     database_step_repeats=2,
     burst_isolated=8,
     burst_shared=12,
     burst_workers=(2,),
+    burst_shared_workers=(2,),
     fanout_clients=100,
     fanout_senders=(1, 4),
     fanout_variants=(2,),

@@ -74,6 +74,7 @@ def main(argv=None):
 
     with Sandbox() as sandbox:
         django.setup()
+        logger.setLevel(logging.INFO)  # Django's LOGGING (LOG_LEVEL) must not hide the bench's progress
         ctx = Context(sandbox, mode)
         for name in [n.strip() for n in args.only.split(",") if n.strip()]:
             logger.info("section %s (%s mode; load %s)", name, mode.name, load_average())

@@ -82,7 +82,10 @@ class Sandbox:
         self.cleanup_report = {}
 
     def __enter__(self):
+        # Started in the background by a shell, a process inherits SIGINT ignored: Ctrl-C and SIGTERM must
+        # both end the run through the clean-up below.
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
         name = environment.main_database_name()
         foreign = [k for k in redis_client().scan_iter(count=1000) if not _is_bench_key(k)]
         if foreign:

@@ -11,13 +11,14 @@ import subprocess
 import sys
 import time
 
+import psycopg
 from django.contrib.auth.hashers import make_password
 
 from tenants import provisioners
 from tenants.databases import database_name_for, use_tenant
 from tenants.models import ProvisioningStatus, Role, Tenant, User
 
-from . import environment, fixtures
+from . import environment, fixtures, sandbox
 from .clients import get_loop
 from .report import Section
 from .stack import ROOT, Web
@@ -69,34 +70,58 @@ def _requests(tokens, count):
     return [("/api/users/me", {"Authorization": f"Bearer {random.choice(tokens)}"}) for _ in range(count)]
 
 
+def _passes(counts):
+    """Up and back down (10, 100, 1000, 100, 10): samples of each count come from both ends of the
+    section, so a change of the machine's load during it does not pass for growth."""
+    return [*counts, *reversed(counts[:-1])]
+
+
 def tenant_count_latency(ctx, section):
     mode = ctx.mode
     web = Web(ctx.sandbox, name="web-scale")
-    rows, medians = [], {}
+    samples, statuses = {}, {}
     try:
         isolated_tokens = fixtures.tokens_for(add_isolated_tenants(ISOLATED_FOR_CALLS, label="sci", with_admin=True))
-        shared_tokens, have = [], ISOLATED_FOR_CALLS
+        shared = []  # (tenant id, token) of the shared tenants present
         asyncio.run(get_loop(web.url, _requests(isolated_tokens, 20), concurrency=CLIENTS))  # warm-up
-        for count in mode.scale_tenant_counts:
-            shared_tokens += fixtures.tokens_for(add_shared_tenants(have, count - have))
-            have = count
-            for label, tokens in (("shared", shared_tokens), ("isolated", isolated_tokens)):
-                result = asyncio.run(get_loop(web.url, _requests(tokens, mode.scale_requests), concurrency=CLIENTS))
-                s = Summary.of(result.latencies)
-                medians[(label, count)] = s.median
-                bad = {k: v for k, v in result.statuses.items() if k != 200}
-                rows.append([count, label, triple_ms(s), s.count, bad or "none"])
+        for count in _passes(list(mode.scale_tenant_counts)):
+            wanted = count - ISOLATED_FOR_CALLS
+            if wanted > len(shared):
+                admins = add_shared_tenants(len(shared), wanted - len(shared))
+                shared += zip([a.tenant_id for a in admins], fixtures.tokens_for(admins), strict=True)
+            elif wanted < len(shared):
+                Tenant.objects.filter(id__in=[tenant_id for tenant_id, _ in shared[wanted:]]).delete()
+                shared = shared[:wanted]
+            tokens = {"shared": [token for _, token in shared], "isolated": isolated_tokens}
+            for label in ("shared", "isolated"):
+                result = asyncio.run(
+                    get_loop(web.url, _requests(tokens[label], mode.scale_requests), concurrency=CLIENTS)
+                )
+                samples.setdefault((count, label), []).extend(result.latencies)
+                for status, n in result.statuses.items():
+                    if status != 200:
+                        statuses.setdefault((count, label), {}).setdefault(status, 0)
+                        statuses[(count, label)][status] += n
     finally:
         web.stop()
     section.add(
-        f"GET /api/users/me as a tenant admin, {CLIENTS} client, {mode.scale_requests} requests per row, each "
-        f"with the token of a random tenant's admin: shared tenants (all N but {ISOLATED_FOR_CALLS}), and "
-        f"{ISOLATED_FOR_CALLS} isolated tenants with their own databases (their rows measured separately).",
+        f"GET /api/users/me as a tenant admin, {CLIENTS} client, each request with the token of a random tenant's "
+        f"admin: shared tenants (all N but {ISOLATED_FOR_CALLS}), and {ISOLATED_FOR_CALLS} isolated tenants with "
+        "their own databases (measured separately). The tenant count goes up and back down "
+        f"({', '.join(map(str, _passes(list(mode.scale_tenant_counts))))}), {mode.scale_requests} requests per "
+        "kind at each step; each row pools both visits of its count.",
         "",
     )
+    rows = [
+        [count, label, triple_ms(Summary.of(v)), len(v), statuses.get((count, label)) or "none"]
+        for (count, label), v in sorted(samples.items())
+    ]
     section.table(["tenants", "tenant kind called", "latency ms min / p50 / p99", "answers", "non-200"], rows)
     low, high = min(mode.scale_tenant_counts), max(mode.scale_tenant_counts)
-    growth = {label: ratio(medians[(label, high)], medians[(label, low)]) for label in ("shared", "isolated")}
+    growth = {
+        label: ratio(Summary.of(samples[(high, label)]).median, Summary.of(samples[(low, label)]).median)
+        for label in ("shared", "isolated")
+    }
     section.add(
         f"p50 with {high} tenants / p50 with {low}: shared {fmt_ratio(growth['shared'])}, "
         f"isolated {fmt_ratio(growth['isolated'])}.",
@@ -110,12 +135,17 @@ def tenant_count_latency(ctx, section):
     )
 
 
-def _migrate_tenants(parallel):
+NEXT_MIGRATION_SETTINGS = "bench.settings_next_migration"
+PENDING_COLUMN = "bench_nickname"
+
+
+def _migrate_tenants(parallel, settings=None):
+    env = environment.child_env(**({"DJANGO_SETTINGS_MODULE": settings} if settings else {}))
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, "manage.py", "migrate_tenants", "--parallel", str(parallel)],
         cwd=ROOT,
-        env=environment.child_env(),
+        env=env,
         capture_output=True,
         text=True,
     )
@@ -125,26 +155,58 @@ def _migrate_tenants(parallel):
     return seconds
 
 
+def _fresh_databases(tenants):
+    """Every database back to the current head (cloned again), so the next migration is pending in all."""
+    for tenant in tenants:
+        sandbox.drop_database(tenant.database_name)
+        provisioners.create_database(tenant.database_name)
+
+
+def _has_pending_column(database_name):
+    with psycopg.connect(environment.server_dsn(database_name)) as connection:
+        row = connection.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'tenants_user' AND column_name = %s",
+            [PENDING_COLUMN],
+        ).fetchone()
+    return row is not None
+
+
 def migrate_tenants(ctx, section):
     mode = ctx.mode
+    for tenant in Tenant.objects.filter(has_isolated_database=True):  # only the databases made below
+        sandbox.drop_database(tenant.database_name)
+        tenant.delete()
     add_isolated_tenants(mode.migrate_databases, label="mig", with_admin=False)
-    samples = {p: [] for p in mode.migrate_parallel}
+    tenants = list(Tenant.objects.filter(has_isolated_database=True))
+    samples = {}
+    applied = True
     for _ in range(mode.migrate_repeats):
         for parallel in mode.migrate_parallel:
-            samples[parallel].append(_migrate_tenants(parallel))
-    n = Tenant.objects.filter(has_isolated_database=True).count()
+            samples.setdefault(("nothing to apply", parallel), []).append(_migrate_tenants(parallel))
+        for parallel in mode.migrate_parallel:
+            _fresh_databases(tenants)
+            samples.setdefault(("one new migration", parallel), []).append(
+                _migrate_tenants(parallel, NEXT_MIGRATION_SETTINGS)
+            )
+            applied = applied and all(_has_pending_column(t.database_name) for t in tenants)
     section.add(
-        f"`python manage.py migrate_tenants --parallel P` over {n} isolated databases (the {mode.migrate_databases} "
-        f"made for this plus {ISOLATED_FOR_CALLS} above), all already at the head: what a deploy without a new "
-        f"tenant-side migration costs. Wall time of the whole command, {mode.migrate_repeats} run(s) each, "
-        "alternating.",
+        f"`python manage.py migrate_tenants --parallel P` over {len(tenants)} isolated databases, wall time of the "
+        f"whole command, {mode.migrate_repeats} run(s) each: with every database at the head (a deploy without a "
+        "tenant-side migration), and with one new migration pending in all of them (a column and an index on the "
+        "users table; `bench.settings_next_migration`, databases cloned afresh before each run). "
+        f"New migration applied to every database: {'yes' if applied else '**no**'}.",
         "",
     )
-    rows = [[p, " / ".join(f"{x:.1f}" for x in (min(v), sorted(v)[len(v) // 2], max(v)))] for p, v in samples.items()]
-    section.table(["--parallel", "seconds min / median / max"], rows)
+    rows = [
+        [what, p, " / ".join(f"{x:.1f}" for x in (min(v), sorted(v)[len(v) // 2], max(v)))]
+        for (what, p), v in samples.items()
+    ]
+    section.table(["databases", "--parallel", "seconds min / median / max"], rows)
     low, high = min(mode.migrate_parallel), max(mode.migrate_parallel)
-    speedup = ratio(Summary.of(samples[low]).median, Summary.of(samples[high]).median)
-    section.add(f"--parallel {high} is {fmt_ratio(speedup)} faster than --parallel {low} (medians).", "")
+    for what in ("nothing to apply", "one new migration"):
+        speedup = ratio(Summary.of(samples[(what, low)]).median, Summary.of(samples[(what, high)]).median)
+        section.add(f"- {what}: --parallel {high} / --parallel {low} speed-up {fmt_ratio(speedup)} (medians)")
+    section.add("")
     ctx.results["migrate_tenants"] = samples
 
 
