@@ -31,5 +31,11 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m bench --quick
 
+# The API fuzzed against its own OpenAPI schema at length, with a fresh seed (`make test` runs a short,
+# seeded version). FUZZ_EXAMPLES: cases per operation and phase.
+FUZZ_EXAMPLES ?= 200
+fuzz: install
+	DIQUIS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) DIQUIS_FUZZ_SEED=random $(BIN)/pytest -s -p no:cacheprovider tests/test_fuzz_api.py
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

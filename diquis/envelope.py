@@ -2,7 +2,7 @@
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db import DatabaseError
 from django.http import Http404
 from redis.exceptions import RedisError
@@ -88,7 +88,9 @@ def _messages_for(exc):
 
 def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every error of the API comes out in the envelope, never a traceback."""
-    if isinstance(exc, Http404):
+    # ObjectDoesNotExist: the object of the call vanished between the view's check and the service's
+    # locked read (a deletion finishing in the worker meanwhile): it is not found, not a server error.
+    if isinstance(exc, Http404 | ObjectDoesNotExist):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()

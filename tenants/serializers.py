@@ -1,13 +1,17 @@
-"""Request and response bodies of the tenants API, camelCase on the wire (API.md)."""
+"""Request and response bodies of the tenants API, camelCase on the wire (API.md).
+
+`min_length=1` on a field that refuses blanks anyway changes no answer: it puts `minLength` in the
+OpenAPI schema, which otherwise lets clients (and the fuzzer) believe "" is acceptable."""
 
 import datetime
 
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import ProvisioningStatus, Role, Tenant, User
-from .validators import validate_tenant_id
+from .validators import TENANT_ID_MAX_LENGTH, TENANT_ID_REGEX, validate_tenant_id
 
 
 class UTCDateTimeField(serializers.DateTimeField):
@@ -54,11 +58,27 @@ def validate_new_password(password, *, email):
         raise serializers.ValidationError({"password": list(error.messages)}) from error
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": TENANT_ID_REGEX,
+        "maxLength": TENANT_ID_MAX_LENGTH,
+        "description": "Lowercase slug, not a reserved name (e.g. root, admin, www, api, template...).",
+    }
+)
+class TenantIdField(serializers.CharField):
+    """A new tenant's id. tenants.validators checks it (with its own messages); the schema states the
+    same slug rule and length, so clients and fuzzers know it without sending a request."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=200, trim_whitespace=False, **kwargs)
+
+
 class CreateTenantSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=200, trim_whitespace=False)
-    name = serializers.CharField(max_length=200)
+    id = TenantIdField()
+    name = serializers.CharField(min_length=1, max_length=200)
     adminEmail = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
     hasIsolatedDatabase = serializers.BooleanField(default=False)
 
     def validate_id(self, value):
@@ -76,7 +96,7 @@ class CreateTenantSerializer(serializers.Serializer):
 class UpdateTenantSerializer(serializers.Serializer):
     """The original web client sends the whole tenant object: other fields are ignored."""
 
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(min_length=1, max_length=200)
     isActive = serializers.BooleanField()
 
 
@@ -94,7 +114,7 @@ class UserSerializer(serializers.ModelSerializer):
 
 class CreateUserSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
     firstName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     lastName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=[Role.ADMIN, Role.BASIC], default=Role.BASIC)
@@ -105,12 +125,12 @@ class CreateUserSerializer(serializers.Serializer):
 
 
 class TokenRequestSerializer(serializers.Serializer):
-    email = serializers.CharField(max_length=254)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    email = serializers.CharField(min_length=1, max_length=254)
+    password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False)
 
 
 class RefreshRequestSerializer(serializers.Serializer):
-    refreshToken = serializers.CharField(max_length=4096)
+    refreshToken = serializers.CharField(min_length=1, max_length=4096)
 
 
 class TokenResponseSerializer(serializers.Serializer):

@@ -11,7 +11,10 @@ from django.core.exceptions import ValidationError
 
 from .template_database import TEMPLATE_LABEL
 
-TENANT_ID_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*\Z", re.ASCII)
+# In the dialect both Python and JSON Schema (the OpenAPI document) read; matched whole (fullmatch), so
+# a trailing newline, which `$` alone would let through, is refused.
+TENANT_ID_REGEX = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+TENANT_ID_PATTERN = re.compile(TENANT_ID_REGEX, re.ASCII)
 TENANT_ID_MAX_LENGTH = 50
 RESERVED_TENANT_IDS = frozenset(
     {
@@ -39,7 +42,7 @@ RESERVED_TENANT_IDS = frozenset(
 def validate_tenant_id(value):
     if len(value) > TENANT_ID_MAX_LENGTH:
         raise ValidationError(f"Id must be at most {TENANT_ID_MAX_LENGTH} characters.")
-    if not TENANT_ID_PATTERN.match(value):
+    if not TENANT_ID_PATTERN.fullmatch(value):
         raise ValidationError("Id may contain only lowercase letters a-z, digits and single hyphens between them.")
     if (
         value in RESERVED_TENANT_IDS
