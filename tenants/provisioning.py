@@ -23,10 +23,16 @@ S = ProvisioningStatus
 
 
 def _begin(tenant_id, in_flight_status):
-    """Lock the row, mark the attempt, move to the in-flight status. None if the tenant is gone."""
+    """Lock the row, mark the attempt, move to the in-flight status.
+
+    None when there is nothing left to do: the tenant is gone (deleted), or it is Active again. A service
+    moves the tenant out of Active before it enqueues a job, so a job that finds it Active is a re-run of
+    an operation that finished (a worker lost between the end and the record of its success); the end
+    and its notification were written in one transaction, so the user has heard of it already.
+    """
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
-        if tenant is None:
+        if tenant is None or tenant.status == S.ACTIVE:
             return None
         tenant.transition(in_flight_status)
         tenant.last_provisioning_attempt = timezone.now()
@@ -41,6 +47,17 @@ def _run_steps(tenant, initiated_by, steps):
         faults.check(function.__name__, tenant.id)
         with step(label):
             function(tenant)
+
+
+def _finish(tenant, initiated_by, operation, changed_fields):
+    """Active again, and the success notification, in one transaction: both or neither."""
+    with transaction.atomic():
+        tenant.transition(S.ACTIVE)
+        tenant.provisioning_error = None
+        tenant.save(update_fields=["status", "provisioning_error", *changed_fields])
+        events.operation_succeeded(
+            user_id=initiated_by, operation=operation, tenant_id=tenant.id, tenant_name=tenant.name
+        )
 
 
 def ensure_admin_user(tenant):
@@ -66,13 +83,8 @@ def provision_tenant(tenant_id, initiated_by):
     if tenant is None:
         return
     _run_steps(tenant, initiated_by, _create_steps(tenant))
-    tenant.transition(S.ACTIVE)
     tenant.is_provisioned = True
-    tenant.provisioning_error = None
-    tenant.save(update_fields=["status", "is_provisioned", "provisioning_error"])
-    events.operation_succeeded(
-        user_id=initiated_by, operation=Operation.CREATE, tenant_id=tenant.id, tenant_name=tenant.name
-    )
+    _finish(tenant, initiated_by, Operation.CREATE, ["is_provisioned"])
 
 
 def update_tenant(tenant_id, initiated_by, name, is_active):
@@ -85,12 +97,7 @@ def update_tenant(tenant_id, initiated_by, name, is_active):
         tenant.is_active = is_active
 
     _run_steps(tenant, initiated_by, [("Applying changes", apply_changes)])
-    tenant.transition(S.ACTIVE)
-    tenant.provisioning_error = None
-    tenant.save(update_fields=["name", "is_active", "status", "provisioning_error"])
-    events.operation_succeeded(
-        user_id=initiated_by, operation=Operation.UPDATE, tenant_id=tenant.id, tenant_name=tenant.name
-    )
+    _finish(tenant, initiated_by, Operation.UPDATE, ["name", "is_active"])
 
 
 def deprovision_tenant(tenant_id, initiated_by):
@@ -98,9 +105,11 @@ def deprovision_tenant(tenant_id, initiated_by):
     if tenant is None:
         return
     _run_steps(tenant, initiated_by, [("Removing tenant data", drop_tenant_data)])
-    name = tenant.name
-    Tenant.objects.filter(pk=tenant.id).delete()
-    events.operation_succeeded(user_id=initiated_by, operation=Operation.DELETE, tenant_id=tenant_id, tenant_name=name)
+    with transaction.atomic():
+        Tenant.objects.filter(pk=tenant.id).delete()
+        events.operation_succeeded(
+            user_id=initiated_by, operation=Operation.DELETE, tenant_id=tenant_id, tenant_name=tenant.name
+        )
 
 
 def operation_failed(error, tenant_id, initiated_by, *args):
@@ -113,5 +122,4 @@ def operation_failed(error, tenant_id, initiated_by, *args):
             tenant.transition(S.FAILED)
         tenant.provisioning_error = error
         tenant.save(update_fields=["status", "provisioning_error"])
-        operation = tenant.operation
-    events.operation_failed(user_id=initiated_by, operation=operation, tenant_id=tenant_id, error=error)
+        events.operation_failed(user_id=initiated_by, operation=tenant.operation, tenant_id=tenant_id, error=error)

@@ -33,11 +33,6 @@ def run_until_settled(job, rounds=5):
     return job
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tenants.provisioning: a re-run of a creation that had finished (tenant Active) raises "
-    "IllegalTransition Active -> Provisioning on every attempt; the job ends failed",
-)
 def test_a_creation_whose_success_was_not_recorded_is_found_done_on_the_rerun(root_user):
     services.create_tenant(
         tenant_id="window",
