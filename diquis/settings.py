@@ -9,6 +9,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -160,6 +163,12 @@ CHANNEL_LAYERS = {
                     "socket_timeout": 15,
                     # redis-py's async pool raises instead of waiting once full: room for connect bursts.
                     "max_connections": 10000,
+                    # Without a retry, the first command on a connection pooled before a Redis restart
+                    # fails, and the socket being opened with it hangs. Reconnect instead (connection
+                    # errors only: a hung Redis is not retried into minutes).
+                    "retry": AsyncRetry(
+                        ExponentialBackoff(cap=1, base=0.05), 3, supported_errors=(RedisConnectionError,)
+                    ),
                 }
             ],
             # Over capacity the layer drops group messages silently; the persisted Notification is the

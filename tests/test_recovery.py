@@ -25,8 +25,8 @@ from tests.test_reliability import (
     S,
     admin_users,
     figure,
+    finished,
     gone,
-    is_active,
     job_of,
     last_notification_id,
     post_tenant,
@@ -86,7 +86,7 @@ def _kill_worker_in_step(stack, fault, *, tenant_id, step, isolated):
     fault.release()
     stack.add_worker()
 
-    wait_until(lambda: is_active(tenant_id), timeout=120, what="tenant Active after the kill")
+    wait_until(lambda: finished(tenant_id), timeout=120, what="tenant Active after the kill")
     active = time.monotonic() - killed
     first, *later = attempts_of(tenant_id)
     assert (first.outcome, first.error) == (Attempt.Outcome.ABANDONED, ABANDONED_ERROR)
@@ -175,7 +175,7 @@ def test_postgres_connections_cut_mid_job_fail_the_attempt_and_the_retry_succeed
     figure("PostgreSQL sessions of the stack terminated mid-job", terminated)
     assert terminated >= 2  # the job's own session (it held the tenant's lock) and its heartbeat's
     fault.release()
-    recovered = wait_until(lambda: is_active("cut"), timeout=60, what="tenant Active after the cut")
+    recovered = wait_until(lambda: finished("cut"), timeout=60, what="tenant Active after the cut")
     figure("pg_terminate_backend mid-job -> Active (s)", round(recovered, 1))
 
     first, second = attempts_of("cut")
@@ -198,9 +198,9 @@ def test_sigterm_lets_the_job_in_hand_finish_then_the_worker_exits(start_stack, 
     time.sleep(3)
     assert worker.alive() and not gone(horse), "the worker must wait for the job in hand"
     fault.release()
-    finished = wait_until(lambda: is_active("graceful"), timeout=30, what="the job in hand finished")
+    took = wait_until(lambda: finished("graceful"), timeout=30, what="the job in hand finished")
     assert worker.popen.wait(timeout=30) == 0
     wait_until(lambda: all(gone(pid) for pid in children), timeout=10, what="no process of the worker left")
-    figure("SIGTERM during a job: release -> Active (s)", round(finished, 1))
+    figure("SIGTERM during a job: release -> Active (s)", round(took, 1))
     assert [a.outcome for a in attempts_of("graceful")] == [Attempt.Outcome.SUCCEEDED]
     assert job_of("graceful").status == Job.Status.SUCCEEDED

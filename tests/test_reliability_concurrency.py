@@ -17,7 +17,7 @@ from tenants import services
 from tenants.models import Tenant
 from tests import live
 from tests.conftest import drop_test_tenant_databases, make_root_user
-from tests.test_reliability import ADMIN_PASSWORD, admin_users, figure, is_active, root_token, wait_until
+from tests.test_reliability import ADMIN_PASSWORD, admin_users, figure, finished, root_token, wait_until
 
 CLIENTS = 50
 
@@ -68,7 +68,7 @@ def test_fifty_identical_creates_at_once_accept_exactly_one(two_webs, isolated):
     assert statuses == {202: 1, 409: CLIENTS - 1}
     assert {tuple(r.json()["messages"]) for r in responses if r.status_code == 409} == {("Tenant already exists",)}
 
-    wait_until(lambda: is_active(tenant_id), timeout=60, what="tenant Active")
+    wait_until(lambda: finished(tenant_id), timeout=60, what="tenant Active")
     assert Tenant.objects.filter(pk=tenant_id).count() == 1
     assert Job.objects.filter(subject=f"tenant:{tenant_id}").count() == 1
     assert Attempt.objects.filter(job__subject=f"tenant:{tenant_id}").count() == 1
