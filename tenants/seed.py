@@ -4,7 +4,6 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 
-
 DEVELOPMENT_ROOT_PASSWORD = "Password123!"
 
 
