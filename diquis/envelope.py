@@ -3,7 +3,7 @@
 import logging
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404
 from redis.exceptions import RedisError
 from rest_framework import exceptions, status
@@ -94,6 +94,10 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DataError):
+        # The database refused a value of the request (a NUL character, a number out of range): bad input,
+        # not a backing service that is down.
+        exc = BadRequest("A value in the request cannot be used (e.g. it contains a NUL character).")
     elif isinstance(exc, RedisError | DatabaseError):
         logger.warning("backing service unavailable: %s", type(exc).__name__)
         exc = ServiceUnavailable()

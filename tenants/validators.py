@@ -1,7 +1,9 @@
 """The rules for a new tenant's id (API.md): a slug, at most 50 characters, not a reserved name.
 
 An isolated tenant's database is named <prefix><id>, and the template databases <prefix>template_<hash>:
-ids starting with the template label are refused, so a tenant can never take (or drop) a template.
+ids starting with the template label are refused, so a tenant can never take (or drop) a template, and
+so is an id whose database name is taken already by a database that is no tenant's. (An existing
+tenant's id is left to the caller's 409.)
 """
 
 import re
@@ -9,7 +11,9 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from .template_database import TEMPLATE_LABEL
+from .databases import database_name_for
+from .models import Tenant
+from .template_database import TEMPLATE_LABEL, database_store
 
 # In the dialect both Python and JSON Schema (the OpenAPI document) read; matched whole (fullmatch), so
 # a trailing newline, which `$` alone would let through, is refused.
@@ -50,3 +54,7 @@ def validate_tenant_id(value):
         or value.startswith(settings.DIQUIS_TENANT_DATABASE_PREFIX.rstrip("_"))
     ):
         raise ValidationError(f"'{value}' is a reserved name.")
+    if not Tenant.objects.filter(pk=value).exists() and database_store().exists(database_name_for(value)):
+        # e.g. the main database itself when its name starts with the prefix (diquis_main and id "main"):
+        # the tenant would be "provisioned" into it, and its deletion would drop it.
+        raise ValidationError(f"'{value}' would take the name of an existing database.")
