@@ -21,6 +21,9 @@ SIDECAR_SUFFIXES = ("-journal", "-wal", "-shm")
 
 
 def _path(name):
+    """The file of a database; a name that would leave the folder (or hide a NUL) is refused."""
+    if not name or "\x00" in name or "/" in name or name.startswith(".."):
+        raise ValueError(f"not a usable database name: {name!r}")
     path = Path(sqlite_path_for(name))
     path.parent.mkdir(parents=True, exist_ok=True)
     return path

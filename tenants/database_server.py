@@ -25,6 +25,17 @@ CLONE_ATTEMPTS = 2
 CLONE_RETRY_SECONDS = 0.5
 
 
+# PostgreSQL silently cuts a name at a NUL byte (libpq) or after this many bytes: it would name another database.
+MAX_NAME_BYTES = 63
+
+
+def identifier(name):
+    """A database name as SQL, refused if the server would read it as some other name."""
+    if not name or "\x00" in name or len(name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"not a usable database name: {name!r}")
+    return sql.Identifier(name)
+
+
 @contextlib.contextmanager
 def server_cursor():
     params = connections["default"].get_connection_params()
@@ -46,9 +57,9 @@ def names_starting_with(prefix):
 
 def create(name, *, template=None):
     """CREATE DATABASE, cloned from `template` when given. Nothing happens if it exists already."""
-    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    statement = sql.SQL("CREATE DATABASE {}").format(identifier(name))
     if template:
-        statement = sql.SQL("{} TEMPLATE {}").format(statement, sql.Identifier(template))
+        statement = sql.SQL("{} TEMPLATE {}").format(statement, identifier(template))
     for attempt in range(1, CLONE_ATTEMPTS + 1):
         try:
             with server_cursor() as cursor:
@@ -66,7 +77,7 @@ def create(name, *, template=None):
 def drop(name):
     """Terminate every session on the database and drop it; nothing happens if it is gone already."""
     with server_cursor() as cursor:
-        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier(name)))
 
 
 def publish(building, final):
@@ -76,7 +87,7 @@ def publish(building, final):
     can ever hold it open and block a clone. The rename is atomic: the final name exists only once the
     template is complete.
     """
-    building, final = sql.Identifier(building), sql.Identifier(final)
+    building, final = identifier(building), identifier(final)
     with server_cursor() as cursor:
         cursor.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(building))
         cursor.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(building, final))
