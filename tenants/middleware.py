@@ -1,13 +1,18 @@
 """Sets the request's tenant (and the database its tenant-side rows live in) for every API call."""
 
+import logging
+
 from django.core.exceptions import DisallowedHost
+from django.db import DatabaseError
 from django.http import JsonResponse
 
-from diquis.envelope import NOT_AUTHORIZED, error_response
+from diquis.envelope import NOT_AUTHORIZED, ServiceUnavailable, error_response
 
 from .databases import use_tenant
 from .resolution import TenantMismatch, resolve_tenant_id
 from .selectors import get_tenant
+
+logger = logging.getLogger(__name__)
 
 TENANT_INVALID = "Tenant invalid"
 # API calls that belong to no tenant: anonymous lookups, the schema and its docs.
@@ -33,7 +38,11 @@ class TenantMiddleware:
             return _refuse(NOT_AUTHORIZED, 403)
         except DisallowedHost:
             return _refuse("Bad Request", 400)
-        tenant = get_tenant(tenant_id)
+        try:
+            tenant = get_tenant(tenant_id)
+        except DatabaseError:  # before DRF runs, so its handler cannot turn this into the envelope's 503
+            logger.warning("main database unavailable while resolving the tenant", exc_info=True)
+            return _refuse(ServiceUnavailable.default_detail, 503)
         if tenant is None or not tenant.is_usable:
             return _refuse(TENANT_INVALID, 403)
         request.tenant = tenant

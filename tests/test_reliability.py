@@ -302,11 +302,6 @@ def test_postgres_sessions_cut_under_the_stack_are_reopened(transactional_db, tm
         stack.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tenants.middleware.TenantMiddleware reads the tenant before DRF runs: a DatabaseError there "
-    "escapes the envelope's handler and Django answers a 500 page",
-)
 def test_database_down_answers_503_in_the_envelope(transactional_db, tmp_path):
     """A web process whose database does not answer: the API says 503, and nothing is accepted."""
     port = live.free_port()
