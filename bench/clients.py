@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 
 @dataclass
@@ -103,10 +103,10 @@ class Listener:
             first = json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
             if first.get("event") != "Connected":
                 raise RuntimeError(f"first frame was {first.get('event')}")
-        except (OSError, TimeoutError, InvalidStatus, ConnectionClosed, RuntimeError) as error:
-            self.error = type(error).__name__ + (
-                f" {error.response.status_code}" if isinstance(error, InvalidStatus) else ""
-            )
+        except (OSError, TimeoutError, WebSocketException, RuntimeError) as error:
+            # Refused handshakes (HTTP status), handshakes the server dropped, timeouts: counted by kind.
+            status = f" {error.response.status_code}" if isinstance(error, InvalidStatus) else ""
+            self.error = type(error).__name__ + status
             await self.close()
             return False
         self.connected.set()

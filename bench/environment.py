@@ -7,7 +7,10 @@ say "bench": a misconfigured run can never drop a real database.
 
 import os
 import secrets
+from pathlib import Path
 from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULTS = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/bench_diquis",

@@ -9,6 +9,7 @@ reconnect all of them in one burst.
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from .report import Section
 from .stack import LOG_DIR, ROOT, Web, rss_kib
 from .stats import Summary, ms
 
+logger = logging.getLogger("bench")
 OPEN_BATCH = 100
 OPEN_TIMEOUT = 60
 DELIVERY_GRACE = 10
@@ -157,7 +159,7 @@ def run(ctx):
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(users_file, "w") as f:
         json.dump([str(u.pk) for u in users], f)
-    results = []
+    results, failed = [], []
     try:
         for variant in [VARIANTS[i] for i in mode.fanout_variants]:
             web = Web(
@@ -169,11 +171,16 @@ def run(ctx):
             )
             try:
                 results.append(asyncio.run(_exercise(ctx, web, variant, tokens, users_file)))
+            except Exception as error:  # one configuration failing must not hide the others' figures
+                logger.exception("fan-out configuration %r failed", variant.label)
+                failed.append(f"{variant.label}: {type(error).__name__}: {error}")
             finally:
                 web.stop()
     finally:
         fixtures.reset()
     _report(section, mode, results)
+    for line in failed:
+        section.add(f"- **Configuration failed**: {line}")
     ctx.results["fanout"] = results
     return section
 

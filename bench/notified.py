@@ -53,6 +53,7 @@ async def _create_and_wait(web, token, headers, variants, rounds, timeout=120):
     if not await listener.open(timeout=30):
         raise RuntimeError(f"websocket refused: {listener.error}")
     timings = {label: [] for label, _, _ in variants}
+    hashes = []
     async with httpx.AsyncClient(base_url=web.url, headers=headers, timeout=60) as client:
         for _ in range(rounds):
             for label, kind, isolated in variants:
@@ -64,8 +65,10 @@ async def _create_and_wait(web, token, headers, variants, rounds, timeout=120):
                     raise RuntimeError(f"POST answered {response.status_code}: {response.text[:200]}")
                 received = await _wait_for_created(listener, body["id"], timeout)
                 timings[label].append({"id": body["id"], "sent": sent, "accepted": accepted, "received": received})
+                # The hash, timed between tenants: the same minutes (and load) as the tenants themselves.
+                hashes.append(await asyncio.to_thread(_timed, make_password, fixtures.ADMIN_PASSWORD))
     await listener.close()
-    return timings
+    return timings, hashes
 
 
 def _breakdown(timings):
@@ -196,7 +199,7 @@ def run(ctx):
         start_worker(ctx.sandbox, name="worker-notified", module="bench.variant_worker")
         wait_for_workers(1)
         asyncio.run(_create_and_wait(web, token, headers, variants, 1))  # warm-up: first job, first clone
-        timings = asyncio.run(_create_and_wait(web, token, headers, variants, mode.notified_tenants))
+        timings, hashes = asyncio.run(_create_and_wait(web, token, headers, variants, mode.notified_tenants))
         breakdowns = {label: _breakdown(rows) for label, rows in timings.items()}
     finally:
         ctx.sandbox.stop_processes()
@@ -229,7 +232,6 @@ def run(ctx):
     fallback = Summary.of(steps["create empty + migrate (the fallback)"])
     raw = Summary.of(steps["raw CREATE DATABASE … TEMPLATE (psql \\timing)"])
     noop = Summary.of(steps["no-op migrate of a fresh clone"])
-    hashing = Summary.of(steps["password hash (Django's PBKDF2)"])
     speedup = ratio(fallback.median, clone.median)
     e2e_clone = Summary.of([r[DB_STEP] + (r[MIGRATE_STEP] or 0) for r in breakdowns["isolated, cloned"]])
     e2e_fallback = Summary.of([r[DB_STEP] + (r[MIGRATE_STEP] or 0) for r in breakdowns["isolated, create-and-migrate"]])
@@ -252,7 +254,11 @@ def run(ctx):
         ],
     )
     isolated = Summary.of([r["total"] for r in breakdowns["isolated, cloned"]])
-    budget = hashing.median + clone.median + SLACK
+    # The budget from figures of the same minutes: the hash timed between the tenants, and the clone as the
+    # worker did it for these very tenants ("Creating database").
+    hash_between = Summary.of(hashes)
+    clone_in_worker = Summary.of([r[DB_STEP] for r in breakdowns["isolated, cloned"]])
+    budget = hash_between.median + clone_in_worker.median + SLACK
     if PROPOSED in breakdowns:
         proposed = median_total(breakdowns[PROPOSED])
         section.add(
@@ -262,7 +268,7 @@ def run(ctx):
         )
     section.target(
         "isolated p50 ≤ hash + clone + 100 ms",
-        f"{ms(isolated.median)} ms vs {ms(hashing.median)} + {ms(clone.median)} + 100 = {ms(budget)} ms",
+        f"{ms(isolated.median)} ms vs {ms(hash_between.median)} + {ms(clone_in_worker.median)} + 100 = {ms(budget)} ms",
         isolated.median <= budget,
     )
     section.target(
@@ -270,5 +276,11 @@ def run(ctx):
         f"{fmt_ratio(speedup)} in-process; {fmt_ratio(e2e_speedup)} in the worker (create + migrate steps)",
         speedup >= 5,
     )
-    ctx.results["notified"] = {"breakdowns": breakdowns, "steps": steps, "noop_migrate": noop}
+    section.add(
+        f"Budget of the target: the password hash timed in the bench process between the tenants "
+        f"({ms(hash_between.median)} ms p50, {len(hashes)} samples) + the clone step of the cloned tenants in "
+        f"the worker ({ms(clone_in_worker.median)} ms p50) + 100 ms.",
+        "",
+    )
+    ctx.results["notified"] = {"breakdowns": breakdowns, "steps": steps, "noop_migrate": noop, "budget": budget}
     return section

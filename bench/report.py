@@ -105,12 +105,23 @@ def machine_lines():
     return lines
 
 
+def code_version():
+    """The commit measured, and the files that differed from it (a shared working tree moves)."""
+
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=environment.ROOT).stdout
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines() if line]
+    version = f"commit {git('rev-parse', '--short', 'HEAD').strip() or 'unknown'}"
+    return version + (f", with uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
 def _fmt_target(target):
     mark = {True: "met", False: "**missed**", None: "not measured"}[target.met]
     return f"| {target.what} | {target.measured} | {mark} |"
 
 
-def render(*, mode, started, finished, load_before, load_after, busy_before, sections, cleanup, method, notes):
+def render(*, mode, started, finished, load_before, load_after, busy_before, sections, cleanup, method, notes, code):
     out = [
         "# Benchmarks",
         "",
@@ -120,6 +131,7 @@ def render(*, mode, started, finished, load_before, load_after, busy_before, sec
         "## Machine, versions, load",
         "",
         *machine_lines(),
+        f"- Code: {code}",
         f"- Load average (1 / 5 / 15 min) at the start: {load_before}; at the end: {load_after}",
         "- Other busy processes at the start: " + (", ".join(busy_before) or "none"),
         "",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import environment
 from .modes import FULL, QUICK
-from .report import Section, busy_processes, load_average, render, utcnow
+from .report import Section, busy_processes, code_version, load_average, render, utcnow
 
 SECTION_NAMES = ["accept", "notified", "burst", "fanout", "scale"]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -65,7 +65,7 @@ def main(argv=None):
     mode = QUICK if args.quick else FULL
     environment.prepare()
     open_files = raise_open_files_limit()
-    started, load_before, busy_before = utcnow(), load_average(), busy_processes()
+    started, load_before, busy_before, code = utcnow(), load_average(), busy_processes(), code_version()
     sections, failed = [], []
 
     import django
@@ -102,6 +102,7 @@ def main(argv=None):
         "cleanup": sandbox.cleanup_report,
         "results": ctx.results,
         "open_files": open_files,
+        "code": code,
     }
     LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
     LAST_RUN.write_bytes(pickle.dumps(saved))
@@ -126,6 +127,7 @@ def write_report(saved, output=None):
         cleanup=saved["cleanup"],
         method=method.lines(mode, saved["open_files"]),
         notes=method.notes(saved["results"]),
+        code=saved.get("code", "not recorded"),
     )
     output = Path(output or (QUICK_RESULTS if mode.quick else RESULTS))
     output.parent.mkdir(parents=True, exist_ok=True)

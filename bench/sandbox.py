@@ -18,7 +18,6 @@ import redis
 from psycopg import sql
 
 from . import environment
-from .stack import ROOT
 
 logger = logging.getLogger("bench")
 
@@ -101,7 +100,7 @@ class Sandbox:
         try:
             subprocess.run(
                 [sys.executable, "manage.py", "migrate", "--no-input", "-v0"],
-                cwd=ROOT,
+                cwd=environment.ROOT,
                 env=environment.child_env(),
                 check=True,
             )
@@ -121,6 +120,16 @@ class Sandbox:
                 process.stop_all()
 
     def __exit__(self, *exc):
+        # A second Ctrl-C must not leave databases behind: the clean-up runs to its end.
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self._clean_up()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return False
+
+    def _clean_up(self):
         with contextlib.suppress(Exception):
             from django.db import connections
 
@@ -136,7 +145,6 @@ class Sandbox:
             report["redis keys deleted"] = delete_redis_keys()
         self.cleanup_report = report
         logger.info("cleanup: %s", report)
-        return False
 
 
 def _is_bench_key(key):

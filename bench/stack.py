@@ -19,7 +19,7 @@ from tests.live import Process, descendants, free_port
 
 from . import environment
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = environment.ROOT
 LOG_DIR = ROOT / "var" / "bench-logs"
 
 
