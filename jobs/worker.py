@@ -15,12 +15,15 @@ carries on once Redis answers. A Redis that comes back empty has forgotten the w
 
 import contextlib
 import logging
+import os
 import time
 
 import rq
 from django.conf import settings
 from redis.exceptions import RedisError
 from rq import worker_registration
+from rq.exceptions import StopRequested
+from rq.scheduler import RQScheduler
 
 from .recovery import sweep
 
@@ -40,6 +43,23 @@ def wait_for_redis(connection, *, max_wait):
             pause = min(pause * 2, max_wait)
 
 
+class Scheduler(RQScheduler):
+    """RQ's scheduler process, which also stops when the worker that started it is gone. RQ's own would
+    run on forever after its worker was killed (SIGKILL), an orphan holding the scheduler lock."""
+
+    _parent_pid = None
+
+    def start(self):
+        self._parent_pid = os.getpid()
+        return super().start()
+
+    def heartbeat(self):
+        if self._parent_pid and os.getppid() != self._parent_pid:
+            self.log.warning("scheduler %s: its worker is gone; stopping", os.getpid())
+            self._stop_requested = True
+        super().heartbeat()
+
+
 class Worker(rq.Worker):
     # RQ backs off up to 60 s between reconnects; after an outage, jobs should resume within seconds.
     max_connection_wait_time = 5.0
@@ -50,6 +70,28 @@ class Worker(rq.Worker):
         if connection is not None:
             wait_for_redis(connection, max_wait=self.max_connection_wait_time)
         super().__init__(queues, *args, **kwargs)
+
+    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None, log_format=None, **kwargs):
+        """RQ's own, with the Scheduler above."""
+        options = {key: value for key, value in (("date_format", date_format), ("log_format", log_format)) if value}
+        self.scheduler = Scheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            serializer=self.serializer,
+            **options,
+        )
+        self.scheduler.acquire_locks()
+        if self.scheduler.acquired_locks:
+            if burst:
+                try:
+                    self.scheduler.register_birth()
+                    self.scheduler.enqueue_scheduled_jobs()
+                finally:
+                    self.scheduler.release_locks()
+                    self.scheduler.register_death()
+            else:
+                self.scheduler.start()
 
     @property
     def dequeue_timeout(self) -> int:
@@ -67,6 +109,8 @@ class Worker(rq.Worker):
             self._last_sweep = time.monotonic()
             try:
                 sweep()
+            except StopRequested:  # SIGTERM arrived during the sweep: RQ's warm shutdown, not an error
+                raise
             except Exception:  # a failing sweep must not stop the worker from running jobs
                 logger.exception("recovery sweep failed")
             self._recover_from_redis_restart()

@@ -18,6 +18,7 @@ from jobs.models import Attempt, Job
 from jobs.recovery import ABANDONED_ERROR
 from notifications.models import Notification
 from tenants.models import Tenant
+from tests import live
 from tests.conftest import drop_test_tenant_databases
 from tests.live import LiveStack, drain, wait_for_event
 from tests.test_reliability import (
@@ -204,3 +205,72 @@ def test_sigterm_lets_the_job_in_hand_finish_then_the_worker_exits(start_stack, 
     figure("SIGTERM during a job: release -> Active (s)", round(took, 1))
     assert [a.outcome for a in attempts_of("graceful")] == [Attempt.Outcome.SUCCEEDED]
     assert job_of("graceful").status == Job.Status.SUCCEEDED
+
+
+def _stop_and_expect_a_clean_exit(worker):
+    children = worker.children()
+    worker.popen.send_signal(signal.SIGTERM)
+    assert worker.popen.wait(timeout=15) == 0
+    wait_until(lambda: all(gone(pid) for pid in children), timeout=10, what="no process of the worker left")
+
+
+def test_a_worker_stopped_while_idle_exits_at_once_and_leaves_no_process(transactional_db, tmp_path):
+    worker = live.start_worker(tmp_path)
+    try:
+        wait_until(lambda: worker.children(), timeout=30, what="the worker's scheduler started")
+        time.sleep(1)
+        _stop_and_expect_a_clean_exit(worker)
+    finally:
+        worker.stop()
+
+
+def test_a_worker_stopped_during_its_sweep_exits_and_leaves_no_process(transactional_db, tmp_path):
+    """SIGTERM lands while the sweep waits on the database (held here by a table lock): the stop request
+    must not be taken for a failed sweep and forgotten."""
+    with psycopg_session() as blocker:
+        blocker.execute("BEGIN")
+        blocker.execute("LOCK TABLE jobs_job IN ACCESS EXCLUSIVE MODE")
+        worker = live.start_worker(tmp_path, PGAPPNAME="diquis-sweep-stop")
+        try:
+            wait_until(lambda: sweep_waits_on_a_lock("diquis-sweep-stop"), timeout=30, what="the sweep blocked")
+            children = worker.children()
+            worker.popen.send_signal(signal.SIGTERM)
+            time.sleep(1)
+            blocker.execute("ROLLBACK")
+            assert worker.popen.wait(timeout=15) == 0
+            wait_until(lambda: all(gone(pid) for pid in children), timeout=10, what="no process of the worker left")
+        finally:
+            worker.stop()
+
+
+def psycopg_session():
+    import psycopg
+
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"] or "postgres",
+        dbname=settings["NAME"],
+        autocommit=True,
+    )
+
+
+def sweep_waits_on_a_lock(application_name):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+            [application_name],
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_the_scheduler_of_a_killed_worker_does_not_outlive_it(transactional_db, tmp_path):
+    worker = live.start_worker(tmp_path)
+    try:
+        wait_until(lambda: worker.children(), timeout=30, what="the worker's scheduler started")
+        (scheduler,) = worker.children()
+        os.kill(worker.pid, signal.SIGKILL)
+        wait_until(lambda: gone(scheduler), timeout=15, what="the orphaned scheduler gone")
+    finally:
+        worker.stop()
