@@ -22,6 +22,7 @@ import rq
 from django.conf import settings
 from redis.exceptions import RedisError
 from rq import worker_registration
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 
@@ -71,15 +72,21 @@ class Worker(rq.Worker):
             wait_for_redis(connection, max_wait=self.max_connection_wait_time)
         super().__init__(queues, *args, **kwargs)
 
-    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None, log_format=None, **kwargs):
+    def _start_scheduler(
+        self,
+        burst=False,
+        logging_level="INFO",
+        date_format=DEFAULT_LOGGING_DATE_FORMAT,
+        log_format=DEFAULT_LOGGING_FORMAT,
+    ):
         """RQ's own, with the Scheduler above."""
-        options = {key: value for key, value in (("date_format", date_format), ("log_format", log_format)) if value}
         self.scheduler = Scheduler(
             self.queues,
             connection=self.connection,
             logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
             serializer=self.serializer,
-            **options,
         )
         self.scheduler.acquire_locks()
         if self.scheduler.acquired_locks:
