@@ -34,7 +34,7 @@ from tests.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES = int(os.environ.get("DIQUIS_FUZZ_EXAMPLES", "10"))
+EXAMPLES = int(os.environ.get("DIQUIS_FUZZ_EXAMPLES", "25"))
 SEED = os.environ.get("DIQUIS_FUZZ_SEED", "20261101")  # "random": a new seed for every run
 RUN_TIMEOUT = int(os.environ.get("DIQUIS_FUZZ_TIMEOUT", "1500"))
 # Checks that only fit a schema able to say everything the server checks: an id that matches the slug
