@@ -239,3 +239,28 @@ def test_fuzzing_the_schema_finds_no_5xx_no_nonconforming_answer_and_no_stray_ro
     assert_only_accepted_writes(before, snapshot(), entries, caller_tenant)
     for process in [fuzz_stack.web, *fuzz_stack.workers]:
         assert "Traceback" not in process.output(), process.name
+
+
+def har_entry(method, path, status, data=None):
+    return {
+        "request": {"method": method, "url": f"http://127.0.0.1:1{path}"},
+        "response": {"status": status, "content": {"text": json.dumps({"data": data})}},
+    }
+
+
+def test_the_row_accounting_catches_what_no_2xx_announced():
+    """The check above can fail: a row written by a refused request, or beyond what a 2xx announced."""
+    before = {"tenants": {"root": ("Root", True, "Active", "r@x")}, "users": {}, "jobs": set(), "databases": set()}
+    created = {**before, "tenants": {**before["tenants"], "acme": ("Acme", True, "Pending", "a@x")}}
+    created["jobs"] = {("j1", "tenant:acme")}
+    accepted = [har_entry("POST", "/api/tenants", 202, "acme")]
+    assert_only_accepted_writes(before, created, accepted, ROOT_TENANT_ID)  # announced: fine
+    for refused in ([har_entry("POST", "/api/tenants", 400)], [har_entry("POST", "/api/tenants", 202, "other")]):
+        with pytest.raises(AssertionError):
+            assert_only_accepted_writes(before, created, refused, ROOT_TENANT_ID)
+    renamed = {**before, "tenants": {"root": ("Hacked", True, "Active", "r@x")}}
+    with pytest.raises(AssertionError):
+        assert_only_accepted_writes(before, renamed, [har_entry("PUT", "/api/tenants/root", 400)], ROOT_TENANT_ID)
+    user = {**before, "users": {("root", "x@y"): (True, ("root",))}}
+    with pytest.raises(AssertionError):
+        assert_only_accepted_writes(before, user, [har_entry("POST", "/api/users", 403)], ROOT_TENANT_ID)
