@@ -5,6 +5,7 @@ import json
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from notifications.models import Notification
@@ -20,6 +21,8 @@ from tests.tenant_databases import (
     sessions_on,
     templates,
 )
+
+PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
 S = ProvisioningStatus
 
@@ -49,16 +52,16 @@ def main_rows(tenant_id):
 
 def test_deleting_an_isolated_tenant_drops_its_database_and_ends_sessions_on_it(created, root_user):
     tenant = created("alpha", isolated=True)
-    assert "test_iso_alpha" in prefixed_databases()
-    with raw_cursor("test_iso_alpha") as someone:  # a session left open on the tenant's database
+    assert f"{PREFIX}alpha" in prefixed_databases()
+    with raw_cursor(f"{PREFIX}alpha") as someone:  # a session left open on the tenant's database
         someone.execute("SELECT 1")
-        assert sessions_on("test_iso_alpha") >= 1
+        assert sessions_on(f"{PREFIX}alpha") >= 1
         start_deletion(tenant.id)
         provisioning.deprovision_tenant(tenant.id, str(root_user.pk))
         with pytest.raises(psycopg.OperationalError):
             someone.execute("SELECT 1")
     assert prefixed_databases() - templates() == set()
-    assert query(main_database(), "SELECT count(*) FROM pg_database WHERE datname = 'test_iso_alpha'") == [(0,)]
+    assert query(main_database(), f"SELECT count(*) FROM pg_database WHERE datname = '{PREFIX}alpha'") == [(0,)]
     assert not Tenant.objects.filter(pk="alpha").exists()
     deleted = Notification.objects.get(user_id=root_user.pk, event="TenantDeleted")
     assert deleted.data["tenantId"] == "alpha"
@@ -80,7 +83,7 @@ def test_dropping_twice_is_harmless(created):
     tenant = created("alpha", isolated=True)
     drop_tenant_data(tenant)
     drop_tenant_data(tenant)
-    assert "test_iso_alpha" not in prefixed_databases()
+    assert f"{PREFIX}alpha" not in prefixed_databases()
 
 
 @pytest.mark.parametrize("crash", ["before-drop", "after-drop"])
@@ -93,13 +96,13 @@ def test_a_deletion_that_crashed_finishes_on_retry(created, root_user, tmp_path,
         with pytest.raises(faults.InjectedFault):
             provisioning.deprovision_tenant(tenant.id, str(root_user.pk))
         (tmp_path / "fault.json").unlink()
-        assert "test_iso_alpha" in prefixed_databases()
+        assert f"{PREFIX}alpha" in prefixed_databases()
     else:
         drop_tenant_data(tenant)  # the database went, the catalog row stayed
     assert Tenant.objects.get(pk="alpha").status == S.DELETING
     provisioning.deprovision_tenant(tenant.id, str(root_user.pk))
     assert not Tenant.objects.filter(pk="alpha").exists()
-    assert "test_iso_alpha" not in prefixed_databases()
+    assert f"{PREFIX}alpha" not in prefixed_databases()
 
 
 def test_a_deletion_job_for_a_tenant_already_gone_does_nothing(root_user, db):

@@ -5,12 +5,15 @@ goes through the real middleware, authentication and routing.
 """
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
 from tenants import provisioning
 from tenants.models import ProvisioningStatus, Role, Tenant, User
 from tests.tenant_databases import ADMIN_PASSWORD, main_database, new_tenant, query, raw_cursor
+
+PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
 S = ProvisioningStatus
 ISOLATED, SHARED = ("alpha", "beta"), ("gamma",)
@@ -58,8 +61,8 @@ def create_user(token, email, role=Role.BASIC):
 
 def test_every_tenant_is_active_and_its_database_is_where_it_should_be(tenants):
     assert {t.id: (t.status, t.database_name) for t in tenants.values()} == {
-        "alpha": (S.ACTIVE, "test_iso_alpha"),
-        "beta": (S.ACTIVE, "test_iso_beta"),
+        "alpha": (S.ACTIVE, f"{PREFIX}alpha"),
+        "beta": (S.ACTIVE, f"{PREFIX}beta"),
         "gamma": (S.ACTIVE, None),
     }
 
@@ -81,15 +84,15 @@ def test_users_are_visible_only_through_their_own_tenant(tenants):
 def test_the_rows_of_an_isolated_tenant_are_physically_in_its_own_database_only(tenants):
     create_user(admin_token("alpha"), "member@alpha.test")
     create_user(admin_token("gamma"), "member@gamma.test")
-    in_alpha = query("test_iso_alpha", "SELECT tenant_id, email FROM tenants_user ORDER BY email")
+    in_alpha = query(f"{PREFIX}alpha", "SELECT tenant_id, email FROM tenants_user ORDER BY email")
     assert in_alpha == [("alpha", "admin@alpha.test"), ("alpha", "member@alpha.test")]
     with connection.cursor() as cursor:  # the main database, inside this test's transaction
         cursor.execute("SELECT tenant_id, email FROM tenants_user WHERE tenant_id <> 'root' ORDER BY 2")
         in_main = cursor.fetchall()
     assert in_main == [("gamma", "admin@gamma.test"), ("gamma", "member@gamma.test")]
-    assert query("test_iso_beta", "SELECT tenant_id, email FROM tenants_user") == [("beta", "admin@beta.test")]
+    assert query(f"{PREFIX}beta", "SELECT tenant_id, email FROM tenants_user") == [("beta", "admin@beta.test")]
     # Only tenant-side tables in a tenant database: no catalog, jobs or notifications there.
-    tables = {row[0] for row in query("test_iso_alpha", "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    tables = {row[0] for row in query(f"{PREFIX}alpha", "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert tables == {"tenants_user", "django_migrations"}
 
 
@@ -114,7 +117,7 @@ def test_the_admin_token_of_alpha_never_reads_beta_whatever_the_header_or_subdom
                     assert response.json()["messages"] == ["Not Authorized"]
             created = api.post("/api/users", {"email": "x@x.test", "password": MEMBER_PASSWORD}, format="json")
             assert created.status_code in (201, 403, 409), (header, host, created.content)
-    assert query("test_iso_beta", "SELECT email FROM tenants_user ORDER BY 1") == [
+    assert query(f"{PREFIX}beta", "SELECT email FROM tenants_user ORDER BY 1") == [
         ("admin@beta.test",),
         ("secret@beta.test",),
     ]
@@ -127,7 +130,7 @@ def test_sign_in_to_an_isolated_tenant_reads_only_its_database(tenants):
     response = sign_in("admin@alpha.test", tenant="alpha")
     assert response.status_code == 200
     token = response.json()["data"]["token"]
-    (real_id,) = query("test_iso_alpha", "SELECT id FROM tenants_user WHERE email = 'admin@alpha.test'")[0]
+    (real_id,) = query(f"{PREFIX}alpha", "SELECT id FROM tenants_user WHERE email = 'admin@alpha.test'")[0]
     me = client(token).get("/api/users/me").json()["data"]
     assert me["id"] == str(real_id) != str(decoy.pk)
     assert "admin@alpha.test" in emails(client(token).get("/api/users"))
@@ -207,7 +210,7 @@ def test_a_request_leaves_no_connection_to_the_tenant_database_behind(tenants):
     token = admin_token("alpha")
     client(token).get("/api/users")
     client(token).post("/api/users", {"email": "m@alpha.test", "password": MEMBER_PASSWORD}, format="json")
-    assert query(main_database(), "SELECT count(*) FROM pg_stat_activity WHERE datname = 'test_iso_alpha'") == [(0,)]
+    assert query(main_database(), f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{PREFIX}alpha'") == [(0,)]
 
 
 def test_refreshing_the_token_of_an_isolated_admin_reads_its_own_database(tenants):
@@ -217,7 +220,7 @@ def test_refreshing_the_token_of_an_isolated_admin_reads_its_own_database(tenant
     assert renewed.status_code == 200, renewed.content
     token = renewed.json()["data"]["token"]
     assert client(token).get("/api/users/me").json()["data"]["email"] == "admin@alpha.test"
-    with raw_cursor("test_iso_alpha") as cursor:  # only there: the refresh must see it
+    with raw_cursor(f"{PREFIX}alpha") as cursor:  # only there: the refresh must see it
         cursor.execute("UPDATE tenants_user SET is_active = false")
     refused = client().post("/api/tokens/refresh", {"refreshToken": refresh}, format="json")
     assert refused.status_code == 403

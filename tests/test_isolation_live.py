@@ -5,6 +5,7 @@ import time
 
 import httpx
 import pytest
+from django.conf import settings
 
 from notifications.models import Notification
 from tenants import database_server
@@ -18,6 +19,8 @@ from tests.tenant_databases import (
     sessions_on,
     templates,
 )
+
+PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
 pytestmark = pytest.mark.e2e
 
@@ -86,12 +89,12 @@ def test_a_burst_of_ten_isolated_creations_through_real_workers_all_end_active(l
     }
     (template,) = templates()
     assert sessions_on(template) == 0
-    assert prefixed_databases() - {template} == {f"test_iso_{tenant_id}" for tenant_id in tenant_ids}
+    assert prefixed_databases() - {template} == {f"{PREFIX}{tenant_id}" for tenant_id in tenant_ids}
     for tenant_id in tenant_ids:
-        admins = query(f"test_iso_{tenant_id}", "SELECT tenant_id, email FROM tenants_user")
+        admins = query(f"{PREFIX}{tenant_id}", "SELECT tenant_id, email FROM tenants_user")
         assert admins == [(tenant_id, f"admin@{tenant_id}.test")]
     # All cloned from the one template (none fell back to migrating): identical migration records.
-    histories = {tuple(applied_migrations(f"test_iso_{tenant_id}")) for tenant_id in tenant_ids}
+    histories = {tuple(applied_migrations(f"{PREFIX}{tenant_id}")) for tenant_id in tenant_ids}
     assert len(histories) == 1
     # Each admin signs in to its own tenant, served from its own database.
     token = sign_in(live_stack, "admin@burst-3.test", ADMIN_PASSWORD, tenant="burst-3")
@@ -103,14 +106,14 @@ def test_delete_drops_the_isolated_database_and_notifies(live_stack, root):
     user, http = root
     create(http, "doomed")
     assert wait_for(http, ["doomed"], is_settled)["doomed"].json()["data"]["status"] == "Active"
-    assert "test_iso_doomed" in prefixed_databases()
+    assert f"{PREFIX}doomed" in prefixed_databases()
 
     response = http.delete("/api/tenants/doomed")
     assert response.status_code == 202, response.text
     gone = wait_for(http, ["doomed"], lambda r: r.status_code == 404)
     assert gone["doomed"].status_code == 404
-    assert "test_iso_doomed" not in prefixed_databases()
-    assert query(main_database(), "SELECT count(*) FROM pg_database WHERE datname = 'test_iso_doomed'") == [(0,)]
+    assert f"{PREFIX}doomed" not in prefixed_databases()
+    assert query(main_database(), f"SELECT count(*) FROM pg_database WHERE datname = '{PREFIX}doomed'") == [(0,)]
     deleted = Notification.objects.get(user_id=user.pk, event="TenantDeleted")
     assert deleted.data["tenantId"] == "doomed"
     # The tenant is gone for sign-in too.

@@ -6,10 +6,13 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings
 
 from tenants import provisioning
 from tests.live import ROOT, stack_env
 from tests.tenant_databases import applied_migrations, new_tenant, query, raw_cursor
+
+PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
 NEW_MIGRATION = ("tenants", "0002_user_nickname")
 NEXT_RELEASE_SETTINGS = "tests.settings_next_migrations"
@@ -48,7 +51,7 @@ def nickname_column(database):
 def test_one_failing_database_is_reported_the_others_are_migrated_and_the_exit_status_is_non_zero(isolated):
     isolated("m-one", "m-two", "m-three")
     # Break m-two: its migration history is lost, so migrate tries to create tables it already has.
-    with raw_cursor("test_iso_m-two") as cursor:
+    with raw_cursor(f"{PREFIX}m-two") as cursor:
         cursor.execute("DROP TABLE django_migrations")
 
     result = migrate_tenants("--parallel", "2", settings_module=NEXT_RELEASE_SETTINGS)
@@ -57,16 +60,16 @@ def test_one_failing_database_is_reported_the_others_are_migrated_and_the_exit_s
     lines = result.stdout.splitlines()
     assert lines[0] == "Migrating 3 tenant database(s), 2 at a time."
     progress = sorted(line.split("] ", 1)[1].split(":")[0] for line in lines if line.startswith("["))
-    assert progress == ["m-one (test_iso_m-one)", "m-three (test_iso_m-three)", "m-two (test_iso_m-two)"]
+    assert progress == [f"m-one ({PREFIX}m-one)", f"m-three ({PREFIX}m-three)", f"m-two ({PREFIX}m-two)"]
     assert [line.split("] ")[0] for line in lines if line.startswith("[")] == ["[1/3", "[2/3", "[3/3"]
-    assert any("m-two (test_iso_m-two): FAILED" in line and "already exists" in line for line in lines)
+    assert any(f"m-two ({PREFIX}m-two): FAILED" in line and "already exists" in line for line in lines)
     summary = lines[lines.index("Done: 2 migrated, 1 failed:") + 1 :]
-    assert len(summary) == 1 and summary[0].startswith("  - m-two (test_iso_m-two): ")
+    assert len(summary) == 1 and summary[0].startswith(f"  - m-two ({PREFIX}m-two): ")
     assert "already exists" in summary[0]
     assert "1 of 3 tenant database(s) failed to migrate." in result.stderr
-    for database in ("test_iso_m-one", "test_iso_m-three"):
+    for database in (f"{PREFIX}m-one", f"{PREFIX}m-three"):
         assert has_new_migration(database) and nickname_column(database)
-    assert not nickname_column("test_iso_m-two")
+    assert not nickname_column(f"{PREFIX}m-two")
 
 
 def test_a_clean_run_migrates_every_database_one_at_a_time_and_exits_zero(isolated):
@@ -75,7 +78,7 @@ def test_a_clean_run_migrates_every_database_one_at_a_time_and_exits_zero(isolat
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Migrating 2 tenant database(s), 1 at a time." in result.stdout
     assert "Done: all 2 tenant database(s) are migrated." in result.stdout
-    assert all(has_new_migration(db) and nickname_column(db) for db in ("test_iso_m-one", "test_iso_m-two"))
+    assert all(has_new_migration(db) and nickname_column(db) for db in (f"{PREFIX}m-one", f"{PREFIX}m-two"))
     again = migrate_tenants("--parallel", "3", settings_module=NEXT_RELEASE_SETTINGS)  # nothing pending: fine
     assert again.returncode == 0, again.stdout + again.stderr
 

@@ -27,6 +27,8 @@ from tests.tenant_databases import (
     templates,
 )
 
+PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
+
 NEXT_RELEASE = {"tenants": "tests.tenant_migrations_next"}
 NEXT_RELEASE_DIR = Path(__file__).parent / "tenant_migrations_next"
 
@@ -49,7 +51,7 @@ def test_the_first_clone_builds_the_template_and_the_next_ones_reuse_it():
     assert template == template_database.template_name()
     oid = database_oid(template)
 
-    assert create_database("test_iso_beta") == CLONED
+    assert create_database(f"{PREFIX}beta") == CLONED
     second = ensure_tenant_database(new_tenant("beta"))  # exists already: kept as it is
     assert templates() == {template} and database_oid(template) == oid  # not rebuilt
 
@@ -123,7 +125,7 @@ def test_a_crashed_build_is_thrown_away_and_rebuilt():
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_of_concurrent_clones_builds_one_template_and_every_clone_succeeds():
     """Eight threads, eight connections, no template yet: one builds it under the lock, all clone it."""
-    names = [f"test_iso_burst{i}" for i in range(8)]
+    names = [f"{PREFIX}burst{i}" for i in range(8)]
     outcomes, errors = {}, []
     start = threading.Barrier(len(names))
 
@@ -154,11 +156,11 @@ def test_when_the_template_cannot_be_had_the_database_is_created_and_migrated(se
     with raw_cursor(main_database()) as holder:
         holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [template_database.BUILD_LOCK_KEY])
         tenant = new_tenant("alpha")
-        assert create_database("test_iso_alpha") == CREATED
+        assert create_database(f"{PREFIX}alpha") == CREATED
         ensure_tenant_database(tenant)
         ensure_migrated(tenant)
     assert templates() == set()
-    assert {(app, name) for app, name, _ in applied_migrations("test_iso_alpha")} == head_migrations()
+    assert {(app, name) for app, name, _ in applied_migrations(f"{PREFIX}alpha")} == head_migrations()
 
 
 @pytest.mark.parametrize("tenant_id", ["template", "template-abc", "templatex", "template1"])
@@ -179,13 +181,13 @@ def test_a_tenant_database_name_can_never_be_a_template_name():
 def test_a_clone_waits_briefly_for_a_source_in_use_and_gives_up_after_a_bound():
     """PostgreSQL refuses to clone a database somebody is connected to (after waiting 5 s itself): one more
     try, then the error, within about 11 s; not forever."""
-    database_server.create("test_iso_source")
-    holder = psycopg.connect(**{**connections["default"].get_connection_params(), "dbname": "test_iso_source"})
+    database_server.create(f"{PREFIX}source")
+    holder = psycopg.connect(**{**connections["default"].get_connection_params(), "dbname": f"{PREFIX}source"})
     threading.Timer(0.4, holder.close).start()  # the other session goes away in a moment
-    database_server.create("test_iso_copy", template="test_iso_source")
-    assert database_server.exists("test_iso_copy")
+    database_server.create(f"{PREFIX}copy", template=f"{PREFIX}source")
+    assert database_server.exists(f"{PREFIX}copy")
 
-    with raw_cursor("test_iso_source"):  # and this one stays
+    with raw_cursor(f"{PREFIX}source"):  # and this one stays
         with pytest.raises(psycopg.errors.ObjectInUse):
-            database_server.create("test_iso_copy2", template="test_iso_source")
-    assert not database_server.exists("test_iso_copy2")
+            database_server.create(f"{PREFIX}copy2", template=f"{PREFIX}source")
+    assert not database_server.exists(f"{PREFIX}copy2")

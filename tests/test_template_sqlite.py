@@ -8,8 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings
 
 from tests.live import ROOT
+
+PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
 NEXT_RELEASE_SETTINGS = "tests.settings_next_migrations"
 
@@ -78,8 +81,8 @@ def test_isolated_tenants_are_files_copied_from_a_fingerprinted_template(sqlite_
     home = sqlite_home
     manage(home, "migrate", "--verbosity", "0")
     template = provision(home, "sq-one", "sq-two")
-    assert files(home) == sorted([f"{template}.sqlite3", "test_iso_sq-one.sqlite3", "test_iso_sq-two.sqlite3"])
-    one, two = home / "tenants" / "test_iso_sq-one.sqlite3", home / "tenants" / "test_iso_sq-two.sqlite3"
+    assert files(home) == sorted([f"{template}.sqlite3", f"{PREFIX}sq-one.sqlite3", f"{PREFIX}sq-two.sqlite3"])
+    one, two = home / "tenants" / f"{PREFIX}sq-one.sqlite3", home / "tenants" / f"{PREFIX}sq-two.sqlite3"
     template_file = home / "tenants" / f"{template}.sqlite3"
 
     # Copies of the template: the very same migration records, down to the timestamps.
@@ -92,15 +95,15 @@ def test_isolated_tenants_are_files_copied_from_a_fingerprinted_template(sqlite_
     main = home / "main.sqlite3"
     assert rows(main, "SELECT count(*) FROM tenants_user WHERE tenant_id LIKE 'sq-%'") == [(0,)]
     assert rows(main, "SELECT id, status, database_name FROM tenants_tenant WHERE id LIKE 'sq-%' ORDER BY id") == [
-        ("sq-one", "Active", "test_iso_sq-one"),
-        ("sq-two", "Active", "test_iso_sq-two"),
+        ("sq-one", "Active", f"{PREFIX}sq-one"),
+        ("sq-two", "Active", f"{PREFIX}sq-two"),
     ]
 
     # A release with a new migration: a new template file, the old one removed, the new clone at the head.
     new_template = provision(home, "sq-three", settings_module=NEXT_RELEASE_SETTINGS)
     assert new_template != template
     assert f"{new_template}.sqlite3" in files(home) and f"{template}.sqlite3" not in files(home)
-    three = home / "tenants" / "test_iso_sq-three.sqlite3"
+    three = home / "tenants" / f"{PREFIX}sq-three.sqlite3"
     assert ("tenants", "0002_user_nickname") in {(app, name) for app, name, _ in migrations(three)}
     assert "nickname" in {row[1] for row in rows(three, "PRAGMA table_info(tenants_user)")}
 
@@ -111,6 +114,6 @@ def test_isolated_tenants_are_files_copied_from_a_fingerprinted_template(sqlite_
 
     # Deletion removes the file.
     manage(home, "shell", "-c", DEPROVISION.format(tenant_id="sq-one"))
-    assert "test_iso_sq-one.sqlite3" not in files(home)
+    assert f"{PREFIX}sq-one.sqlite3" not in files(home)
     assert rows(main, "SELECT count(*) FROM tenants_tenant WHERE id = 'sq-one'") == [(0,)]
     assert not list((home / "tenants").glob("*.partial"))
