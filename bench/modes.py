@@ -23,10 +23,12 @@ class Mode:
     burst_shared: int
     burst_workers: tuple  # worker counts of the isolated burst
     burst_shared_workers: tuple  # and of the shared one
+    burst_repeats: int  # each burst this many times, alternating worker counts
     # 4. fan-out
     fanout_clients: int
     fanout_senders: tuple
     fanout_variants: tuple  # indexes into bench.fanout.VARIANTS
+    fanout_rounds: int  # send rounds per sender count
     idle_seconds: int
     # 5. scale
     scale_tenant_counts: tuple
@@ -58,15 +60,17 @@ FULL = Mode(
     burst_shared=500,
     burst_workers=(1, 2),
     burst_shared_workers=(2,),
+    burst_repeats=2,
     fanout_clients=2000,
     fanout_senders=(1, 4),
     fanout_variants=(0, 1, 2),
+    fanout_rounds=2,
     idle_seconds=300,
     scale_tenant_counts=(10, 100, 1000),
     scale_requests=200,
     migrate_databases=50,
     migrate_parallel=(1, 4),
-    migrate_repeats=1,
+    migrate_repeats=2,
 )
 
 QUICK = Mode(
@@ -85,9 +89,11 @@ QUICK = Mode(
     burst_shared=12,
     burst_workers=(2,),
     burst_shared_workers=(2,),
+    burst_repeats=1,
     fanout_clients=100,
     fanout_senders=(1, 4),
     fanout_variants=(2,),
+    fanout_rounds=1,
     idle_seconds=6,
     scale_tenant_counts=(10, 100),
     scale_requests=30,
