@@ -125,3 +125,11 @@ def exception_handler(exc, context):
 def error_response(status_code, message):
     """An error envelope outside DRF (middleware), same shape as the handler's."""
     return envelope(None, [message], succeeded=False), status_code
+
+
+def api_not_found(request, *args, **kwargs):
+    """Any /api/ path no route matches: a 404 in the envelope, like every other API error."""
+    from django.http import JsonResponse
+
+    body, status = error_response(404, NOT_FOUND)
+    return JsonResponse(body, status=status)

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from notifications.negotiate import negotiate
@@ -7,6 +7,7 @@ from notifications.views import NotificationListView, NotificationReadView
 from tenants import compat_views
 from tenants import views as tenant_views
 
+from .envelope import api_not_found
 from .health import health
 from .job_dashboard import django_rq_urls
 from .metrics import metrics_view
@@ -26,6 +27,7 @@ api = [
     path("notifications/read", NotificationReadView.as_view()),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    re_path(r"^", api_not_found),
 ]
 
 urlpatterns = [
