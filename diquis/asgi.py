@@ -1,4 +1,4 @@
-"""HTTP (Django, and rq-dashboard at /rq/) and websockets (Channels) in one ASGI application, served by Daphne."""
+"""HTTP (Django, rq-dashboard at /rq/ included) and websockets (Channels) in one ASGI application, served by Daphne."""
 
 import os
 
@@ -14,14 +14,13 @@ from notifications.auth import websocket_stack  # noqa: E402
 from notifications.consumers import NotificationConsumer  # noqa: E402
 
 from . import access_log  # noqa: E402
-from .job_dashboard import Mounted  # noqa: E402
 from .metrics import CountWebsockets  # noqa: E402
 
 access_log.install()
 
 application = ProtocolTypeRouter(
     {
-        "http": Mounted(django_http),
+        "http": django_http,
         "websocket": CountWebsockets(
             websocket_stack(URLRouter([path("hubs/notifications", NotificationConsumer.as_asgi())]))
         ),

@@ -1,16 +1,20 @@
-"""rq-dashboard (a Flask app) mounted at /rq/ inside the one ASGI application, for root users only.
+"""rq-dashboard (a Flask app) served at /rq/ by the project's own Django, for root users only.
 
-It is served by the same Daphne process as everything else (no second server, no second login):
-asgiref's WsgiToAsgi runs the Flask app, and `RootOnly` in front of it reads the Django session from
-the request's cookie, exactly as the admin does, before a single byte reaches Flask.
+It is served by the same Daphne process as everything else (no second server, no second login): a Django
+view checks the root rule on the request's session, exactly as the admin does, then calls the Flask WSGI
+app in the view's own thread. (Mounting it with asgiref's WsgiToAsgi instead made requests on a kept-alive
+connection fail now and then: WsgiToAsgi sends from its worker thread through async_to_sync, and the
+executor that leaves behind broke the connection's next request with "CurrentThreadExecutor already quit".)
 """
 
+import functools
+import io
+import sys
 from urllib.parse import urlsplit
 
-from asgiref.wsgi import WsgiToAsgi
-from channels.auth import AuthMiddlewareStack
 from django.conf import settings
-from django.http import HttpResponseForbidden, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotAllowed
+from django.views.decorators.csrf import csrf_exempt
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 from rq.exceptions import NoSuchJobError
 from rq_dashboard.cli import make_flask_app
@@ -48,61 +52,62 @@ def _forgotten_job(error):
     return "This job is no longer in Redis. Its attempts are recorded in the admin (Jobs).", 404
 
 
-def _header(scope, name):
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return value.decode("latin1")
-    return ""
-
-
-def same_origin(scope):
+def same_origin(request):
     """For state-changing requests (requeue, delete, empty a queue): the browser must say it comes from
     this very host. The session cookie alone would let another site's form act as the signed-in root."""
-    host = _header(scope, b"host")
-    source = _header(scope, b"origin") or _header(scope, b"referer")
+    host = request.META.get("HTTP_HOST", "")
+    source = request.META.get("HTTP_ORIGIN") or request.META.get("HTTP_REFERER") or ""
     return bool(host and source and urlsplit(source).netloc == host)
 
 
-async def send_django_response(response, send):
-    headers = [(k.encode("latin1"), v.encode("latin1")) for k, v in response.items()]
-    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": response.content})
+@functools.cache
+def dashboard_app():
+    return flask_app()
 
 
-class RootOnly:
-    """Lets a request through to `app` only for a signed-in root user (diquis.access)."""
+def call_wsgi(app, request, path_info):
+    """Run a WSGI app for this Django request (mounted at MOUNT) and return its answer as a Django response."""
+    body = request.body
+    environ = {key: value for key, value in request.META.items() if isinstance(value, str)}
+    environ.update(
+        {
+            "SCRIPT_NAME": MOUNT,
+            "PATH_INFO": path_info,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": request.scheme,
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+    )
+    started, chunks = {}, []
 
-    def __init__(self, app):
-        self.app = app
+    def start_response(status, headers, exc_info=None):
+        started["status"], started["headers"] = int(status.split(" ", 1)[0]), headers
+        return chunks.append
 
-    async def __call__(self, scope, receive, send):
-        user = scope.get("user")
-        path = scope["path"] + (f"?{scope['query_string'].decode('latin1')}" if scope.get("query_string") else "")
-        if not is_root(user):
-            return await send_django_response(refusal(user, path), send)
-        if scope["method"] in SAFE_METHODS and scope["path"].removeprefix(MOUNT).startswith(STATE_CHANGING_PREFIXES):
-            return await send_django_response(HttpResponseNotAllowed(["POST"]), send)
-        if scope["method"] not in SAFE_METHODS and not same_origin(scope):
-            return await send_django_response(HttpResponseForbidden("Cross-origin request refused."), send)
-        return await self.app(scope, receive, send)
+    result = app(environ, start_response)
+    try:
+        chunks.extend(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    response = HttpResponse(b"".join(chunks), status=started["status"])
+    for name, value in started["headers"]:
+        response[name] = value
+    return response
 
 
-class Mounted:
-    """Serves `MOUNT/...` with the dashboard (the mount becomes its SCRIPT_NAME) and the rest with `other`."""
-
-    def __init__(self, other):
-        self.other = other
-        self.dashboard = AuthMiddlewareStack(RootOnly(WsgiToAsgi(flask_app())))
-
-    @staticmethod
-    def matches(scope):
-        path = scope.get("path", "")
-        return scope["type"] == "http" and (path == MOUNT or path.startswith(MOUNT + "/"))
-
-    async def __call__(self, scope, receive, send):
-        if not self.matches(scope):
-            return await self.other(scope, receive, send)
-        if scope["path"] == MOUNT:  # Flask's index lives at "/": send /rq to /rq/
-            return await send_django_response(HttpResponseRedirect(MOUNT + "/"), send)
-        scope = dict(scope, root_path=scope.get("root_path", "") + MOUNT)
-        return await self.dashboard(scope, receive, send)
+@csrf_exempt  # rq-dashboard's pages post without Django's token; same_origin() guards them instead
+def dashboard_view(request, path=""):
+    if not is_root(request.user):
+        return refusal(request.user, request.get_full_path())
+    path_info = "/" + path
+    if request.method in SAFE_METHODS and path_info.startswith(STATE_CHANGING_PREFIXES):
+        return HttpResponseNotAllowed(["POST"])
+    if request.method not in SAFE_METHODS and not same_origin(request):
+        return HttpResponseForbidden("Cross-origin request refused.")
+    return call_wsgi(dashboard_app(), request, path_info)

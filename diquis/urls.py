@@ -9,7 +9,7 @@ from tenants import views as tenant_views
 
 from .envelope import api_not_found
 from .health import health
-from .job_dashboard import django_rq_urls
+from .job_dashboard import MOUNT, dashboard_view, django_rq_urls
 from .metrics import metrics_view
 
 api = [
@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/", include(api)),
     path("hubs/notifications/negotiate", negotiate),
     path("admin/rq/", include(django_rq_urls())),
+    re_path(rf"^{MOUNT.strip('/')}/(?P<path>.*)$", dashboard_view),
     path("admin/", admin.site.urls),
     path("health", health),
     path("metrics", metrics_view),
