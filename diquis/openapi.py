@@ -33,8 +33,8 @@ EXTRA_ERRORS = {
     ("/api/tokens/refresh", "post"): {"401", "403"},
     ("/api/tokens/{refresh_token}", "get"): {"401", "403"},
     ("/api/tenants", "post"): {"409"},
-    ("/api/tenants/{tenant_id}", "put"): {"409"},
-    ("/api/tenants/{tenant_id}", "delete"): {"409"},
+    ("/api/tenants/{tenant_id}", "put"): {"400", "409"},
+    ("/api/tenants/{tenant_id}", "delete"): {"400", "409"},
     ("/api/tenants/{tenant_id}/retry", "post"): {"409"},
     ("/api/users", "post"): {"409"},
 }

@@ -38,11 +38,10 @@ class NotificationListView(APIView):
     def get(self, request):
         after = request.query_params.get("after")
         if after is not None:
-            field = serializers.IntegerField(min_value=0)
-            try:
-                after = field.run_validation(after)
-            except serializers.ValidationError as error:
-                raise serializers.ValidationError({"after": error.detail}) from error
+            # Digits only: DRF's IntegerField would also take "0.0" or " 7", which the schema's integer does not.
+            if not after.isascii() or not after.isdigit():
+                raise serializers.ValidationError({"after": ["A non-negative whole number is required."]})
+            after = int(after)
         items = notifications_after(user_id=request.user.pk, after=after, limit=PAGE_SIZE)
         return ok(NotificationSerializer(items, many=True).data)
 

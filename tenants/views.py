@@ -79,7 +79,7 @@ class TenantListView(APIView):
     )
     def get(self, request):
         status = request.query_params.get("status")
-        if status and status not in ProvisioningStatus.values:
+        if status is not None and status not in ProvisioningStatus.values:
             raise serializers.ValidationError({"status": [f"Must be one of {', '.join(ProvisioningStatus.values)}."]})
         return ok(TenantSerializer(selectors.tenant_list(status=status), many=True).data)
 

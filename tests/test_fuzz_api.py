@@ -51,36 +51,7 @@ EXCLUDED_CHECKS = [
 STACK_ENV = {"LOGIN_RATE_PER_ADDRESS": "100000/min", "LOGIN_RATE_PER_EMAIL": "100000/min"}
 # Failures found by this test in code it does not own, reported to their owners: accepted here (a
 # schemathesis baseline) so that everything else stays guarded. Delete an entry once it is fixed.
-KNOWN_FAILURES = [
-    {
-        "operation": "DELETE /api/tenants/{tenant_id}",
-        "check": "status_code_conformance",
-        "failure": "UndefinedStatusCode",
-        "signature": "400",
-        "reason": "API.md answers 400 for deleting root; diquis/openapi.py documents no 400 for this call",
-    },
-    {
-        "operation": "GET /api/tenants",
-        "check": "negative_data_rejection",
-        "failure": "AcceptedNegativeData",
-        "signature": "200",
-        "reason": "?status= (empty) is read as no filter by the view, but the schema's enum forbids it",
-    },
-    {
-        "operation": "GET /api/notifications",
-        "check": "negative_data_rejection",
-        "failure": "AcceptedNegativeData",
-        "signature": "200",
-        "reason": "?after=0.0 passes DRF's IntegerField (it drops a zero fraction); the schema says integer",
-    },
-    {
-        "operation": "GET /health",
-        "check": "unsupported_method",
-        "failure": "UnsupportedMethodResponse",
-        "signature": "wrong_status",
-        "reason": "diquis/health.py answers every method (TRACE, DELETE...) instead of 405",
-    },
-]
+KNOWN_FAILURES = []  # failures accepted by name, each with a reason; none at present
 JOBS_SETTLE_SECONDS = 180
 ADMIN_TENANT = "fuzz-acme"
 

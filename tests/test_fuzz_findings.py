@@ -5,6 +5,8 @@
    fuzzer met it as a second DELETE racing the first one's job. It is a 404 in the envelope now.
 2. The OpenAPI schema states the tenant id rule (pattern, length) and that required strings are not
    empty, so a client reading the schema knows them without a round trip.
+3. Answers the schema did not allow: a 400 for deleting or editing root that it did not document,
+   `?status=` (empty) and `?after=0.0` accepted, and /health answering any method.
 """
 
 import json
@@ -87,3 +89,26 @@ def test_the_schema_says_required_strings_are_not_empty(schema, path, method, fi
     properties = request_body(schema, path, method)["properties"]
     for field in fields:
         assert properties[field].get("minLength", 0) >= 1, field
+
+
+def test_the_schema_documents_400_for_editing_and_deleting_root():
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]["/api/tenants/{tenant_id}"]
+    assert "400" in paths["put"]["responses"] and "400" in paths["delete"]["responses"]
+
+
+@pytest.mark.parametrize(
+    "query", ["/api/tenants?status=", "/api/notifications?after=0.0", "/api/notifications?after=-1"]
+)
+def test_values_the_schema_refuses_are_400(root_api, query):
+    response = root_api.get(query)
+    assert response.status_code == 400
+    assert response.json()["succeeded"] is False
+
+
+def test_health_answers_get_and_head_only(api):
+    assert api.get("/health").status_code in {200, 503}
+    assert api.head("/health").status_code in {200, 503}
+    assert api.post("/health").status_code == 405
+    assert api.delete("/health").status_code == 405
