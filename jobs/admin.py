@@ -61,18 +61,8 @@ def _duration(attempt):
     return "-" if attempt.duration is None else f"{attempt.duration:.3f} s"
 
 
-class AttemptInline(admin.TabularInline):
-    model = Attempt
-    extra = 0
-    can_delete = False
-    fields = ["number", "rq_job", "worker", "started_at", "ended_at", "took", "outcome", "step_timings", "error"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+class AttemptColumns:
+    """The computed columns of an attempt, shown alike in the job's inline and the attempts' own list."""
 
     @admin.display(description="RQ job")
     def rq_job(self, attempt):
@@ -85,6 +75,20 @@ class AttemptInline(admin.TabularInline):
     @admin.display(description="steps")
     def step_timings(self, attempt):
         return _steps(attempt)
+
+
+class AttemptInline(AttemptColumns, admin.TabularInline):
+    model = Attempt
+    extra = 0
+    can_delete = False
+    fields = ["number", "rq_job", "worker", "started_at", "ended_at", "took", "outcome", "step_timings", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Job)
@@ -101,7 +105,7 @@ class JobAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Attempt)
-class AttemptAdmin(ReadOnlyAdmin):
+class AttemptAdmin(AttemptColumns, ReadOnlyAdmin):
     list_display = ["__str__", "subject", "number", "outcome", "worker", "started_at", "ended_at", "took"]
     list_filter = ["outcome"]
     search_fields = ["job__subject", "rq_job_id"]
@@ -126,15 +130,3 @@ class AttemptAdmin(ReadOnlyAdmin):
     @admin.display(description="subject", ordering="job__subject")
     def subject(self, attempt):
         return attempt.job.subject
-
-    @admin.display(description="RQ job")
-    def rq_job(self, attempt):
-        return _dashboard_link(attempt)
-
-    @admin.display(description="duration")
-    def took(self, attempt):
-        return _duration(attempt)
-
-    @admin.display(description="steps")
-    def step_timings(self, attempt):
-        return _steps(attempt)
