@@ -44,13 +44,14 @@ def server_cursor():
 
 
 def exists(name):
-    with server_cursor() as cursor:
+    # A read of the shared catalog: the caller's own connection will do (no new connection per request).
+    with connections["default"].cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
         return cursor.fetchone() is not None
 
 
 def names_starting_with(prefix):
-    with server_cursor() as cursor:
+    with connections["default"].cursor() as cursor:
         cursor.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY datname", [prefix])
         return [row[0] for row in cursor.fetchall()]
 
