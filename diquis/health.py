@@ -1,11 +1,12 @@
 """GET /health: the database, Redis and the number of live workers (API.md, "Job monitoring")."""
 
-import django_rq
 from django.db import connections
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from rq import Worker
+
+from jobs.enqueue import connection as redis_connection
 
 
 @csrf_exempt  # it changes nothing; without this, CSRF would answer other methods 403 before require_safe's 405
@@ -19,7 +20,7 @@ def health(request):
     except Exception:
         body["database"], healthy = "down", False
     try:
-        connection = django_rq.get_connection("default")
+        connection = redis_connection()
         connection.ping()
         body["redis"] = "ok"
         body["workers"] = Worker.count(connection=connection)

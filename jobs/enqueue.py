@@ -9,6 +9,7 @@ will still run the job, so the sweep pushes again exactly when Redis has lost it
 a worker killed before it could claim the job, a key evicted).
 """
 
+import functools
 import logging
 
 import django_rq
@@ -37,13 +38,13 @@ def due(now):
 
 def enqueue(function, *args, subject=""):
     """Record a durable job for `function(*args)` and push it to Redis once the transaction commits."""
-    job = Job.objects.create(
-        task=task_name(function),
-        args=list(args),
-        subject=subject,
-        max_attempts=settings.DIQUIS_JOB_MAX_ATTEMPTS,
-    )
-    transaction.on_commit(lambda: push(job.pk))
+    job = Job(task=task_name(function), args=list(args), subject=subject, max_attempts=settings.DIQUIS_JOB_MAX_ATTEMPTS)
+    # The carrier is named in the same transaction, so that the hand-over after commit needs no re-read and
+    # no check of Redis: nothing can have pushed this job yet (the sweep only sees committed rows, and a
+    # carrier it finds missing is pushed again under a new name: harmless, the claim runs one of them).
+    job.rq_job_id = job.new_rq_job_id()
+    job.save(force_insert=True)
+    transaction.on_commit(lambda: hand_over(job))
     return job
 
 
@@ -64,10 +65,19 @@ def retry_interval(failed_attempts):
     return intervals[min(failed_attempts - 1, len(intervals) - 1)]
 
 
+@functools.cache
+def connection():
+    """One Redis client (and connection pool) per process. django-rq builds a new client, with a new pool,
+    on every get_queue(): each push would open a TCP connection (and redis-py 8 reads its own package
+    metadata for every new connection), about 10 ms of a 202's 30. redis-py's pool is thread-safe and
+    starts afresh in a forked child (an RQ work-horse)."""
+    return django_rq.get_connection(QUEUE_NAME)
+
+
 def queue():
     # "auto": push now. django-rq's default would defer the push to the end of an enclosing transaction,
     # where a Redis error could no longer be caught here.
-    return django_rq.get_queue(QUEUE_NAME, commit_mode="auto")
+    return django_rq.get_queue(QUEUE_NAME, commit_mode="auto", connection=connection())
 
 
 def carrier_alive(job, q, *, queued_ids=None):
@@ -96,7 +106,7 @@ def carrier_alive(job, q, *, queued_ids=None):
 
 
 def push(job_id):
-    """Hand a waiting job to Redis unless a live carrier has it already.
+    """Hand a waiting job to Redis unless a live carrier has it already (the sweep, retries, requeue).
 
     Returns True when a new carrier was pushed. Never raises for Redis: when it does not answer, the row
     stays as it is and the sweep pushes it later.
@@ -104,16 +114,26 @@ def push(job_id):
     job = Job.objects.filter(due(timezone.now()), pk=job_id).first()
     if job is None:
         return False
-    rq_job_id = job.new_rq_job_id()
     try:
-        q = queue()
-        if carrier_alive(job, q):
+        if carrier_alive(job, queue()):
             return False
-        q.enqueue_call(RUNNER, args=(str(job.pk),), job_id=rq_job_id, description=f"{job.task} {job.subject}")
     except RedisError as error:
-        logger.warning(
-            "job %s not pushed (Redis unavailable: %s); the sweep will push it", job.pk, type(error).__name__
-        )
+        _not_pushed(job, error)
         return False
-    Job.objects.filter(pk=job.pk).update(pushed_at=timezone.now(), rq_job_id=rq_job_id)
+    job.rq_job_id = job.new_rq_job_id()
+    return hand_over(job)
+
+
+def hand_over(job):
+    """Push the carrier named `job.rq_job_id`, then record it on the row. Returns True when pushed."""
+    try:
+        queue().enqueue_call(RUNNER, args=(str(job.pk),), job_id=job.rq_job_id, description=f"{job.task} {job.subject}")
+    except RedisError as error:
+        _not_pushed(job, error)
+        return False
+    Job.objects.filter(pk=job.pk).update(pushed_at=timezone.now(), rq_job_id=job.rq_job_id)
     return True
+
+
+def _not_pushed(job, error):
+    logger.warning("job %s not pushed (Redis unavailable: %s); the sweep will push it", job.pk, type(error).__name__)

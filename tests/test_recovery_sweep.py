@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from rq.job import Job as RQJob
 from rq.job import JobStatus
@@ -97,6 +97,32 @@ def test_a_job_never_pushed_is_pushed_by_the_sweep():
     job.refresh_from_db()
     assert job.pushed_at is not None and carrier_ids() == [job.rq_job_id]
     assert sweep()["pushed"] == 0  # its carrier waits in the queue: nothing more
+
+
+def test_enqueue_names_the_carrier_in_the_transaction_and_pushes_exactly_that_one_after_commit():
+    with transaction.atomic():
+        job = durable.enqueue(sample_task, "x", subject="tenant:sample")
+        named = Job.objects.get(pk=job.pk).rq_job_id
+        assert named and carrier_ids() == []  # nothing reaches Redis before the commit
+    job.refresh_from_db()
+    assert (job.rq_job_id, carrier_ids()) == (named, [named])
+    assert job.pushed_at is not None
+    assert sweep()["pushed"] == 0  # the sweep recognises the pre-named carrier as alive
+
+
+def test_a_rolled_back_enqueue_pushes_nothing():
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        durable.enqueue(sample_task, "x", subject="tenant:sample")
+        raise RuntimeError("the caller's transaction fails")
+    assert (Job.objects.count(), carrier_ids()) == (0, [])
+
+
+def test_every_push_of_a_process_shares_one_redis_client():
+    """django-rq builds a new client (and pool) per get_queue(): a TCP connection per push without this."""
+    assert durable.queue().connection is durable.queue().connection
+    first = durable.connection().client_id()
+    durable.hand_over(new_job(rq_job_id="diquis-shared-client-probe"))
+    assert durable.connection().client_id() == first
 
 
 def test_a_job_whose_carrier_redis_lost_is_pushed_again_under_a_new_id():
