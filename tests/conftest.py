@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from tenants.auth import issue_tokens
 from tenants.models import ROOT_TENANT_ID, Role, User
 from tests import live
+from tests.fault_injection import Fault
 
 TEST_DB_PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 assert TEST_DB_PREFIX.startswith("test_"), "the suite drops databases by this prefix: it must be a test one"
@@ -91,6 +92,15 @@ def api(db):
 @pytest.fixture
 def root_api(root_user):
     return client_for(root_user)
+
+
+@pytest.fixture
+def fault(tmp_path):
+    """A `Fault` on a faults file in the test's tmp_path (pass `fault.path` as DIQUIS_FAULTS_FILE to a live
+    worker); released after the test, so no step stays held."""
+    fault = Fault(tmp_path)
+    yield fault
+    fault.release()
 
 
 @pytest.fixture

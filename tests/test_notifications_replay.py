@@ -10,17 +10,11 @@ from django.db import connection
 from notifications.models import Notification
 from notifications.services import notify
 from tests.conftest import make_root_user
+from tests.fault_injection import wait_until
 from tests.live import LiveStack, drain, wait_for_event
-from tests.test_reliability import Fault, is_active, post_tenant, root_token, socket, wait_until
+from tests.test_reliability import is_active, post_tenant, root_token, socket
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def fault(tmp_path):
-    fault = Fault(tmp_path)
-    yield fault
-    fault.release()
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from notifications.models import Notification
 from tenants.models import Tenant
 from tests import live
 from tests.conftest import drop_test_tenant_databases
+from tests.fault_injection import wait_until
 from tests.live import LiveStack, drain, wait_for_event
 from tests.test_reliability import (
-    Fault,
     S,
     admin_users,
     figure,
@@ -34,7 +34,6 @@ from tests.test_reliability import (
     root_token,
     socket,
     status_of,
-    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -48,13 +47,6 @@ def tenant_databases(tenant_id):
 
 def attempts_of(tenant_id):
     return list(Attempt.objects.filter(job__subject=f"tenant:{tenant_id}").order_by("number"))
-
-
-@pytest.fixture
-def fault(tmp_path):
-    fault = Fault(tmp_path)
-    yield fault
-    fault.release()
 
 
 @pytest.fixture

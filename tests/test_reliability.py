@@ -8,7 +8,6 @@ The figures these tests measure are printed (`pytest -s` shows them) as `FIGURE 
 """
 
 import contextlib
-import json
 import signal
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from tenants.auth import issue_tokens
 from tenants.models import ProvisioningStatus, Tenant, User
 from tests import live
 from tests.conftest import make_root_user
+from tests.fault_injection import wait_until
 from tests.live import LiveStack, drain, recv_json, wait_for_event
 from tests.redis_server import PrivateRedis
 
@@ -40,17 +40,6 @@ S = ProvisioningStatus
 def figure(name, value):
     """A measured figure, for the report (shown with `pytest -s`)."""
     print(f"FIGURE {name}: {value}")
-
-
-def wait_until(predicate, *, timeout, interval=0.2, what="condition"):
-    """Poll `predicate` until it is truthy; returns the seconds it took. Fails after `timeout`."""
-    started = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(interval)
 
 
 def root_token(user=None):
@@ -113,34 +102,6 @@ def job_of(tenant_id):
     jobs = list(Job.objects.filter(subject=f"tenant:{tenant_id}"))
     assert len(jobs) == 1, jobs
     return jobs[0]
-
-
-class Fault:
-    """Holds one provisioning step of one tenant while the faults file exists."""
-
-    def __init__(self, directory):
-        self.path = Path(directory) / "faults.json"
-        self.held_path = Path(f"{self.path}.held")
-
-    def hold(self, step, tenant_id):
-        self.held_path.unlink(missing_ok=True)
-        self.path.write_text(json.dumps({"step": step, "tenant": tenant_id, "action": "hold"}))
-
-    def wait_held(self, *, other_than=None, timeout=60):
-        """The held step and its work-horse's pid, once a job waits there (a new horse: `other_than`)."""
-
-        def held():
-            try:
-                report = json.loads(self.held_path.read_text())
-            except (FileNotFoundError, ValueError):
-                return None
-            return report if report["pid"] != other_than else None
-
-        wait_until(held, timeout=timeout, interval=0.1, what="a job held at the step")
-        return held()
-
-    def release(self):
-        self.path.unlink(missing_ok=True)
 
 
 def gone(pid):
@@ -239,23 +200,22 @@ def test_a_create_during_a_redis_freeze_still_answers_202_quickly(redis_stack, p
     assert job_of("frozen").attempts == 1
 
 
-def test_a_notification_that_cannot_be_pushed_is_kept_and_never_fails_the_job(redis_stack, private_redis, tmp_path):
+def test_a_notification_that_cannot_be_pushed_is_kept_and_never_fails_the_job(redis_stack, private_redis, fault):
     """Redis dies while the job runs: the job still succeeds, its notification is stored, the worker lives
     on, and a client that reconnects once Redis is back gets the notification from the replay."""
-    faults = Fault(tmp_path)
     stack = redis_stack
     stack.workers.pop().stop()
-    stack.add_worker(DIQUIS_FAULTS_FILE=str(faults.path))
+    stack.add_worker(DIQUIS_FAULTS_FILE=str(fault.path))
     wait_until(lambda: workers_registered(private_redis.client()), timeout=30, what="worker registered")
     token = root_token()
     before = last_notification_id()
-    faults.hold("ensure_admin_user", "unheard")
+    fault.hold("ensure_admin_user", "unheard")
     try:
         assert post_tenant(stack, token, "unheard").status_code == 202
-        faults.wait_held()
+        fault.wait_held()
         private_redis.stop()
     finally:
-        faults.release()
+        fault.release()
     took = wait_until(lambda: finished("unheard"), timeout=30, what="tenant Active with Redis down")
     figure("Redis down during the job: release -> Active (s)", round(took, 2))
     stored = Notification.objects.get(event="TenantCreated", data__tenantId="unheard")

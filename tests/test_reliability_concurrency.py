@@ -17,7 +17,8 @@ from tenants import services
 from tenants.models import Tenant
 from tests import live
 from tests.conftest import drop_test_tenant_databases, make_root_user
-from tests.test_reliability import ADMIN_PASSWORD, admin_users, figure, finished, root_token, wait_until
+from tests.fault_injection import wait_until
+from tests.test_reliability import ADMIN_PASSWORD, admin_users, figure, finished, root_token
 
 CLIENTS = 50
 
