@@ -9,6 +9,8 @@ cloning fails. Every function is idempotent: a retry after a crash at any point 
 import logging
 
 from django.core.management import call_command
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
 
 from .databases import alias_for, alias_name, database_name_for, forget_database, release_connection
 from .models import User
@@ -46,11 +48,23 @@ def ensure_tenant_database(tenant):
     return name
 
 
+def has_pending_migrations(alias):
+    """Does `migrate` have anything to apply to this database? One read of its django_migrations table.
+
+    A database cloned from the template is at the head by construction, as is every database after a deploy
+    whose migrations touch only the main database: `migrate` itself would find nothing to do, but only after
+    its checks, signals and bookkeeping (~25 ms a database, a tenth of a cloned tenant's provisioning).
+    """
+    executor = MigrationExecutor(connections[alias])
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
 def migrate_tenant_database(tenant):
     """Apply pending migrations to an isolated tenant's database (nothing to do on a fresh clone)."""
     alias = alias_for(tenant)
     try:
-        call_command("migrate", database=alias, interactive=False, verbosity=0)
+        if has_pending_migrations(alias):
+            call_command("migrate", database=alias, interactive=False, verbosity=0)
     finally:
         release_connection(alias)
 

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.db import connections
+from django.db.models.signals import pre_migrate
 from django.test import override_settings
 
 from tenants import database_server, template_database
@@ -70,12 +71,36 @@ def test_the_template_refuses_connections_and_nobody_is_left_on_it():
         pass
 
 
-def test_a_clone_needs_no_migration_afterwards():
+def migrate_runs_on(tenant):
+    """The databases `migrate` ran on during ensure_migrated(tenant)."""
+    ran = []
+
+    def record(using, **kwargs):
+        ran.append(connections[using].settings_dict["NAME"])
+
+    pre_migrate.connect(record, dispatch_uid="migrate-runs-on")
+    try:
+        ensure_migrated(tenant)
+    finally:
+        pre_migrate.disconnect(dispatch_uid="migrate-runs-on")
+    return set(ran)
+
+
+def test_a_clone_needs_no_migration_afterwards_and_migrate_is_not_even_run():
     tenant = new_tenant("alpha")
     name = ensure_tenant_database(tenant)
     before = applied_migrations(name)
-    ensure_migrated(tenant)
+    assert migrate_runs_on(tenant) == set()
     assert applied_migrations(name) == before
+
+
+def test_a_database_behind_the_head_is_migrated():
+    tenant = new_tenant("alpha")
+    name = ensure_tenant_database(tenant)
+    with override_settings(MIGRATION_MODULES=NEXT_RELEASE):
+        assert migrate_runs_on(tenant) == {name}
+        assert "nickname" in columns_of_users(name)
+        assert migrate_runs_on(tenant) == set()  # now at the head
 
 
 def test_a_new_migration_builds_a_new_template_and_drops_the_old_one():
