@@ -2,11 +2,10 @@
 
 import logging
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
 
 from .groups import user_group
+from .layer_from_sync import group_send
 from .models import Notification
 
 logger = logging.getLogger(__name__)
@@ -17,7 +16,7 @@ PUSH_MESSAGE_TYPE = "notification.push"
 def _push(user_id, frame):
     """Best effort: the row is already stored; a lost push is replayed by the client with ?since=."""
     try:
-        async_to_sync(get_channel_layer().group_send)(user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame})
+        group_send(user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame})
     except Exception as error:  # Redis down must never fail the job that notifies
         logger.warning("notification %s not pushed: %s", frame.get("id"), type(error).__name__)
 
