@@ -29,11 +29,11 @@ class TenantMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request.tenant = None
+        request.tenant = request.validated_token = None
         if not request.path.startswith("/api/") or request.path.startswith(TENANT_FREE_PREFIXES):
             return self.get_response(request)
         try:
-            tenant_id, _token = resolve_tenant_id(request)
+            tenant_id, request.validated_token = resolve_tenant_id(request)
         except TenantMismatch:
             return _refuse(NOT_AUTHORIZED, 403)
         except DisallowedHost:

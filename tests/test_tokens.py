@@ -142,3 +142,25 @@ def test_sign_in_validates_its_body(api):
     response = api.post("/api/tokens", {"email": ""}, format="json")
     assert response.status_code == 400
     assert set(response.json()["errors"]) == {"email", "password"}
+
+
+def test_a_request_decodes_its_bearer_token_once(api, root_user, settings, monkeypatch):
+    """The middleware's validated token (it names the tenant) is the one authentication uses."""
+    token = sign_in(api, settings.DIQUIS_ROOT_EMAIL, settings.DIQUIS_ROOT_PASSWORD).json()["data"]["token"]
+    decoded = []
+    original = AccessToken.__init__
+
+    def counting(self, *args, **kwargs):
+        decoded.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(AccessToken, "__init__", counting)
+    response = api.get("/api/users/me", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200 and response.json()["data"]["email"] == root_user.email
+    assert len(decoded) == 1
+
+
+@pytest.mark.parametrize("header", ["Bearer not-a-token", "Basic abc", "Bearer "])
+def test_a_bad_or_foreign_authorization_header_still_gets_401(api, root_user, header):
+    response = api.get("/api/users/me", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
