@@ -1,8 +1,8 @@
 """2. Time to notified: from sending POST /api/tenants to receiving TenantCreated on the websocket.
 
 Tenants are created one after another (an idle worker picks each up at once), shared, isolated cloned
-from the template, isolated through the create-and-migrate fallback, and isolated cloned without the
-migrate step (the proposed change), all served by one worker (bench.variant_worker). Each
+from the template, and isolated through the create-and-migrate fallback, all served by one worker
+(bench.variant_worker). Each
 is broken down with the durable records (Job, Attempt and its step timings, Notification) and RQ's own
 timestamps. Beside it, in the bench process: the database step alone, cloned vs created-and-migrated,
 with PostgreSQL's raw `CREATE DATABASE ... TEMPLATE` from psql as the floor, and the password hash.
@@ -23,6 +23,7 @@ from jobs.models import Attempt, Job
 from notifications.models import Notification
 from tenants import database_server, provisioners, template_database
 from tenants.auth import issue_tokens
+from tenants.databases import temporary_connection
 from tenants.services import subject_for
 
 from . import environment, fixtures, sandbox
@@ -30,11 +31,11 @@ from .clients import Listener
 from .report import Section
 from .stack import Web, start_worker, wait_for_workers
 from .stats import Summary, fmt_ratio, ms, ratio, triple_ms
-from .variant_worker import FALLBACK_PREFIX, SKIP_MIGRATE_PREFIX
+from .variant_worker import FALLBACK_PREFIX
 
 DB_STEP, MIGRATE_STEP, ADMIN_STEP = "Creating database", "Applying migrations", "Creating admin user"
 SLACK = 0.100
-PROPOSED = "isolated, cloned, no migrate after clone (proposed)"
+PENDING_CHECK = "pending-migration check of a fresh clone (then migrate is skipped)"
 
 
 async def _wait_for_created(listener, tenant_id, timeout):
@@ -129,6 +130,12 @@ def _timed(function, *args):
     return time.perf_counter() - started
 
 
+def _check_nothing_pending(name):
+    with temporary_connection(name) as alias:
+        if provisioners.has_pending_migrations(alias):
+            raise RuntimeError(f"a fresh clone ({name}) has migrations pending")
+
+
 def database_step(repeats):
     """The database step alone, in-process, interleaved so noise hits every variant alike."""
     started = time.perf_counter()
@@ -136,7 +143,7 @@ def database_step(repeats):
     template_build = time.perf_counter() - started
     samples = {
         "clone (provisioners.create_database)": [],
-        "no-op migrate of a fresh clone": [],
+        PENDING_CHECK: [],
         "create empty + migrate (the fallback)": [],
         "raw CREATE DATABASE … TEMPLATE (psql \\timing)": [],
         "password hash (Django's PBKDF2)": [],
@@ -150,7 +157,7 @@ def database_step(repeats):
         samples["clone (provisioners.create_database)"].append(time.perf_counter() - started)
         if how != provisioners.CLONED:
             raise RuntimeError(f"create_database did not clone ({how})")
-        samples["no-op migrate of a fresh clone"].append(_timed(template_database.migrate_database, clone))
+        samples[PENDING_CHECK].append(_timed(_check_nothing_pending, clone))
         started = time.perf_counter()
         database_server.create(empty)
         template_database.migrate_database(empty)
@@ -163,10 +170,6 @@ def database_step(repeats):
         for name in (clone, empty, raw):
             sandbox.drop_database(name)
     return template_build, samples
-
-
-def median_total(rows):
-    return Summary.of([r["total"] for r in rows]).median
 
 
 def _kind_rows(breakdowns):
@@ -192,7 +195,6 @@ def run(ctx):
         ("shared", "shr", False),
         ("isolated, cloned", "iso", True),
         ("isolated, create-and-migrate", FALLBACK_PREFIX.rstrip("-"), True),
-        (PROPOSED, SKIP_MIGRATE_PREFIX.rstrip("-"), True),
     ]
     web = Web(ctx.sandbox, name="web-notified")
     try:
@@ -208,11 +210,9 @@ def run(ctx):
     n = mode.notified_tenants
     section.add(
         f"{n} tenants of each kind, created one after another by the root user through the API, the kinds "
-        "interleaved (shared, cloned, create-and-migrate, proposed, shared, …) so that the machine's noise hits all "
+        "interleaved (shared, cloned, create-and-migrate, shared, …) so that the machine's noise hits all "
         "alike; one worker (`python -m bench.variant_worker`: the documented `rqworker --with-scheduler`, with "
-        "cloning disabled for the third kind, and for the fourth the migrate step skipped after the clone — the "
-        "change proposed below, measured in the same minutes), one Daphne; the root's websocket is open "
-        "throughout. Figures are "
+        "cloning disabled for the third kind), one Daphne; the root's websocket is open throughout. Figures are "
         "**p50 / p99 in ms**. Instants: the client's clock for sending, the 202 and the frame; RQ's "
         "`enqueued_at`/`started_at`; the Attempt's `started_at`/`ended_at`/step timings; the Notification's "
         "`created_on` (one machine, one clock).",
@@ -231,7 +231,6 @@ def run(ctx):
     clone = Summary.of(steps["clone (provisioners.create_database)"])
     fallback = Summary.of(steps["create empty + migrate (the fallback)"])
     raw = Summary.of(steps["raw CREATE DATABASE … TEMPLATE (psql \\timing)"])
-    noop = Summary.of(steps["no-op migrate of a fresh clone"])
     speedup = ratio(fallback.median, clone.median)
     e2e_clone = Summary.of([r[DB_STEP] + (r[MIGRATE_STEP] or 0) for r in breakdowns["isolated, cloned"]])
     e2e_fallback = Summary.of([r[DB_STEP] + (r[MIGRATE_STEP] or 0) for r in breakdowns["isolated, create-and-migrate"]])
@@ -259,13 +258,6 @@ def run(ctx):
     hash_between = Summary.of(hashes)
     clone_in_worker = Summary.of([r[DB_STEP] for r in breakdowns["isolated, cloned"]])
     budget = hash_between.median + clone_in_worker.median + SLACK
-    if PROPOSED in breakdowns:
-        proposed = median_total(breakdowns[PROPOSED])
-        section.add(
-            f"With the proposed change (no migrate after a clone) the isolated p50 is {ms(proposed)} ms against "
-            f"the budget of {ms(budget)} ms ({'within' if proposed <= budget else 'over'} it).",
-            "",
-        )
     section.target(
         "isolated p50 ≤ hash + clone + 100 ms",
         f"{ms(isolated.median)} ms vs {ms(hash_between.median)} + {ms(clone_in_worker.median)} + 100 = {ms(budget)} ms",
@@ -282,5 +274,5 @@ def run(ctx):
         f"the worker ({ms(clone_in_worker.median)} ms p50) + 100 ms.",
         "",
     )
-    ctx.results["notified"] = {"breakdowns": breakdowns, "steps": steps, "noop_migrate": noop, "budget": budget}
+    ctx.results["notified"] = {"breakdowns": breakdowns, "steps": steps, "budget": budget}
     return section

@@ -17,7 +17,7 @@ PARTS = {
     "JWT user lookup (authentication)": "get_user",
     "body validation (serializer, password validators)": "is_valid",
     "transaction: tenant + job rows, commit (services.create_tenant)": "create_tenant",
-    "hand-over to Redis after commit (jobs.enqueue.push)": "push",
+    "hand-over to Redis after commit (jobs.enqueue.hand_over)": "hand_over",
 }
 
 

@@ -1,12 +1,10 @@
-"""`python -m bench.variant_worker`: the documented worker (`rqworker --with-scheduler`), with two bench-only
-variants of isolated provisioning picked by the tenant's id, so one worker serves every path and the
+"""`python -m bench.variant_worker`: the documented worker (`rqworker --with-scheduler`), with a bench-only
+variant of isolated provisioning picked by the tenant's id, so one worker serves every path and the
 bench can interleave them tenant by tenant (on a shared, noisy machine, paths measured minutes apart
 are not comparable; measured alternately, they are):
 
 - `fbk-…`: the template cannot be cloned, so the database takes the create-and-migrate fallback of
-  tenants.provisioners (created empty; the "Applying migrations" step migrates it);
-- `skp-…`: cloned as usual, and the "Applying migrations" step skipped: the change proposed in
-  RESULTS.md (a fresh clone of the current template has nothing to migrate), measured beside the rest.
+  tenants.provisioners (created empty; the "Applying migrations" step migrates it).
 
 Every other tenant is provisioned exactly as by `manage.py rqworker --with-scheduler`.
 """
@@ -17,16 +15,14 @@ import django
 from django.core.management import call_command
 
 FALLBACK_PREFIX = "fbk-"
-SKIP_MIGRATE_PREFIX = "skp-"
 _cloning_disabled = contextvars.ContextVar("bench_cloning_disabled", default=False)
 
 
 def main():
     django.setup()
-    from tenants import provisioners, provisioning
+    from tenants import provisioners
 
     original_create, original_template = provisioners.create_database, provisioners.ensure_template
-    original_migrated = provisioning.ensure_migrated
 
     def create_database(name):
         token = _cloning_disabled.set(FALLBACK_PREFIX in name)
@@ -40,12 +36,7 @@ def main():
             raise RuntimeError("bench: cloning disabled to measure the create-and-migrate fallback")
         return original_template()
 
-    def ensure_migrated(tenant):
-        if not tenant.id.startswith(SKIP_MIGRATE_PREFIX):
-            original_migrated(tenant)
-
     provisioners.create_database, provisioners.ensure_template = create_database, ensure_template
-    provisioning.ensure_migrated = ensure_migrated
     call_command("rqworker", "--with-scheduler")
 
 
