@@ -41,6 +41,7 @@ def ensure_tenant_database(tenant):
     name = tenant.database_name or database_name_for(tenant.id)
     if not database_store().exists(name):
         how = create_database(name)
+        tenant.cloned_at_head = how == CLONED
         logger.info("database %s of tenant %s %s", name, tenant.id, how)
     if tenant.database_name != name:
         tenant.database_name = name
@@ -70,7 +71,8 @@ def migrate_tenant_database(tenant):
 
 
 def ensure_migrated(tenant):
-    if tenant.has_isolated_database:
+    """Migrate an isolated tenant's database; one this attempt has just cloned is not even checked."""
+    if tenant.has_isolated_database and not tenant.cloned_at_head:
         migrate_tenant_database(tenant)
 
 
