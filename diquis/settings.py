@@ -278,6 +278,9 @@ DIQUIS_SUBJECT_LOCK_WAIT = env.int("DIQUIS_SUBJECT_LOCK_WAIT", default=60)
 # Isolated tenants' databases are named <prefix><tenant id>, the template they are cloned from
 # <prefix>template_<fingerprint> (PostgreSQL), or are files of these names in a folder (SQLite).
 DIQUIS_TENANT_DATABASE_PREFIX = env.str("DIQUIS_TENANT_DATABASE_PREFIX", default="diquis_")
+# Clones of the template kept ready on PostgreSQL (tenants.spare_databases): creating an isolated tenant
+# renames one instead of cloning while its admin waits. 0: none, every tenant's database is cloned on demand.
+DIQUIS_SPARE_TENANT_DATABASES = env.int("DIQUIS_SPARE_TENANT_DATABASES", default=2)
 DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(BASE_DIR / "var" / "tenants")))
 # The database sessions a web or worker process may keep once its requests and jobs have ended, however
 # many isolated tenants it has served: tenant databases' connections close when the request or job ends

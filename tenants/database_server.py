@@ -11,7 +11,7 @@ import logging
 import time
 
 import psycopg
-from django.db import connections
+from django.db import connections, transaction
 from psycopg import errors, sql
 
 from jobs.locks import subject_lock
@@ -79,6 +79,14 @@ def drop(name):
     """Terminate every session on the database and drop it; nothing happens if it is gone already."""
     with server_cursor() as cursor:
         cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier(name)))
+
+
+def rename(name, new_name):
+    """ALTER DATABASE ... RENAME: atomic; refused while a session is on the database (ObjectInUse) or when
+    it does not exist (InvalidCatalogName). Through the caller's connection: no new session for it."""
+    statement = sql.SQL("ALTER DATABASE {} RENAME TO {}").format(identifier(name), identifier(new_name))
+    with transaction.atomic(using="default"), connections["default"].cursor() as cursor:
+        cursor.execute(statement)
 
 
 def publish(building, final):

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
+from . import spare_databases
 from .databases import alias_for, alias_name, database_name_for, forget_database, release_connection
 from .models import User
 from .template_database import database_store, ensure_template
@@ -19,14 +20,19 @@ from .template_database import database_store, ensure_template
 logger = logging.getLogger(__name__)
 
 CLONED = "cloned"
+CLAIMED = "a spare clone"
 CREATED = "created"
 
 
 def create_database(name):
-    """Clone the current template into `name`; where that fails, create it empty (then migrated)."""
+    """Give `name` a spare clone of the current template, or clone it now; where that fails, create it empty
+    (then migrated)."""
     store = database_store()
     try:
-        store.create(name, template=ensure_template())
+        template = ensure_template()
+        if spare_databases.take(name, template):
+            return CLAIMED
+        store.create(name, template=template)
         return CLONED
     except Exception:
         logger.warning("cloning the template into %s failed; creating it empty to migrate it", name, exc_info=True)
@@ -41,7 +47,7 @@ def ensure_tenant_database(tenant):
     name = tenant.database_name or database_name_for(tenant.id)
     if not database_store().exists(name):
         how = create_database(name)
-        tenant.cloned_at_head = how == CLONED
+        tenant.cloned_at_head = how in (CLONED, CLAIMED)
         logger.info("database %s of tenant %s %s", name, tenant.id, how)
     if tenant.database_name != name:
         tenant.database_name = name

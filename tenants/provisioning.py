@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from jobs.steps import step
 
-from . import events, faults
+from . import events, faults, spare_databases
 from .databases import use_tenant
 from .models import Operation, ProvisioningStatus, Role, Tenant, User
 from .provisioners import drop_tenant_data, ensure_migrated, ensure_tenant_database
@@ -85,6 +85,8 @@ def provision_tenant(tenant_id, initiated_by):
     _run_steps(tenant, initiated_by, _create_steps(tenant))
     tenant.is_provisioned = True
     _finish(tenant, initiated_by, Operation.CREATE, ["is_provisioned"])
+    if tenant.has_isolated_database:
+        spare_databases.request_refill()  # after the notification: the next tenant's, not this one's
 
 
 def update_tenant(tenant_id, initiated_by, name, is_active):

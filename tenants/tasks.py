@@ -2,7 +2,8 @@
 
 from jobs.registry import durable_task
 
-from . import provisioning
+from . import provisioning, spare_databases
+from .template_database import ensure_template
 
 
 @durable_task(on_final_failure=provisioning.operation_failed)
@@ -18,3 +19,8 @@ def update_tenant(tenant_id, initiated_by, name, is_active):
 @durable_task(on_final_failure=provisioning.operation_failed)
 def deprovision_tenant(tenant_id, initiated_by):
     provisioning.deprovision_tenant(tenant_id, initiated_by)
+
+
+@durable_task()
+def refill_spare_databases():
+    spare_databases.refill(ensure_template())

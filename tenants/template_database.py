@@ -89,7 +89,8 @@ def _build(store, name):
 
 
 def drop_stale_templates(*, keep):
+    """Every other template, and the spare clones of every other template (tenants.spare_databases)."""
     for name in database_store().names_starting_with(template_prefix()):
-        if name != keep:
+        if name != keep and not name.startswith(f"{keep}_"):
             logger.info("dropping stale tenant database template %s", name)
             database_store().drop(name)

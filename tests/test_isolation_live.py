@@ -7,12 +7,16 @@ import httpx
 import pytest
 from django.conf import settings
 
+from jobs.models import Job
 from notifications.models import Notification
-from tenants import database_server
-from tests.conftest import make_root_user
+from tenants import database_server, spare_databases, template_database
+from tests.conftest import drop_test_tenant_databases, make_root_user
+from tests.fault_injection import wait_until
+from tests.live import LiveStack
 from tests.tenant_databases import (
     ADMIN_PASSWORD,
     applied_migrations,
+    database_oid,
     main_database,
     prefixed_databases,
     query,
@@ -124,3 +128,36 @@ def test_delete_drops_the_isolated_database_and_notifies(live_stack, root):
         timeout=30,
     )
     assert refused.status_code == 403 and refused.json()["messages"] == ["Tenant invalid"]
+
+
+def test_with_spares_on_tenants_get_ready_made_databases_and_the_worker_tops_them_up(transactional_db, tmp_path):
+    """DIQUIS_SPARE_TENANT_DATABASES=2 on the real stack: the first tenant's database is cloned (no spares yet)
+    and a refill job follows; the next tenant's database is one of those spares, renamed."""
+    stack = LiveStack(tmp_path, DIQUIS_SPARE_TENANT_DATABASES="2")
+    try:
+        user = make_root_user("spare-root@diquis.test")
+        http = httpx.Client(
+            base_url=stack.url,
+            headers={"authorization": f"Bearer {sign_in(stack, user.email, ROOT_PASSWORD)}"},
+            timeout=30,
+        )
+        create(http, "first")
+        assert wait_for(http, ["first"], is_settled)["first"].json()["data"]["status"] == "Active"
+        wait_until(lambda: len(spares()) == 2, timeout=60, what="two spares made by the worker")
+        ready = {database_oid(name) for name in spares()}
+
+        create(http, "second")
+        assert wait_for(http, ["second"], is_settled)["second"].json()["data"]["status"] == "Active"
+        assert database_oid(f"{PREFIX}second") in ready
+        admins = query(f"{PREFIX}second", "SELECT tenant_id, email FROM tenants_user")
+        assert admins == [("second", "admin@second.test")]
+        wait_until(lambda: len(spares()) == 2, timeout=60, what="the spares topped up again")
+        refills = Job.objects.filter(subject=spare_databases.REFILL_SUBJECT)
+        assert refills.exclude(status=Job.Status.SUCCEEDED).count() == 0 and refills.count() >= 2
+    finally:
+        stack.stop()
+        drop_test_tenant_databases()
+
+
+def spares():
+    return spare_databases.spares_of(template_database.template_name())
