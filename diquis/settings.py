@@ -274,6 +274,12 @@ DIQUIS_HEARTBEAT_INTERVAL = env.int("DIQUIS_HEARTBEAT_INTERVAL", default=5)
 DIQUIS_ABANDONED_AFTER = env.int("DIQUIS_ABANDONED_AFTER", default=30)
 # How long a job waits for another job on the same subject (tenant) before its attempt fails.
 DIQUIS_SUBJECT_LOCK_WAIT = env.int("DIQUIS_SUBJECT_LOCK_WAIT", default=60)
+# Called once by each worker before it forks work-horses (jobs.worker.preload): what they load, each job
+# would load again. The migration graph (a tenant database's template is named after it), the channel layer.
+DIQUIS_WORKER_WARM_UP = [
+    "tenants.template_database.migration_fingerprint",
+    "channels.layers.get_channel_layer",
+]
 
 # Isolated tenants' databases are named <prefix><tenant id>, the template they are cloned from
 # <prefix>template_<fingerprint> (PostgreSQL), or are files of these names in a folder (SQLite).
