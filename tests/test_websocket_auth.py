@@ -1,17 +1,20 @@
 """Who may open /hubs/notifications (API.md, "WebSocket"): in-process through Channels' communicator,
 with the real Redis channel layer."""
 
+import asyncio
 import json
 import time
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from diquis.asgi import application
-from notifications.services import notify
+from notifications.groups import user_group
+from notifications.services import PUSH_MESSAGE_TYPE, notify
 from tests.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -147,3 +150,26 @@ def test_since_replays_only_the_callers_notifications_in_order(user):
         {"id": second.id, "event": "TenantUpdated", "data": {"n": 2}},
     ]
     assert run(_replay, access_for(user), second.id)[1:] == []
+
+
+def test_a_push_is_not_held_up_by_a_busy_sync_thread(user):
+    """Django's sync work (views, token checks) runs on one thread: a push must not wait for it."""
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application, f"/hubs/notifications?access_token={access_for(user)}")
+        assert (await communicator.connect(timeout=5))[0]
+        assert json.loads(await communicator.receive_from(timeout=2)) == CONNECTED
+        busy = asyncio.ensure_future(sync_to_async(time.sleep)(3))  # the sync thread, taken for 3 s
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        frame = {"id": None, "event": "Probe", "data": {}}
+        await get_channel_layer().group_send(user_group(user.pk), {"type": PUSH_MESSAGE_TYPE, "frame": frame})
+        received = json.loads(await communicator.receive_from(timeout=2))
+        waited = time.monotonic() - started
+        await busy
+        await communicator.disconnect()
+        return received, waited
+
+    received, waited = run(scenario)
+    assert received["event"] == "Probe"
+    assert waited < 1, f"the push waited {waited:.1f} s for the sync thread"
