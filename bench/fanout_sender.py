@@ -3,7 +3,7 @@
 Sends one notification (notifications.services.notify: a persisted row, then the channel layer's
 group_send, exactly as a job does) to every PARTS-th user of USERS_FILE from PART on, starting at the
 wall-clock time START_AT so that several senders begin together. Each carries the time it was sent.
-Prints a JSON summary.
+Prints a JSON summary, with the duration of every notify() call (the sender's share of a frame's latency).
 """
 
 import json
@@ -23,9 +23,12 @@ def main(round_number, users_file, part, parts, start_at):
         user_ids = json.load(f)[part::parts]
     time.sleep(max(0.0, start_at - time.time()))
     started = time.perf_counter()
+    calls = []
     for user_id in user_ids:
+        called = time.perf_counter()
         notify(user_id, EVENT, {"round": round_number, "sentAt": time.time()})
-    print(json.dumps({"sent": len(user_ids), "seconds": time.perf_counter() - started}))
+        calls.append(time.perf_counter() - called)
+    print(json.dumps({"sent": len(user_ids), "seconds": time.perf_counter() - started, "calls": calls}))
 
 
 if __name__ == "__main__":

@@ -34,34 +34,28 @@ def _accept(results):
     out = [
         f"- **Accept latency at 16 clients** (target p50 ≤ 15 ms): a closed loop obeys Little's law, p50 ≈ clients / "
         f"throughput. One Daphne process answered {rate16:.0f} req/s at 16 clients here, so p50 ≈ 16 / {rate16:.0f} "
-        f"= {ms(16 / rate16)} ms (measured {ms(p50_16)} ms). A 15 ms p50 at 16 clients needs ≥ 1,067 req/s, several "
-        "times what Django + DRF + two fsync'd commits + an RQ push can do on 2 cores shared with PostgreSQL, "
-        f"Redis and the load generator. With one client — what a root admin sees — the p50 is {ms(p50_1)} ms. "
-        "More Daphne processes need more cores; on this box the way down is fewer round trips per request:",
+        f"= {ms(16 / rate16)} ms (measured {ms(p50_16)} ms). A 15 ms p50 at 16 clients needs ≥ 1,067 req/s; one "
+        "Daphne process runs Django's sync views on one thread, so its ceiling is 1 / (CPU per request), and the "
+        "2 cores are shared with PostgreSQL, Redis, the worker and the load generator. With one client — what a "
+        f"root admin sees — the p50 is {ms(p50_1)} ms.",
     ]
     profile = results.get("accept_profile")
     if profile:
         wall, cpu, parts = profile
-        push = next((v for k, v in parts.items() if "push" in k), math.nan)
+        shares = ", ".join(f"{label.split(' (')[0]} {ms(value)} ms" for label, value in parts.items())
         out.append(
-            f"  - `jobs.enqueue.push` (owner: jobs/) costs {ms(push)} ms of the {ms(wall)} ms: right after the "
-            "creating transaction commits it re-reads the job row, asks Redis whether the RQ job exists already, "
-            "enqueues, and then writes `pushed_at` in a second transaction (a second fsync). For the first push "
-            "from `enqueue()`'s on-commit hook, pass the Job instance and skip the re-read and the existence check "
-            "(the sweep keeps both): two round trips fewer per request."
-        )
-    if profile:
-        validation = next((v for k, v in parts.items() if "validation" in k), math.nan)
-        out.append(
-            f"  - Validating the body costs {ms(validation)} ms: `tenants.validators.validate_tenant_id` asks "
-            "`database_store().exists(...)`, which opens a new PostgreSQL connection (`database_server."
-            "server_cursor`) on every request; `pg_database` can be read through the request's own connection "
-            "(owner: tenants/). The worker's existence checks open one each too."
+            f"  - Done in this round (profile first): a request now takes {ms(wall)} ms in-process, {ms(cpu)} ms of "
+            f"it CPU ({shares}). The hand-over to Redis was the largest part (16.4 ms of 43.2 in the previous "
+            "run): django-rq built a new Redis client and pool on every `get_queue()`, so every push opened a TCP "
+            "connection and redis-py 8 read its own package metadata for it; one client per process now "
+            "(`jobs.enqueue.connection`). The first hand-over pushes the carrier named in the creating "
+            "transaction, without re-reading the row or asking Redis first; the bearer token is decoded once "
+            "(the middleware's result is reused by authentication)."
         )
     out.append(
-        "  - Each request also pays two lookups before the view (the tenant row in `TenantMiddleware`, the user in "
-        "`TenantJWTAuthentication`); a per-process cache of the tenant row (a few seconds) would remove one "
-        "(owner: tenants/)."
+        "  - What is left is Django and DRF doing their work (CPU) and five round trips to PostgreSQL and one to "
+        "Redis. Throughput grows with processes, one Daphne per core behind a balancer; on this box the cores are "
+        "already busy, so it would not move the p50 at 16 clients by the factor of ~20 the target asks."
     )
     return out
 
@@ -81,11 +75,11 @@ def _sync(results):
         "- **Job path vs synchronous creation** (target ≥ 40×), p50 ratios: "
         + "; ".join(out)
         + ". The synchronous baseline is cheap here because a tenant database has a single table "
-        "(`tenants.user`): create + migrate + hash take well under a second. Where the ratio is under 40× it "
-        "is the accept latency above that limits it (the baseline itself cannot get cheaper than the password "
-        "hash); at 16 clients the synchronous path also serialises on 2 cores, and 64 concurrent synchronous "
-        "creations would each hold ~3 PostgreSQL connections (> `max_connections` = 100 with the other suites "
-        "running), so that row is not run.",
+        "(`tenants.user`): create + migrate + hash take under a second. The ratio is that second over the accept "
+        "latency above, so it moves with the accept path: 40× at one client needs a p50 of about a fortieth of "
+        "the baseline's. At 16 clients the synchronous path also serialises on 2 cores, and 64 concurrent "
+        "synchronous creations would each hold ~3 PostgreSQL connections (> `max_connections` = 100 with the other "
+        "suites running), so that row is not run.",
     ]
 
 
@@ -98,60 +92,43 @@ def _notified(results):
     if not data:
         return []
     steps, breakdowns = data["steps"], data["breakdowns"]
-    clone = Summary.of(steps["clone (provisioners.create_database)"]).median
-    raw_samples = steps["raw CREATE DATABASE … TEMPLATE (psql \\timing)"]
-    raw = Summary.of(raw_samples).median
-    cloned = breakdowns.get("isolated, cloned", [])
-    fallback = breakdowns.get("isolated, create-and-migrate", [])
-    proposed = breakdowns.get("isolated, cloned, no migrate after clone (proposed)", [])
+    spare, cloned, fallback = (
+        breakdowns.get(k, []) for k in ("isolated, spare", "isolated, cloned", "isolated, create-and-migrate")
+    )
+    if not (spare and cloned and fallback):
+        return []
     db, mig = "Creating database", "Applying migrations"
-    migrate_step = _median(cloned, mig)
     overhead_keys = [
         "accept (POST → 202)",
         "queue wait + fork (RQ enqueued → work-horse started)",
         "job start (work-horse → attempt recorded)",
-        mig,
-        "rest of the attempt (lock, status, notification row)",
         "delivery (notification row → frame received)",
     ]
-    overhead = sum(_median(cloned, k) for k in overhead_keys)
-    out = [
-        "- **Time to notified, isolated** (owner of the fixes: tenants/): beside the hash and the clone, the p50s "
-        f"of the other intervals of a cloned tenant add up to {ms(overhead)} ms (accept, queue and fork, job "
-        "start, migrate, the rest of the attempt, delivery), over the 100 ms of the target. (1) The worker runs "
-        f"`migrate` on a database just cloned from the template ({ms(migrate_step)} ms p50) although the template "
-        "is at the head of the migration graph by construction (its name is that graph's fingerprint): skip "
-        "`ensure_migrated` when `ensure_tenant_database` has just cloned. The fourth column measures exactly "
-        f"that change: p50 {ms(_median(proposed, 'total'))} ms against {ms(_median(cloned, 'total'))} ms for the "
-        "current path, interleaved in the same run. (2) The rest of the attempt "
-        f"({ms(_median(cloned, 'rest of the attempt (lock, status, notification row)'))} ms) includes three "
-        "progress notifications, each an `async_to_sync(group_send)` with a new event loop and Redis "
-        "connection, and the existence checks open a PostgreSQL connection each (see the accept point).",
+    overhead = sum(_median(spare, k) for k in overhead_keys)
+    raw = Summary.of(steps["raw CREATE DATABASE … TEMPLATE (psql \\timing)"])
+    claim = Summary.of(steps["claim a spare (ALTER DATABASE … RENAME, tenants.spare_databases)"])
+    empty = _median(fallback, db) + _median(fallback, mig)
+    return [
+        "- **Time to notified, isolated**: done in this round — a database cloned in the attempt is not migrated "
+        "(the template is at the head by construction; a database of unknown state is checked for pending "
+        "migrations first, and `migrate` runs only when one is pending); notifications from jobs go through one "
+        "event loop kept per process (`notifications.layer_from_sync`: channels_redis keeps its connections per "
+        "loop and `async_to_sync` made a new loop, hence a new Redis connection, per push); the worker preloads "
+        "what every work-horse loaded again (`jobs.worker.preload`); and new tenants get a **spare database** "
+        f"(`tenants.spare_databases`) renamed in {ms(claim.median)} ms instead of a clone. What remains beside the "
+        f"hash and the database step is {ms(overhead)} ms of fixed path (p50s: accept, queue and fork, job start, "
+        "delivery) plus the attempt's own bookkeeping (the lock, the status, the notification row and the three "
+        "progress frames); the fork per job is RQ's isolation of jobs from each other and from the worker, kept "
+        "on purpose.",
+        "- **Clone vs create-and-migrate** (target ≥ 5× on the database step): a spare's rename against "
+        f"create-empty + migrate ({ms(empty)} ms in the worker, p50s of the two steps) meets it by far; a clone "
+        "made while the tenant waits does not, and cannot on this schema: PostgreSQL 15's WAL_LOG strategy writes "
+        "the whole ~7.5 MB template through the WAL (the bare statement: "
+        f"{ms(raw.median)} ms p50, {ms(raw.min)} ms min, in the bench process), the same work as creating an "
+        "empty database from template0, while migrating one model is cheap. The ratio is the schema's: it grows "
+        "with every tenant-side model and migration. Spares run out in a burst (the default keeps 2): the rest "
+        "of the burst is cloned, at the clone's cost.",
     ]
-    if raw and clone / raw > 1.2:
-        out.append(
-            f"  - In the bench process `provisioners.create_database` took {ms(clone)} ms against {ms(raw)} ms "
-            "for the bare statement (psql's `\\timing` counts the statement only): the gap is the work around "
-            "it, new server connections for the existence checks and the CREATE."
-        )
-    if cloned and fallback:
-        current = _median(cloned, db) + _median(cloned, mig)
-        without = _median(proposed, db) + _median(proposed, mig) if proposed else math.nan
-        empty = _median(fallback, db) + _median(fallback, mig)
-        out.append(
-            "- **Clone vs create-and-migrate** (target ≥ 5× on the database step): in the worker, interleaved, "
-            f"create-empty + migrate took {ms(empty)} ms (p50s of the two steps) against {ms(current)} ms for "
-            f"clone + no-op migrate, {fmt_ratio(ratio(empty, current))}; with the migrate skipped (1) it is "
-            f"{fmt_ratio(ratio(empty, without))}. The 5× premise assumes migrating is expensive, but a tenant "
-            "database holds one model (`tenants.user`) with one migration: migrating an empty database takes "
-            f"~{ms(_median(fallback, mig))} ms here. A clone's cost is fixed (PostgreSQL 15's default WAL_LOG "
-            "strategy writes the whole ~7.5 MB template through the WAL, fsync-bound on this shared disk; the "
-            f"bare statement measured {ms(raw)} ms p50 in the bench process, minimum "
-            f"{ms(min(raw_samples))} ms), while "
-            "create-and-migrate grows with every tenant-side model and migration: the ratio is the schema's, "
-            "and it is small while the schema is."
-        )
-    return out
 
 
 def _burst(results):
@@ -176,8 +153,9 @@ def _burst(results):
         "Django's per-job work, the clone and the notification, all on two cores that the workers share with "
         "Daphne, PostgreSQL, the submitting clients and, on this machine, other test suites: the second worker "
         "pays only when a core is free, which is why its gain swings from run to run. More throughput needs "
-        "more cores; the no-op migrate of point (1) above is paid by every tenant of a burst too. RQ's worker "
-        "pool adds processes, not cores, so it was not measured separately.",
+        "more cores; spares do not add any in a burst (after the first two, every tenant is cloned, and the "
+        "refill job competes for the same worker). RQ's worker pool adds processes, not cores, so it was not "
+        "measured separately.",
     ]
 
 

@@ -284,16 +284,25 @@ def run(ctx):
     clone_in_worker = Summary.of([r[DB_STEP] for r in breakdowns[CLONE_KIND]])
     budget = hash_between.median + clone_in_worker.median + SLACK
     section.target(
-        "isolated p50 ≤ hash + clone + 100 ms",
-        f"spare {ms(total(SPARE_KIND))} ms, cloned {ms(total(CLONE_KIND))} ms vs {ms(hash_between.median)} + "
-        f"{ms(clone_in_worker.median)} + 100 = {ms(budget)} ms",
-        max(total(SPARE_KIND), total(CLONE_KIND)) <= budget,
+        "isolated p50 ≤ hash + clone + 100 ms (with a spare, the default)",
+        f"{ms(total(SPARE_KIND))} ms vs {ms(hash_between.median)} + {ms(clone_in_worker.median)} + 100 = "
+        f"{ms(budget)} ms",
+        total(SPARE_KIND) <= budget,
     )
     section.target(
-        "clone path ≥ 5× faster than create-and-migrate (database step)",
-        f"spare: {fmt_ratio(ratios['spare'][0])} in-process, {fmt_ratio(ratios['spare'][1])} in the worker; "
-        f"clone on demand: {fmt_ratio(ratios['clone'][0])} in-process, {fmt_ratio(ratios['clone'][1])} in the worker",
+        "isolated p50 ≤ hash + clone + 100 ms (no spare left: cloned while the tenant waits)",
+        f"{ms(total(CLONE_KIND))} ms vs the same {ms(budget)} ms",
+        total(CLONE_KIND) <= budget,
+    )
+    section.target(
+        "clone path ≥ 5× faster than create-and-migrate (database step, with a spare)",
+        f"{fmt_ratio(ratios['spare'][0])} in-process, {fmt_ratio(ratios['spare'][1])} in the worker",
         min(ratios["spare"]) >= 5,
+    )
+    section.target(
+        "clone path ≥ 5× faster than create-and-migrate (database step, cloned while the tenant waits)",
+        f"{fmt_ratio(ratios['clone'][0])} in-process, {fmt_ratio(ratios['clone'][1])} in the worker",
+        min(ratios["clone"]) >= 5,
     )
     section.add(
         f"Budget of the target: the password hash timed in the bench process between the tenants "

@@ -58,6 +58,7 @@ def main(argv=None):
     parser.add_argument("--render-last", action="store_true", help="only re-render the last run's saved figures")
     args = parser.parse_args(argv)
     if args.render_last:
+        environment.prepare()
         output = write_report(pickle.loads(LAST_RUN.read_bytes()), args.output)
         print(f"wrote {output}")
         return 0
