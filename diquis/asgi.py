@@ -7,6 +7,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "diquis.settings")
 django_http = get_asgi_application()
 
+from .database_pool import pool_main_database  # noqa: E402
+
+pool_main_database()
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 from django.urls import path  # noqa: E402
 

@@ -100,6 +100,8 @@ DATABASES = {"default": env.db("DATABASE_URL", default="sqlite:///var/db.sqlite3
 # With persistent connections (`?conn_max_age=` in DATABASE_URL), a connection the server dropped (a
 # restart) is tested before it is reused, instead of failing the first request or socket that gets it.
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# The web process (diquis.asgi) takes its main-database connections from a pool (diquis.database_pool).
+DIQUIS_WEB_DATABASE_POOL = env.bool("DIQUIS_WEB_DATABASE_POOL", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     db_path = Path(DATABASES["default"]["NAME"])
     if not db_path.is_absolute():
@@ -290,8 +292,9 @@ DIQUIS_SPARE_TENANT_DATABASES = env.int("DIQUIS_SPARE_TENANT_DATABASES", default
 DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(BASE_DIR / "var" / "tenants")))
 # The database sessions a web or worker process may keep once its requests and jobs have ended, however
 # many isolated tenants it has served: tenant databases' connections close when the request or job ends
-# (tenants.databases), the main one's too (CONN_MAX_AGE 0). The connection-bound test holds Daphne to it.
-DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS", default=1)
+# (tenants.databases); the main one's are the web process's pool (at most this many; diquis.database_pool),
+# and close with the request elsewhere (CONN_MAX_AGE 0). The connection-bound test holds Daphne to it.
+DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS", default=4)
 
 # The websocket refuses tokens whose tenant is no longer usable.
 NOTIFICATIONS_TOKEN_CHECK = "tenants.auth.token_is_usable"

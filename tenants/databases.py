@@ -83,6 +83,8 @@ def attach(alias):
         if alias not in _database_names:
             raise
     config = copy.deepcopy(connections.settings["default"])
+    # Connected for one request or job, then closed: a pool per tenant database would hold sessions on it.
+    config["OPTIONS"].pop("pool", None)
     name = _database_names[alias]
     config["NAME"] = sqlite_path_for(name) if config["ENGINE"].endswith("sqlite3") else name
     config["TEST"] = {**config.get("TEST", {}), "NAME": config["NAME"]}

@@ -105,7 +105,7 @@ def start_web(log_dir, port, name="web", **env):
     process = Process(
         name,
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "diquis.asgi:application"],
-        stack_env(**env),
+        stack_env(**{"DIQUIS_WEB_DATABASE_POOL": "true", **env}),  # as in production (pytest.ini turns it off)
         log_dir,
     )
     deadline = time.monotonic() + 30
@@ -113,7 +113,7 @@ def start_web(log_dir, port, name="web", **env):
         if not process.alive():
             raise RuntimeError(f"daphne exited:\n{process.output()}")
         with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)  # database down: 503 after the pool's wait
             return process
         time.sleep(0.2)
     process.stop()

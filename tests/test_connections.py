@@ -20,7 +20,9 @@ from tests.tenant_databases import main_database, new_tenant, query, raw_cursor,
 pytestmark = pytest.mark.e2e
 
 TENANTS = 50
-IN_FLIGHT_SESSIONS = 4
+# While a request runs: the main database's pooled sessions, its tenant's, and one just closed and not yet
+# gone from the server's view.
+IN_FLIGHT_SESSIONS = settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS + 2
 MEMBER_PASSWORD = "Member-Password-77!"
 
 
@@ -115,8 +117,7 @@ def test_one_process_serving_fifty_isolated_tenants_keeps_its_connections_bounde
         at_rest = settled_connections_of(application_name)
     assert sum(at_rest.values()) <= bound, at_rest
     assert peak <= bound, peak
-    # While a request runs: the main database's session and its tenant's, plus one just closed and not yet
-    # gone from the server's view. Nothing that grows with the number of tenants served.
+    # Nothing that grows with the number of tenants served.
     assert sampler.peak <= IN_FLIGHT_SESSIONS, sampler.peak
     held_by_anyone = query(
         main_database(),
@@ -126,3 +127,20 @@ def test_one_process_serving_fifty_isolated_tenants_keeps_its_connections_bounde
     assert held_by_anyone == [(0,)]  # nobody, in any process, is left on a tenant database or a template
     assert len(templates()) == 1  # the tenants were cloned from it, and nobody is on it
     print(f"\nsessions of the web process: {sampler.peak} at most during requests, {peak} between, {at_rest} at rest")
+
+
+def test_the_web_process_serves_its_requests_and_handshakes_from_one_pooled_session(web):
+    """A session per request cost a PostgreSQL connection (~5 ms) each time; the pool keeps one and reuses it."""
+    url, application_name = web
+    token = issue_tokens(User.objects.get(email=settings.DIQUIS_ROOT_EMAIL.lower()))["token"]
+    backends = set()
+    with httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {token}"}) as http:
+        for _ in range(20):
+            assert http.get("/api/users/me").status_code == 200
+            backends |= {
+                pid
+                for (pid,) in query(
+                    main_database(), "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [application_name]
+                )
+            }
+    assert 1 <= len(backends) <= 2, backends  # the pool's first session, and one made while it was filling

@@ -234,10 +234,9 @@ def test_a_notification_that_cannot_be_pushed_is_kept_and_never_fails_the_job(re
 def test_postgres_sessions_cut_under_the_stack_are_reopened(transactional_db, tmp_path):
     """The stand-in for a PostgreSQL restart (the suite shares one server and cannot restart it): every
     session of Daphne and the worker is terminated, as a restart would, and both go on serving at once.
-    Daphne runs with persistent connections here (conn_max_age), the case where a dead session could be
-    handed to the next request; with the default (a connection per request) nothing survives a request."""
-    persistent = live.stack_env()["DATABASE_URL"] + "?conn_max_age=600"
-    stack = LiveStack(tmp_path, PGAPPNAME="diquis-pg-restart", DATABASE_URL=persistent)
+    Daphne keeps its sessions between requests (its pool), the case where a dead session could be handed
+    to the next request."""
+    stack = LiveStack(tmp_path, PGAPPNAME="diquis-pg-restart")
     try:
         token = root_token()
         assert post_tenant(stack, token, "before-cut").status_code == 202
