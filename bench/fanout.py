@@ -26,6 +26,8 @@ logger = logging.getLogger("bench")
 OPEN_BATCH = 100
 OPEN_TIMEOUT = 60
 DELIVERY_GRACE = 10
+# The paced round: one sender at this many notifications a second, below what one Daphne delivers here.
+PACED_RATE = 250
 # Proposed for the documented run command: a deep listen backlog (Twisted's default is 50) and time
 # for a burst of handshakes to be authenticated (the default refuses any not accepted within 5 s).
 TUNED_DAPHNE_ENDPOINT = "tcp:port={port}:interface=127.0.0.1:backlog=4096"
@@ -53,8 +55,9 @@ VARIANTS = [
 ]
 
 
-def _send_round(round_number, users_file, senders, settings):
-    """Start `senders` sender processes together; wait for them. Returns their summaries."""
+def _send_round(round_number, users_file, senders, settings, rate=None):
+    """Start `senders` sender processes together (each at `rate` a second, or flat out); wait for them.
+    Returns their summaries."""
     start_at = time.time() + 3  # every sender has booted Django by then
     env = environment.child_env(DJANGO_SETTINGS_MODULE=settings)
     procs = [
@@ -68,6 +71,7 @@ def _send_round(round_number, users_file, senders, settings):
                 str(i),
                 str(senders),
                 str(start_at),
+                str(rate or 0),
             ],
             cwd=ROOT,
             env=env,
@@ -119,14 +123,16 @@ async def _exercise(ctx, web, variant, tokens, users_file):
     out["kib_per_connection"] = (rss_kib(web.pid) - rss_before) / max(accepted, 1)
     out["rss_mib"] = rss_kib(web.pid) / 1024
     out["rounds"] = []
-    plan = [senders for senders in mode.fanout_senders for _ in range(mode.fanout_rounds)]
-    for round_number, senders in enumerate(plan, start=1):
+    plan = [(senders, None) for senders in mode.fanout_senders for _ in range(mode.fanout_rounds)]
+    plan += [(1, PACED_RATE)] * mode.fanout_rounds
+    for round_number, (senders, rate) in enumerate(plan, start=1):
         expected = [c for c in listeners if c.is_open]
-        summaries = await asyncio.to_thread(_send_round, round_number, users_file, senders, variant.settings)
+        summaries = await asyncio.to_thread(_send_round, round_number, users_file, senders, variant.settings, rate)
         latencies = await _collect(listeners, round_number, expected)
         out["rounds"].append(
             {
                 "senders": senders,
+                "rate": rate,
                 "expected": len(expected),
                 "received": len(latencies),
                 "latencies": latencies,
@@ -188,10 +194,16 @@ def run(ctx):
 
 
 def _by_senders(result):
+    """Rounds by how they were sent: a sender count (flat out), or `(1, rate)` for the paced sender."""
     rounds = {}
     for rnd in result["rounds"]:
-        rounds.setdefault(rnd["senders"], []).append(rnd)
+        key = (rnd["senders"], rnd["rate"]) if rnd.get("rate") else rnd["senders"]
+        rounds.setdefault(key, []).append(rnd)
     return rounds
+
+
+def _senders_label(key):
+    return f"1 at {key[1]}/s" if isinstance(key, tuple) else str(key)
 
 
 def _errors(errors):
@@ -203,7 +215,9 @@ def _report(section, mode, results):
     section.add(
         f"{n:,} users (one per client, root tenant, created in bulk), each with its own access token "
         f"(`tenants.auth.issue_tokens`). Clients open {OPEN_BATCH} at a time; each round sends one notification "
-        "per user from N sender processes that start together; a frame's latency is its arrival time minus the "
+        "per user from N sender processes that start together, flat out, and then from one sender at "
+        f"{PACED_RATE} a second (a worker's notifications come at the pace of its jobs, far slower still); "
+        "a frame's latency is its arrival time minus the "
         "`sentAt` the sender put in it just before calling `notify` (which first writes the Notification row). "
         "`lost` = clients open at the send that never got the frame. The stock configuration's idle period is "
         "capped at 60 s (enough to show what it loses; Daphne's flags play no part in it).",
@@ -228,7 +242,7 @@ def _report(section, mode, results):
             rows.append(
                 [
                     r["variant"],
-                    senders,
+                    _senders_label(senders),
                     len(rounds),
                     " / ".join(f"{rnd['send_seconds']:.1f}" for rnd in rounds),
                     f"{ms(s.min)} / {ms(s.median)} / {ms(s.p99)} / {ms(s.max)}",
@@ -271,7 +285,10 @@ def _report(section, mode, results):
         by_senders = _by_senders(best)
         if 1 in by_senders:
             p99 = Summary.of([x for rnd in by_senders[1] for x in rnd["latencies"]]).p99
-            section.target("fan-out p99 ≤ 100 ms with one sender", f"{ms(p99)} ms", p99 <= 0.1)
+            section.target("fan-out p99 ≤ 100 ms with one sender (flat out)", f"{ms(p99)} ms", p99 <= 0.1)
+        if (1, PACED_RATE) in by_senders:
+            p99 = Summary.of([x for rnd in by_senders[(1, PACED_RATE)] for x in rnd["latencies"]]).p99
+            section.target(f"fan-out p99 ≤ 100 ms with one sender at {PACED_RATE}/s", f"{ms(p99)} ms", p99 <= 0.1)
         if 4 in by_senders:
             lost = sum(rnd["expected"] - rnd["received"] for rnd in by_senders[4])
             section.target("fan-out: 0 lost with four senders", f"{lost} lost", lost == 0)

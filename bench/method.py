@@ -196,25 +196,32 @@ def _fanout(results):
         )
     best = tuned or default
     if best:
-        one = [x for rnd in best["rounds"] if rnd["senders"] == 1 for x in rnd["latencies"]]
+        one = [x for rnd in best["rounds"] if rnd["senders"] == 1 and not rnd.get("rate") for x in rnd["latencies"]]
+        paced = [rnd for rnd in best["rounds"] if rnd.get("rate")]
         if one:
             s1 = Summary.of(one)
             many = [x for rnd in best["rounds"] if rnd["senders"] > 1 for x in rnd["latencies"]]
             tail = f"; with several senders p99 {ms(Summary.of(many).p99)} ms" if many else ""
-            send = min(rnd["send_seconds"] for rnd in best["rounds"] if rnd["senders"] == 1)
+            send = min(rnd["send_seconds"] for rnd in best["rounds"] if rnd["senders"] == 1 and not rnd.get("rate"))
+            sp = Summary.of([x for rnd in paced for x in rnd["latencies"]])
+            paced_note = (
+                f" At {paced[0]['rate']} notifications a second from one sender, p50 {ms(sp.median)} ms, p99 "
+                f"{ms(sp.p99)} ms, max {ms(sp.max)} ms."
+                if paced
+                else ""
+            )
             out.append(
                 f"- **Fan-out latency**: p50 {ms(s1.median)} ms, p99 {ms(s1.p99)} ms, max {ms(s1.max)} ms with one "
                 f"sender{tail}. Fixed in this round (profiled with py-spy on Daphne): channels 4.2+ runs "
                 "`close_old_connections` on Django's one sync thread before *every* consumer message, so each push "
                 "queued behind the sync work of thousands of sockets and views (p99 349 ms in the previous run, "
                 "up to ~600 ms under load); the consumer now dispatches without that hop (it reaches the database "
-                "only through `database_sync_to_async`, which closes old connections itself); measured alone at a "
-                "sender's earlier pace (2,000 frames in ~7 s) the one-sender p99 was 61 ms. The same round made "
+                "only through `database_sync_to_async`, which closes old connections itself). The same round made "
                 "`notify()` ten times cheaper (one event loop kept per process, see above), so one sender now "
                 f"sends 2,000 frames in {send:.1f} s, faster than one Daphne process delivers them on a core shared "
                 "with the sender, Redis, PostgreSQL and the 2,000 clients: the tail is frames waiting their turn "
                 "in its inbox (none is lost; the capacity holds them), and with four senders more so. More "
-                "delivery needs more Daphne processes (clients spread over them), i.e. more cores."
+                "delivery needs more Daphne processes (clients spread over them), i.e. more cores." + paced_note
             )
     if default and tuned:
         d, t = default["reconnect"], tuned["reconnect"]
