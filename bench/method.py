@@ -218,9 +218,11 @@ def _fanout(results):
                 "up to ~600 ms under load); the consumer now dispatches without that hop (it reaches the database "
                 "only through `database_sync_to_async`, which closes old connections itself). The same round made "
                 "`notify()` ten times cheaper (one event loop kept per process, see above), so one sender now "
-                f"sends 2,000 frames in {send:.1f} s, faster than one Daphne process delivers them on a core shared "
-                "with the sender, Redis, PostgreSQL and the 2,000 clients: the tail is frames waiting their turn "
-                "in its inbox (none is lost; the capacity holds them), and with four senders more so. More "
+                f"sends 2,000 frames in {send:.1f} s, about as fast as one Daphne process delivers them on a core "
+                "shared with the sender, Redis, PostgreSQL and the 2,000 clients; a stall of that process (a few "
+                "hundred ms, now and then) then holds every frame behind it, and the flat-out p99 swings from "
+                "run to run and between the configurations above (none is lost: the capacity holds them). "
+                "With four senders frames queue in its inbox. At a worker's pace the tail is short; more "
                 "delivery needs more Daphne processes (clients spread over them), i.e. more cores." + paced_note
             )
     if default and tuned:
