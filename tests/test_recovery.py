@@ -22,6 +22,7 @@ from tests import live
 from tests.conftest import drop_test_tenant_databases
 from tests.fault_injection import wait_until
 from tests.live import LiveStack, drain, wait_for_event
+from tests.tenant_databases import main_database, raw_cursor
 from tests.test_reliability import (
     S,
     admin_users,
@@ -219,7 +220,7 @@ def test_a_worker_stopped_while_idle_exits_at_once_and_leaves_no_process(transac
 def test_a_worker_stopped_during_its_sweep_exits_and_leaves_no_process(transactional_db, tmp_path):
     """SIGTERM lands while the sweep waits on the database (held here by a table lock): the stop request
     must not be taken for a failed sweep and forgotten."""
-    with psycopg_session() as blocker:
+    with raw_cursor(main_database()) as blocker:
         blocker.execute("BEGIN")
         blocker.execute("LOCK TABLE jobs_job IN ACCESS EXCLUSIVE MODE")
         worker = live.start_worker(tmp_path, PGAPPNAME="diquis-sweep-stop")
@@ -233,19 +234,6 @@ def test_a_worker_stopped_during_its_sweep_exits_and_leaves_no_process(transacti
             wait_until(lambda: all(gone(pid) for pid in children), timeout=10, what="no process of the worker left")
         finally:
             worker.stop()
-
-
-def psycopg_session():
-    import psycopg
-
-    settings = connection.settings_dict
-    return psycopg.connect(
-        host=settings["HOST"] or "127.0.0.1",
-        port=settings["PORT"] or 5432,
-        user=settings["USER"] or "postgres",
-        dbname=settings["NAME"],
-        autocommit=True,
-    )
 
 
 def sweep_waits_on_a_lock(application_name):

@@ -4,9 +4,8 @@ again, what it records as abandoned (and what not), and that every outcome is re
 import contextlib
 from datetime import timedelta
 
-import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from rq.job import Job as RQJob
 from rq.job import JobStatus
@@ -17,6 +16,7 @@ from jobs.outcomes import ALREADY_RECORDED, FAILED_FOR_GOOD, RETRY_SCHEDULED, at
 from jobs.recovery import ABANDONED_ERROR, sweep
 from jobs.registry import durable_task
 from jobs.runner import HANDED_BACK, SUCCEEDED, run_job
+from tests.tenant_databases import main_database, raw_cursor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,14 +76,7 @@ def running_attempt(job, *, silent_for=3600):
 @contextlib.contextmanager
 def lock_held_elsewhere(subject):
     """Another session (another worker's process) holds the subject's advisory lock."""
-    settings = connection.settings_dict
-    with psycopg.connect(
-        host=settings["HOST"] or "127.0.0.1",
-        port=settings["PORT"] or 5432,
-        user=settings["USER"] or "postgres",
-        dbname=settings["NAME"],
-        autocommit=True,
-    ) as other:
+    with raw_cursor(main_database()) as other:
         other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [subject])
         yield
 
