@@ -49,9 +49,9 @@ LOCATIONS = {("/api/tenants", "post"): "The new tenant: `/api/tenants/<id>`."}
 
 
 class TenantJWTScheme(SimpleJWTScheme):
-    """tenants.auth.TenantJWTAuthentication is simplejwt's, with a tenant check: the same bearer scheme."""
+    """tenants.authentication.TenantJWTAuthentication is simplejwt's, with a tenant check: the same bearer scheme."""
 
-    target_class = "tenants.auth.TenantJWTAuthentication"
+    target_class = "tenants.authentication.TenantJWTAuthentication"
     name = "jwtAuth"
 
 

@@ -114,7 +114,7 @@ DATABASE_ROUTERS = ["tenants.routing.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tenants.User"
-AUTHENTICATION_BACKENDS = ["tenants.auth.TenantEmailBackend"]
+AUTHENTICATION_BACKENDS = ["tenants.backends.TenantEmailBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -205,11 +205,11 @@ DIQUIS_ROOT_PASSWORD = env.str("DIQUIS_ROOT_PASSWORD", default="Password123!" if
 
 # --- API --------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.auth.TenantJWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "EXCEPTION_HANDLER": "diquis.envelope.exception_handler",
+    "EXCEPTION_HANDLER": "diquis.exception_handler.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "diquis.openapi.OperationIdSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {
@@ -279,25 +279,25 @@ DIQUIS_SUBJECT_LOCK_WAIT = env.int("DIQUIS_SUBJECT_LOCK_WAIT", default=60)
 # Called once by each worker before it forks work-horses (jobs.worker.preload): what they load, each job
 # would load again. The migration graph (a tenant database's template is named after it), the channel layer.
 DIQUIS_WORKER_WARM_UP = [
-    "tenants.template_database.migration_fingerprint",
+    "tenants.provisioning.template.migration_fingerprint",
     "channels.layers.get_channel_layer",
 ]
 
 # Isolated tenants' databases are named <prefix><tenant id>, the template they are cloned from
 # <prefix>template_<fingerprint> (PostgreSQL), or are files of these names in a folder (SQLite).
 DIQUIS_TENANT_DATABASE_PREFIX = env.str("DIQUIS_TENANT_DATABASE_PREFIX", default="diquis_")
-# Clones of the template kept ready on PostgreSQL (tenants.spare_databases): creating an isolated tenant
+# Clones of the template kept ready on PostgreSQL (tenants.provisioning.spares): creating an isolated tenant
 # renames one instead of cloning while its admin waits. 0: none, every tenant's database is cloned on demand.
 DIQUIS_SPARE_TENANT_DATABASES = env.int("DIQUIS_SPARE_TENANT_DATABASES", default=2)
 DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(BASE_DIR / "var" / "tenants")))
 # The database sessions a web or worker process may keep once its requests and jobs have ended, however
 # many isolated tenants it has served: tenant databases' connections close when the request or job ends
-# (tenants.databases); the main one's are the web process's pool (at most this many; diquis.database_pool),
+# (tenants.connections); the main one's are the web process's pool (at most this many; diquis.database_pool),
 # and close with the request elsewhere (CONN_MAX_AGE 0). The connection-bound test holds Daphne to it.
 DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS", default=4)
 
 # The websocket refuses tokens whose tenant is no longer usable.
-NOTIFICATIONS_TOKEN_CHECK = "tenants.auth.token_is_usable"
+NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_is_usable"
 # SignalR clients of the hub (API.md, "SignalR clients"; notifications/signalr.py says how a socket's framing
 # is chosen). A browser that did not negotiate gets this long to send SignalR's handshake before it is
 # taken as a plain client; the other three are SignalR's own defaults (its HubOptions), in seconds.
@@ -312,7 +312,8 @@ JOB_DASHBOARD_MOUNT = "/rq"
 # /metrics also answers a Prometheus scraper that sends `Authorization: Bearer <METRICS_TOKEN>` (unset: root only).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
-# Test hook: a JSON file naming a provisioning step to fail or hold (tenants.faults). Unset in production.
+# Test hook: a JSON file naming a provisioning step to fail or hold (tenants.provisioning.faults). Unset in
+# production.
 DIQUIS_FAULTS_FILE = env.str("DIQUIS_FAULTS_FILE", default="")
 
 # The custom user is unique per (tenant, email), not by email alone; TenantEmailBackend authenticates

@@ -10,6 +10,7 @@ a worker killed before it could claim the job, a key evicted).
 """
 
 import functools
+import inspect
 import logging
 
 import django_rq
@@ -36,9 +37,14 @@ def due(now):
     return Q(status=Job.Status.QUEUED) | Q(status=Job.Status.RETRY_WAIT, run_after__lte=now)
 
 
-def enqueue(function, *args, subject=""):
-    """Record a durable job for `function(*args)` and push it to Redis once the transaction commits."""
-    job = Job(task=task_name(function), args=list(args), subject=subject, max_attempts=settings.DIQUIS_JOB_MAX_ATTEMPTS)
+def enqueue(function, *, subject="", **kwargs):
+    """Record a durable job for `function(**kwargs)` and push it to Redis once the transaction commits.
+
+    Keyword arguments only, stored by name: a retry replaces one of them by its name, and arguments that do
+    not fit the function's signature are refused here, in the request, not by a worker later.
+    """
+    inspect.signature(function).bind(**kwargs)
+    job = Job(task=task_name(function), kwargs=kwargs, subject=subject, max_attempts=settings.DIQUIS_JOB_MAX_ATTEMPTS)
     # The carrier is named in the same transaction, so that the hand-over after commit needs no re-read and
     # no check of Redis: nothing can have pushed this job yet (the sweep only sees committed rows, and a
     # carrier it finds missing is pushed again under a new name: harmless, the claim runs one of them).

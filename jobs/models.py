@@ -23,7 +23,9 @@ class Job(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     task = models.CharField(max_length=200, help_text="Dotted path of a @durable_task function.")
-    args = models.JSONField(default=list, blank=True, help_text="Plain ids and values; never secrets.")
+    kwargs = models.JSONField(
+        default=dict, blank=True, help_text="The task's keyword arguments: plain ids and values; never secrets."
+    )
     subject = models.CharField(max_length=200, blank=True, db_index=True, help_text="What the job works on.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -42,7 +44,8 @@ class Job(models.Model):
         indexes = [models.Index(fields=["subject", "-created_at"])]
 
     def __str__(self):
-        return f"{self.task}({', '.join(map(str, self.args))}) [{self.status}]"
+        arguments = ", ".join(f"{name}={value}" for name, value in self.kwargs.items())
+        return f"{self.task}({arguments}) [{self.status}]"
 
     def new_rq_job_id(self):
         """A fresh RQ job id for each push: named after the job and the attempt it carries, and never reused,

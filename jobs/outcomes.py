@@ -79,7 +79,7 @@ def _run_failure_handler(job, error):
         return
     try:
         with transaction.atomic():
-            handler(error, *job.args)
+            handler(error, **job.kwargs)
     except DatabaseError:
         raise
     except Exception:

@@ -4,7 +4,8 @@ from django.utils.module_loading import import_string
 
 
 def durable_task(*, on_final_failure=None):
-    """Mark a function as a durable job. `on_final_failure(error, *args)` runs once, after the last attempt."""
+    """Mark a function as a durable job, called with keyword arguments only. `on_final_failure(error,
+    **kwargs)` runs once, after the last attempt, with the job's own keyword arguments."""
 
     def mark(function):
         function.durable_task_name = f"{function.__module__}.{function.__qualname__}"

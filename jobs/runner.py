@@ -108,7 +108,7 @@ def _run_attempt(job, attempt):
     recorder = StepRecorder()
     with context.job_context(job), Heartbeat(attempt.pk), recorder.activate():
         try:
-            function(*job.args)
+            function(**job.kwargs)
         except Exception as error:
             logger.warning("attempt %s failed: %s", attempt.number, error)
             _close_broken_connections()

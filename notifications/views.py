@@ -1,8 +1,8 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from diquis.envelope import ok
+from diquis.envelope import envelope_of, ok
 
 from .models import Notification
 from .selectors import notifications_after
@@ -26,14 +26,7 @@ class MarkReadSerializer(serializers.Serializer):
 class NotificationListView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("after", int, required=False)],
-        responses=inline_serializer(
-            "NotificationListEnvelope",
-            {
-                "succeeded": serializers.BooleanField(),
-                "data": NotificationSerializer(many=True),
-                "messages": serializers.ListField(child=serializers.CharField()),
-            },
-        ),
+        responses=envelope_of(NotificationSerializer(many=True), "NotificationListEnvelope"),
     )
     def get(self, request):
         after = request.query_params.get("after")
@@ -49,14 +42,7 @@ class NotificationListView(APIView):
 class NotificationReadView(APIView):
     @extend_schema(
         request=MarkReadSerializer,
-        responses=inline_serializer(
-            "NotificationReadEnvelope",
-            {
-                "succeeded": serializers.BooleanField(),
-                "data": serializers.IntegerField(),
-                "messages": serializers.ListField(child=serializers.CharField()),
-            },
-        ),
+        responses=envelope_of(serializers.IntegerField(), "NotificationReadEnvelope"),
     )
     def post(self, request):
         body = MarkReadSerializer(data=request.data)

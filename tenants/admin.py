@@ -8,6 +8,7 @@ change page update themselves from the notification websocket (tenants/static/te
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
 from django.db.models import Max
 from django.http import HttpResponseRedirect
@@ -17,14 +18,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
-from rest_framework.exceptions import APIException
 
 from jobs.admin import history
 from notifications.models import Notification
 
 from . import services
-from .models import ProvisioningStatus, Tenant
-from .serializers import validate_new_password
+from .exceptions import TenantsError
+from .models import ProvisioningStatus, Tenant, User
 from .validators import validate_tenant_id
 
 S = ProvisioningStatus
@@ -32,7 +32,6 @@ S = ProvisioningStatus
 SPINNING = frozenset({S.PROVISIONING, S.UPDATING, S.DELETING})
 SPINNER = mark_safe('<span class="tenant-spinner" aria-hidden="true"></span>')
 
-CREATION_INITIATED = "Tenant creation initiated. The tenant will be provisioned in the background."
 UPDATE_INITIATED = "Tenant update initiated for {}. It will be updated in the background."
 DELETION_INITIATED = "Tenant deletion initiated for {}. It will be removed in the background."
 RETRY_INITIATED = "Retry initiated for {}. The failed operation will run again in the background."
@@ -64,11 +63,6 @@ def _moment(value):
     return localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
-def _service_error(error):
-    """The envelope's message of a refused operation (e.g. "An operation on this tenant is still in progress")."""
-    return str(error.detail) if isinstance(error, APIException) else str(error)
-
-
 class TenantCreationForm(forms.ModelForm):
     """The API's creation body, as a form: the same rules (id slug, reserved names, Django's password
     validators), and the same service behind it."""
@@ -92,9 +86,10 @@ class TenantCreationForm(forms.ModelForm):
         cleaned = super().clean()
         if cleaned.get("password"):
             try:
-                validate_new_password(cleaned["password"], email=cleaned.get("admin_email"))
-            except APIException as error:
-                self.add_error("password", list(error.detail["password"]))
+                admin = User(email=cleaned.get("admin_email") or "")
+                password_validation.validate_password(cleaned["password"], user=admin)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
         return cleaned
 
     def validate_unique(self):
@@ -214,7 +209,7 @@ class TenantAdmin(admin.ModelAdmin):
         """The change is the job's to make; it is recorded in the attempt history."""
 
     def response_add(self, request, obj, post_url_continue=None):
-        self.message_user(request, CREATION_INITIATED, messages.INFO)
+        self.message_user(request, services.CREATION_INITIATED, messages.INFO)
         return HttpResponseRedirect(reverse("admin:tenants_tenant_changelist"))
 
     def response_change(self, request, obj):
@@ -225,8 +220,8 @@ class TenantAdmin(admin.ModelAdmin):
         """A refused update (e.g. a job started meanwhile) is said as a message, as the API says 409."""
         try:
             return super().changeform_view(request, object_id, form_url, extra_context)
-        except APIException as error:
-            self.message_user(request, _service_error(error), messages.ERROR)
+        except TenantsError as error:
+            self.message_user(request, error.message, messages.ERROR)
             target = "admin:tenants_tenant_change" if object_id else "admin:tenants_tenant_add"
             return HttpResponseRedirect(reverse(target, args=[object_id] if object_id else []))
 
@@ -256,8 +251,8 @@ class TenantAdmin(admin.ModelAdmin):
             try:
                 start(tenant)
                 started.append(tenant.pk)
-            except APIException as error:
-                refused.append(f"{tenant.pk}: {_service_error(error)}")
+            except TenantsError as error:
+                refused.append(f"{tenant.pk}: {error.message}")
         if started:
             self.message_user(request, initiated.format(", ".join(started)), messages.INFO)
         for line in refused:

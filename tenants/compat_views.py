@@ -6,11 +6,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
-from diquis.envelope import ok
+from diquis.envelope import envelope_of, ok
 
 from .models import User
 from .serializers import UTCDateTimeField
-from .views import TOKENS, AnonymousTokenEndpoint, envelope_of, refresh_tokens
+from .tokens import refresh_tokens
+from .views import TOKENS, AnonymousTokenEndpoint
 
 
 class ProfileSerializer(serializers.ModelSerializer):

@@ -1,8 +1,7 @@
 """The notifications of the tenants domain, worded exactly as API.md's table says."""
 
-from django.utils import timezone
-
 from notifications.services import notify
+from notifications.timestamps import format_utc
 
 TENANT_CREATED = "TenantCreated"
 TENANT_CREATION_FAILED = "TenantCreationFailed"
@@ -24,10 +23,6 @@ _FAILURE = {
 }
 
 
-def timestamp():
-    return timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def operation_succeeded(*, user_id, operation, tenant_id, tenant_name):
     event, message = _SUCCESS[operation]
     data = {
@@ -35,17 +30,17 @@ def operation_succeeded(*, user_id, operation, tenant_id, tenant_name):
         "message": message.format(name=tenant_name),
         "tenantId": tenant_id,
         "tenantName": tenant_name,
-        "timestamp": timestamp(),
+        "timestamp": format_utc(),
     }
     return notify(user_id, event, data)
 
 
 def operation_failed(*, user_id, operation, tenant_id, error):
     event, message = _FAILURE[operation]
-    data = {"type": "error", "message": message.format(error=error), "tenantId": tenant_id, "timestamp": timestamp()}
+    data = {"type": "error", "message": message.format(error=error), "tenantId": tenant_id, "timestamp": format_utc()}
     return notify(user_id, event, data)
 
 
 def progress(*, user_id, tenant_id, step, index, count):
-    data = {"tenantId": tenant_id, "step": step, "stepIndex": index, "stepCount": count, "timestamp": timestamp()}
+    data = {"tenantId": tenant_id, "step": step, "stepIndex": index, "stepCount": count, "timestamp": format_utc()}
     return notify(user_id, TENANT_PROVISIONING_PROGRESS, data, persist=False)

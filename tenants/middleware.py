@@ -8,7 +8,7 @@ from django.http import JsonResponse
 
 from diquis.envelope import NOT_AUTHORIZED, ServiceUnavailable, error_response
 
-from .databases import use_tenant
+from .connections import use_tenant
 from .resolution import TenantMismatch, resolve_tenant_id
 from .selectors import get_tenant
 

@@ -57,9 +57,6 @@ class Tenant(models.Model):
     is_provisioned = models.BooleanField(default=False)
     # The admin's password, Fernet-encrypted, only until the job has created the admin user.
     encrypted_admin_password = models.TextField(null=True, blank=True, editable=False)
-    # Not stored: set by tenants.provisioners for the rest of one attempt once it has cloned the tenant's
-    # database from the template, which is at the head of the migration graph by construction.
-    cloned_at_head = False
 
     class Meta:
         ordering = ["-created_on"]

@@ -4,14 +4,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 
+from .models import ROOT_TENANT_ID, ProvisioningStatus, Role, Tenant, User
+
 DEVELOPMENT_ROOT_PASSWORD = "Password123!"
 
 
 def seed_root(using=DEFAULT_DB_ALIAS, **kwargs):
     if using != DEFAULT_DB_ALIAS:
         return
-    from .models import ROOT_TENANT_ID, ProvisioningStatus, Role, Tenant, User
-
     email, password = settings.DIQUIS_ROOT_EMAIL, settings.DIQUIS_ROOT_PASSWORD
     if not email or not password:
         raise ImproperlyConfigured("DIQUIS_ROOT_EMAIL and DIQUIS_ROOT_PASSWORD are required when DEBUG is false.")

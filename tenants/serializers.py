@@ -3,12 +3,12 @@
 `min_length=1` on a field that refuses blanks anyway changes no answer: it puts `minLength` in the
 OpenAPI schema, which otherwise lets clients (and the fuzzer) believe "" is acceptable."""
 
-import datetime
-
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from notifications.timestamps import format_utc
 
 from .models import ProvisioningStatus, Role, Tenant, User
 from .validators import TENANT_ID_MAX_LENGTH, TENANT_ID_REGEX, validate_tenant_id
@@ -16,9 +16,7 @@ from .validators import TENANT_ID_MAX_LENGTH, TENANT_ID_REGEX, validate_tenant_i
 
 class UTCDateTimeField(serializers.DateTimeField):
     def to_representation(self, value):
-        if value is None:
-            return None
-        return value.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return None if value is None else format_utc(value)
 
 
 class TenantSerializer(serializers.ModelSerializer):

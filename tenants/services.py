@@ -6,32 +6,23 @@ after commit. The slow work happens in tenants.tasks.
 
 from django.db import IntegrityError, transaction
 
-from diquis.envelope import BadRequest, Conflict
 from jobs.enqueue import enqueue, requeue
 from jobs.models import Job
 
 from . import tasks
+from .exceptions import Conflict, EmailInUse, OperationInFlight, Refused, TenantExists
 from .models import Operation, ProvisioningStatus, Role, Tenant, User
 from .selectors import find_user
 from .vault import encrypt_password
 
 S = ProvisioningStatus
 
+# What a root admin is told when a creation is accepted (the API's 202 and the admin's message).
+CREATION_INITIATED = "Tenant creation initiated. The tenant will be provisioned in the background."
+
 
 def subject_for(tenant_id):
     return f"tenant:{tenant_id}"
-
-
-class TenantExists(Conflict):
-    default_detail = "Tenant already exists"
-
-
-class OperationInFlight(Conflict):
-    default_detail = "An operation on this tenant is still in progress"
-
-
-class EmailInUse(Conflict):
-    default_detail = "Email already in use"
 
 
 def _locked_tenant(tenant_id):
@@ -63,7 +54,9 @@ def create_tenant(*, tenant_id, name, admin_email, password, has_isolated_databa
             tenant.save(force_insert=True)
     except IntegrityError as error:
         raise TenantExists() from error
-    enqueue(tasks.provision_tenant, tenant.id, _plain(initiated_by), subject=subject_for(tenant.id))
+    enqueue(
+        tasks.provision_tenant, subject=subject_for(tenant.id), tenant_id=tenant.id, initiated_by=_plain(initiated_by)
+    )
     return tenant
 
 
@@ -71,13 +64,20 @@ def create_tenant(*, tenant_id, name, admin_email, password, has_isolated_databa
 def update_tenant(*, tenant_id, name, is_active, initiated_by):
     tenant = _locked_tenant(tenant_id)
     if tenant.is_root:
-        raise BadRequest("Cannot edit root tenant")
+        raise Refused("Cannot edit root tenant")
     if tenant.in_flight:
         raise OperationInFlight()
     if not tenant.is_provisioned:
         raise Conflict("The tenant has not been created yet; retry its creation first")
     _start(tenant, status=S.UPDATING, operation=Operation.UPDATE, initiated_by=initiated_by)
-    enqueue(tasks.update_tenant, tenant.id, _plain(initiated_by), name, bool(is_active), subject=subject_for(tenant.id))
+    enqueue(
+        tasks.apply_tenant_update,
+        subject=subject_for(tenant.id),
+        tenant_id=tenant.id,
+        initiated_by=_plain(initiated_by),
+        name=name,
+        is_active=bool(is_active),
+    )
     return tenant
 
 
@@ -85,11 +85,13 @@ def update_tenant(*, tenant_id, name, is_active, initiated_by):
 def delete_tenant(*, tenant_id, initiated_by):
     tenant = _locked_tenant(tenant_id)
     if tenant.is_root:
-        raise BadRequest("Cannot delete root tenant")
+        raise Refused("Cannot delete root tenant")
     if tenant.in_flight:
         raise OperationInFlight()
     _start(tenant, status=S.DELETING, operation=Operation.DELETE, initiated_by=initiated_by)
-    enqueue(tasks.deprovision_tenant, tenant.id, _plain(initiated_by), subject=subject_for(tenant.id))
+    enqueue(
+        tasks.deprovision_tenant, subject=subject_for(tenant.id), tenant_id=tenant.id, initiated_by=_plain(initiated_by)
+    )
     return tenant
 
 
@@ -107,8 +109,8 @@ def retry_tenant(*, tenant_id, initiated_by):
         raise Conflict("There is no failed operation to retry")
     _start(tenant, status=_RETRY_STATUS[tenant.operation], operation=tenant.operation, initiated_by=initiated_by)
     # The job re-runs with the same arguments, but the notification goes to whoever asked for the retry.
-    job.args = [job.args[0], _plain(initiated_by), *job.args[2:]]
-    job.save(update_fields=["args"])
+    job.kwargs = {**job.kwargs, "initiated_by": _plain(initiated_by)}
+    job.save(update_fields=["kwargs"])
     requeue(job)
     return tenant
 

@@ -1,26 +1,46 @@
-"""The RQ job functions of tenants. Thin: plain ids in, the provisioning steps do the work."""
+"""The RQ entry points of tenants, and every enqueue of a follow-up job. Thin: plain ids in, keyword
+arguments only; the provisioning steps do the work."""
 
+from jobs.enqueue import enqueue
+from jobs.models import Job
 from jobs.registry import durable_task
 
-from . import provisioning, spare_databases
-from .template_database import ensure_template
+from .provisioning import spares
+from .provisioning.steps import record_operation_failure, run_tenant_creation, run_tenant_deletion, run_tenant_update
+from .provisioning.stores import main_store
+from .provisioning.template import ensure_template
+
+SPARE_REFILL_SUBJECT = "tenant-database-spares"
 
 
-@durable_task(on_final_failure=provisioning.operation_failed)
-def provision_tenant(tenant_id, initiated_by):
-    provisioning.provision_tenant(tenant_id, initiated_by)
+@durable_task(on_final_failure=record_operation_failure)
+def provision_tenant(*, tenant_id, initiated_by):
+    tenant = run_tenant_creation(tenant_id=tenant_id, initiated_by=initiated_by)
+    if tenant is not None and tenant.has_isolated_database:
+        request_spare_refill()  # after the notification: the next tenant's wait, not this one's
 
 
-@durable_task(on_final_failure=provisioning.operation_failed)
-def update_tenant(tenant_id, initiated_by, name, is_active):
-    provisioning.update_tenant(tenant_id, initiated_by, name, is_active)
+@durable_task(on_final_failure=record_operation_failure)
+def apply_tenant_update(*, tenant_id, initiated_by, name, is_active):
+    run_tenant_update(tenant_id=tenant_id, initiated_by=initiated_by, name=name, is_active=is_active)
 
 
-@durable_task(on_final_failure=provisioning.operation_failed)
-def deprovision_tenant(tenant_id, initiated_by):
-    provisioning.deprovision_tenant(tenant_id, initiated_by)
+@durable_task(on_final_failure=record_operation_failure)
+def deprovision_tenant(*, tenant_id, initiated_by):
+    run_tenant_deletion(tenant_id=tenant_id, initiated_by=initiated_by)
 
 
 @durable_task()
 def refill_spare_databases():
-    spare_databases.refill(ensure_template())
+    store = main_store()
+    spares.refill(store, ensure_template(store))
+
+
+def request_spare_refill():
+    """Enqueue a refill, when spares are on, unless one waits already (a running one may have counted before
+    the last claim)."""
+    if not spares.enabled(main_store()):
+        return
+    waiting = Job.objects.filter(subject=SPARE_REFILL_SUBJECT, status__in=[Job.Status.QUEUED, Job.Status.RETRY_WAIT])
+    if not waiting.exists():
+        enqueue(refill_spare_databases, subject=SPARE_REFILL_SUBJECT)

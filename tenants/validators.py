@@ -11,9 +11,10 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from .databases import database_name_for
+from .connections import database_name_for
 from .models import Tenant
-from .template_database import TEMPLATE_LABEL, database_store
+from .provisioning.stores import main_store
+from .provisioning.template import TEMPLATE_LABEL
 
 # In the dialect both Python and JSON Schema (the OpenAPI document) read; matched whole (fullmatch), so
 # a trailing newline, which `$` alone would let through, is refused.
@@ -54,7 +55,7 @@ def validate_tenant_id(value):
         or value.startswith(settings.DIQUIS_TENANT_DATABASE_PREFIX.rstrip("_"))
     ):
         raise ValidationError(f"'{value}' is a reserved name.")
-    if not Tenant.objects.filter(pk=value).exists() and database_store().exists(database_name_for(value)):
+    if not Tenant.objects.filter(pk=value).exists() and main_store().exists(database_name_for(value)):
         # e.g. the main database itself when its name starts with the prefix (diquis_main and id "main"):
         # the tenant would be "provisioned" into it, and its deletion would drop it.
         raise ValidationError(f"'{value}' would take the name of an existing database.")

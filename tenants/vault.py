@@ -1,6 +1,6 @@
 """The admin password between the request and the job: encrypted at rest, never in Redis or job args.
 
-The request must answer 202 at once, so it cannot afford Django's password hash (~0.33 s); it stores the
+The request must answer 202 at once, so it cannot afford Django's password hash (bench/RESULTS.md); it stores the
 password Fernet-encrypted with a key derived from SECRET_KEY, and the job hashes it and erases it.
 """
 

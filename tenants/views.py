@@ -1,21 +1,16 @@
 """The tenants API (API.md): thin views that validate with a serializer and call a service."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import RefreshToken
 
-from diquis.envelope import AccountDeactivated, InvalidCredentials, TenantInvalid, ok
+from diquis.envelope import envelope_of, ok
 
-from . import selectors, services
-from .auth import check_credentials, issue_tokens
-from .databases import use_tenant
+from . import selectors, services, tokens
 from .models import ProvisioningStatus
 from .permissions import IsRoot, IsTenantAdmin
-from .resolution import TENANT_CLAIM
 from .serializers import (
     CreateTenantSerializer,
     CreateUserSerializer,
@@ -29,22 +24,9 @@ from .serializers import (
 )
 from .throttles import LoginAddressThrottle, LoginEmailThrottle
 
-CREATION_INITIATED = "Tenant creation initiated. The tenant will be provisioned in the background."
 UPDATE_INITIATED = "Tenant update initiated. The tenant will be updated in the background."
 DELETION_INITIATED = "Tenant deletion initiated. The tenant will be removed in the background."
 RETRY_INITIATED = "Tenant retry initiated. The failed operation will run again in the background."
-
-
-def envelope_of(data_serializer, name):
-    """The OpenAPI shape of an envelope around `data_serializer`."""
-    return inline_serializer(
-        name=name,
-        fields={
-            "succeeded": serializers.BooleanField(),
-            "data": data_serializer,
-            "messages": serializers.ListField(child=serializers.CharField()),
-        },
-    )
 
 
 ACCEPTED = envelope_of(serializers.CharField(), "AcceptedEnvelope")
@@ -96,7 +78,7 @@ class TenantListView(APIView):
             has_isolated_database=data["hasIsolatedDatabase"],
             initiated_by=request.user.pk,
         )
-        return _accepted(tenant.id, CREATION_INITIATED)
+        return _accepted(tenant.id, services.CREATION_INITIATED)
 
 
 class TenantDetailView(APIView):
@@ -157,30 +139,7 @@ class TokenView(AnonymousTokenEndpoint):
     def post(self, request):
         body = TokenRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user = check_credentials(request.tenant.id, body.validated_data["email"], body.validated_data["password"])
-        if user is None:
-            raise InvalidCredentials()
-        if not user.is_active:
-            raise AccountDeactivated()
-        return ok(issue_tokens(user))
-
-
-def refresh_tokens(raw_refresh):
-    """New tokens for a valid refresh token whose tenant is usable and whose user is still active."""
-    try:
-        refresh = RefreshToken(raw_refresh)
-    except TokenError as error:
-        raise InvalidCredentials("Invalid or expired refresh token") from error
-    tenant = selectors.get_tenant(refresh.get(TENANT_CLAIM))
-    if tenant is None or not tenant.is_usable:
-        raise TenantInvalid()
-    with use_tenant(tenant):
-        user = selectors.users_of(tenant.id).filter(pk=refresh.get("user_id")).first()
-    if user is None:
-        raise InvalidCredentials("Invalid or expired refresh token")
-    if not user.is_active:
-        raise AccountDeactivated()
-    return issue_tokens(user)
+        return ok(tokens.sign_in(request.tenant.id, body.validated_data["email"], body.validated_data["password"]))
 
 
 class TokenRefreshView(AnonymousTokenEndpoint):
@@ -188,7 +147,7 @@ class TokenRefreshView(AnonymousTokenEndpoint):
     def post(self, request):
         body = RefreshRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return ok(refresh_tokens(body.validated_data["refreshToken"]))
+        return ok(tokens.refresh_tokens(body.validated_data["refreshToken"]))
 
 
 class MeView(APIView):

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from jobs.locks import subject_lock
-from tenants.provisioners import migrate_tenant_database
+from tenants.provisioning.databases import migrate_tenant_database
 from tenants.selectors import get_tenant, isolated_tenants
 from tenants.services import subject_for
 

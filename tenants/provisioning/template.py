@@ -1,11 +1,11 @@
 """The template an isolated tenant's database is cloned from, migrated to the current head.
 
-Cloning a migrated database (`CREATE DATABASE ... TEMPLATE`, ~35 ms; a file copy on SQLite) is much
-faster than migrating an empty one. A template must never be stale: its name carries a fingerprint of
-the migration graph (every migration's name and source, and which models are tenant-side), so a new or
-changed migration names a new template, which the first job to need it builds, once, under a lock.
-The previous templates are dropped then. On PostgreSQL the template refuses connections once built, so
-nothing can hold it open and make a clone fail.
+Cloning a migrated database (`CREATE DATABASE ... TEMPLATE`; a file copy on SQLite) is much faster than
+migrating an empty one. A template must never be stale: its name carries a fingerprint of the migration
+graph (every migration's name and source, and which models are tenant-side), so a new or changed
+migration names a new template, which the first job to need it builds, once, under a lock. The previous
+templates are dropped then. On PostgreSQL the template refuses connections once built, so nothing can
+hold it open and make a clone fail.
 """
 
 import hashlib
@@ -17,9 +17,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db.migrations.loader import MigrationLoader
 
-from . import database_files, database_server
-from .databases import main_vendor, temporary_connection
-from .routing import TENANT_SIDE_MODELS
+from ..connections import temporary_connection
+from ..routing import TENANT_SIDE_MODELS
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +26,6 @@ logger = logging.getLogger(__name__)
 # (tenants.validators), so no tenant's database can ever take a template's name.
 TEMPLATE_LABEL = "template"
 BUILD_LOCK_KEY = "tenant-database-templates"
-
-
-def database_store():
-    """Where whole databases are created and dropped: the PostgreSQL server, or SQLite files."""
-    return database_files if main_vendor() == "sqlite" else database_server
 
 
 def migration_fingerprint():
@@ -61,16 +55,15 @@ def migrate_database(database_name):
         call_command("migrate", database=alias, interactive=False, verbosity=0)
 
 
-def ensure_template():
-    """The name of the current template, building it first if no process has yet."""
-    store = database_store()
+def ensure_template(store):
+    """The name of the current template in `store`, building it first if no process has yet."""
     name = template_name()
     if store.exists(name):
         return name
     with store.exclusive(BUILD_LOCK_KEY):
         if not store.exists(name):
             _build(store, name)
-            drop_stale_templates(keep=name)
+            drop_stale_templates(store, keep=name)
     return name
 
 
@@ -88,9 +81,9 @@ def _build(store, name):
         raise
 
 
-def drop_stale_templates(*, keep):
-    """Every other template, and the spare clones of every other template (tenants.spare_databases)."""
-    for name in database_store().names_starting_with(template_prefix()):
+def drop_stale_templates(store, *, keep):
+    """Every other template, and the spare clones of every other template (spares.py)."""
+    for name in store.list(template_prefix()):
         if name != keep and not name.startswith(f"{keep}_"):
             logger.info("dropping stale tenant database template %s", name)
-            database_store().drop(name)
+            store.drop(name)

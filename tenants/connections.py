@@ -10,6 +10,7 @@ import contextlib
 import copy
 import hashlib
 import threading
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
@@ -39,12 +40,9 @@ def database_name_for(tenant_id):
     return f"{name.encode()[: MAX_DATABASE_NAME_BYTES - 11].decode(errors='ignore')}_{digest}"
 
 
-def main_vendor():
-    return connections["default"].vendor
-
-
-def sqlite_path_for(database_name):
-    return str(settings.DIQUIS_TENANT_SQLITE_DIR / f"{database_name}.sqlite3")
+def sqlite_file(folder, database_name):
+    """On the embedded SQLite default, the file of a database in `folder`."""
+    return Path(folder) / f"{database_name}.sqlite3"
 
 
 def alias_for(tenant):
@@ -86,7 +84,9 @@ def attach(alias):
     # Connected for one request or job, then closed: a pool per tenant database would hold sessions on it.
     config["OPTIONS"].pop("pool", None)
     name = _database_names[alias]
-    config["NAME"] = sqlite_path_for(name) if config["ENGINE"].endswith("sqlite3") else name
+    if config["ENGINE"].endswith("sqlite3"):
+        name = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, name))
+    config["NAME"] = name
     config["TEST"] = {**config.get("TEST", {}), "NAME": config["NAME"]}
     connection = load_backend(config["ENGINE"]).DatabaseWrapper(config, alias)
     connections[alias] = connection

@@ -1,0 +1,51 @@
+"""The errors of the tenants domain: plain exceptions with a message a user may read.
+
+The domain knows nothing of HTTP. The API's one exception handler (diquis.exception_handler) gives each
+kind its status: Refused 400, Conflict 409, InvalidCredentials 401, TenantInvalid and AccountDeactivated
+403; the admin shows the message as it is.
+"""
+
+
+class TenantsError(Exception):
+    """A request the domain refuses; `message` says why (the class's default unless one is given)."""
+
+    message = "The request cannot be carried out"
+
+    def __init__(self, message=None):
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+class Refused(TenantsError):
+    """Not allowed as asked, whatever the state (e.g. editing the root tenant)."""
+
+
+class Conflict(TenantsError):
+    """Not allowed in the present state of things (exists already, an operation in flight, wrong status)."""
+
+
+class TenantExists(Conflict):
+    message = "Tenant already exists"
+
+
+class OperationInFlight(Conflict):
+    message = "An operation on this tenant is still in progress"
+
+
+class EmailInUse(Conflict):
+    message = "Email already in use"
+
+
+class InvalidCredentials(TenantsError):
+    message = "Invalid credentials"
+
+
+class TenantInvalid(TenantsError):
+    """An unknown tenant, or one its users may not use now (API.md, "Tenant resolution")."""
+
+    message = "Tenant invalid"
+
+
+class AccountDeactivated(TenantsError):
+    message = "User account deactivated"

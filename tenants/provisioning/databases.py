@@ -1,0 +1,119 @@
+"""What a job does to a tenant's data: ensure its database exists and is migrated, ensure its first admin,
+and remove it all.
+
+Shared tenants live in the main database: nothing to create, their rows are deleted on deprovisioning.
+Isolated tenants get a database of their own (tenants.connections names it and connects to it), cloned
+from the current template (template.py), or created empty and migrated where cloning fails. Every
+function is idempotent ("ensure", never "create"): a retry after a crash at any point finishes the work.
+The steps return what they did, for the next step and the log; nothing is parked on the tenant.
+"""
+
+import logging
+
+from django.core.management import call_command
+from django.db import connections
+from django.db.migrations.executor import MigrationExecutor
+
+from ..connections import alias_for, alias_name, database_name_for, forget_database, release_connection, use_tenant
+from ..models import Role, User
+from ..vault import decrypt_password
+from . import spares
+from .stores import main_store
+from .template import ensure_template
+
+logger = logging.getLogger(__name__)
+
+# How an isolated tenant's database came to be (ensure_tenant_database). The first two are at the head of
+# the migration graph by construction: the template is.
+CLAIMED = "a spare clone"
+CLONED = "cloned"
+CREATED = "created"
+AT_HEAD = frozenset({CLAIMED, CLONED})
+
+
+def create_database(store, name):
+    """Give `name` a spare clone of the current template, or clone it now; where that fails, create it empty
+    (to be migrated). Returns CLAIMED, CLONED or CREATED."""
+    try:
+        template = ensure_template(store)
+        if spares.claim(store, name, template):
+            return CLAIMED
+        store.clone(name, template)
+        return CLONED
+    except Exception:
+        logger.warning("cloning the template into %s failed; creating it empty to migrate it", name, exc_info=True)
+    store.create(name)
+    return CREATED
+
+
+def ensure_tenant_database(tenant):
+    """Give an isolated tenant its database. Returns how it was made, or None if it was there already (or
+    the tenant is shared)."""
+    if not tenant.has_isolated_database:
+        return None
+    name = tenant.database_name or database_name_for(tenant.id)
+    store = main_store()
+    how = None
+    if not store.exists(name):
+        how = create_database(store, name)
+        logger.info("database %s of tenant %s %s", name, tenant.id, how)
+    if tenant.database_name != name:
+        tenant.database_name = name
+        tenant.save(update_fields=["database_name"])
+    return how
+
+
+def has_pending_migrations(alias):
+    """Does `migrate` have anything to apply to this database? One read of its django_migrations table.
+
+    A database cloned from the template is at the head by construction, as is every database after a deploy
+    whose migrations touch only the main database: `migrate` itself would find nothing to do, but only after
+    its checks, signals and bookkeeping.
+    """
+    executor = MigrationExecutor(connections[alias])
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
+def migrate_tenant_database(tenant):
+    """Apply pending migrations to an isolated tenant's database. Returns whether any was pending."""
+    alias = alias_for(tenant)
+    try:
+        pending = has_pending_migrations(alias)
+        if pending:
+            call_command("migrate", database=alias, interactive=False, verbosity=0)
+        return pending
+    finally:
+        release_connection(alias)
+
+
+def ensure_migrated(tenant, *, created=None):
+    """Migrate an isolated tenant's database; `created`, what ensure_tenant_database did in this attempt:
+    a database it has just cloned is at the head, and not even checked. Returns whether it migrated."""
+    if not tenant.has_isolated_database or created in AT_HEAD:
+        return False
+    return migrate_tenant_database(tenant)
+
+
+def ensure_admin_user(tenant):
+    """The tenant's first admin, in the tenant's own database; then the stored password is erased. Returns
+    whether the user was created now."""
+    with use_tenant(tenant):
+        created = not User.objects.filter(tenant_id=tenant.id, email=tenant.admin_email.lower()).exists()
+        if created:
+            password = decrypt_password(tenant.encrypted_admin_password)
+            User.objects.create_user(tenant.admin_email, password, tenant_id=tenant.id, roles=[Role.ADMIN])
+    if tenant.encrypted_admin_password:
+        tenant.encrypted_admin_password = None
+        tenant.save(update_fields=["encrypted_admin_password"])
+    return created
+
+
+def drop_tenant_data(tenant):
+    """Remove everything of the tenant's: its database when isolated (DROP ... WITH (FORCE) terminates
+    the sessions still on it), its rows when shared."""
+    if not tenant.has_isolated_database:
+        User.objects.using("default").filter(tenant_id=tenant.id).delete()
+        return
+    name = tenant.database_name or database_name_for(tenant.id)
+    forget_database(alias_name(tenant.id))
+    main_store().drop(name)

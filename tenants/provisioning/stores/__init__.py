@@ -1,0 +1,17 @@
+"""Where whole tenant databases live: one `DatabaseStore` interface (base.py), one module per kind."""
+
+from django.conf import settings
+from django.db import connections
+
+from .base import DatabaseStore
+from .postgresql import PostgreSQLStore
+from .sqlite import SQLiteStore
+
+__all__ = ["DatabaseStore", "PostgreSQLStore", "SQLiteStore", "main_store"]
+
+
+def main_store() -> DatabaseStore:
+    """The store beside the main database: its PostgreSQL server, or the SQLite folder of the embedded default."""
+    if connections["default"].vendor == "sqlite":
+        return SQLiteStore(settings.DIQUIS_TENANT_SQLITE_DIR)
+    return PostgreSQLStore("default")

@@ -1,0 +1,105 @@
+"""Whole databases on one PostgreSQL server: does one exist, create, clone, rename or drop it.
+
+A store is bound to one server through a Django connection alias whose settings name that server. CREATE
+and DROP DATABASE cannot run inside a transaction, and the request or job that asks may be inside one:
+these statements run on a connection of their own, in autocommit, closed right after. Reads of the
+server's catalog (pg_database is shared by every database of a server) go through the alias's own
+connection, so a request does not open a session for them. Names reach SQL only as quoted identifiers.
+"""
+
+import contextlib
+import logging
+import time
+
+import psycopg
+from django.db import connections, transaction
+from psycopg import errors, sql
+
+from jobs.locks import subject_lock
+
+logger = logging.getLogger(__name__)
+
+# PostgreSQL refuses to clone a database while anyone is connected to it, after waiting up to 5 s itself
+# for them to leave. Our templates refuse connections once built, so this is rare and brief: one more
+# attempt after a pause, then the error (and the caller creates and migrates instead).
+CLONE_ATTEMPTS = 2
+CLONE_RETRY_SECONDS = 0.5
+
+# PostgreSQL silently cuts a name at a NUL byte (libpq) or after this many bytes: it would name another database.
+MAX_NAME_BYTES = 63
+
+
+def identifier(name):
+    """A database name as SQL, refused if the server would read it as some other name."""
+    if not name or "\x00" in name or len(name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"not a usable database name: {name!r}")
+    return sql.Identifier(name)
+
+
+class PostgreSQLStore:
+    vendor = "postgresql"
+
+    def __init__(self, alias="default"):
+        self.alias = alias
+
+    def __repr__(self):
+        return f"PostgreSQLStore({self.alias!r})"
+
+    @contextlib.contextmanager
+    def _server_cursor(self):
+        params = connections[self.alias].get_connection_params()
+        with psycopg.connect(**params, autocommit=True) as connection, connection.cursor() as cursor:
+            yield cursor
+
+    def exists(self, name):
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            return cursor.fetchone() is not None
+
+    def list(self, prefix):
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY datname", [prefix])
+            return [row[0] for row in cursor.fetchall()]
+
+    def create(self, name):
+        self._create(sql.SQL("CREATE DATABASE {}").format(identifier(name)))
+
+    def clone(self, name, template):
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(identifier(name), identifier(template))
+        for attempt in range(1, CLONE_ATTEMPTS + 1):
+            try:
+                self._create(statement)
+                return
+            except errors.ObjectInUse:
+                if attempt == CLONE_ATTEMPTS:
+                    raise
+                logger.info("template %s is in use; cloning %s again (attempt %s)", template, name, attempt + 1)
+                time.sleep(CLONE_RETRY_SECONDS * attempt)
+
+    def _create(self, statement):
+        with contextlib.suppress(errors.DuplicateDatabase), self._server_cursor() as cursor:
+            cursor.execute(statement)
+
+    def drop(self, name):
+        """Terminate every session on the database and drop it."""
+        with self._server_cursor() as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier(name)))
+
+    def rename(self, name, new_name):
+        """ALTER DATABASE ... RENAME: refused while a session is on the database (ObjectInUse) or when it
+        does not exist (InvalidCatalogName). Through the alias's connection: no new session for it."""
+        statement = sql.SQL("ALTER DATABASE {} RENAME TO {}").format(identifier(name), identifier(new_name))
+        with transaction.atomic(using=self.alias), connections[self.alias].cursor() as cursor:
+            cursor.execute(statement)
+
+    def publish(self, building, final):
+        """`ALLOW_CONNECTIONS false` makes the server itself refuse every session on the template, so
+        nothing can ever hold it open and block a clone; the rename makes the final name appear complete."""
+        building, final = identifier(building), identifier(final)
+        with self._server_cursor() as cursor:
+            cursor.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(building))
+            cursor.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(building, final))
+
+    def exclusive(self, key):
+        """A PostgreSQL advisory lock on `key`, held through the main database (the catalog's)."""
+        return subject_lock(key)
