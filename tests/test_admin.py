@@ -12,8 +12,8 @@ from jobs.models import Attempt, Job
 from tenants import tasks
 from tenants.models import ProvisioningStatus, Tenant, User
 from tenants.services import subject_for
-from tests.conftest import make_root_user
-from tests.factories import TenantFactory
+from tests.support.factories import TenantFactory
+from tests.support.users import make_root_user
 
 S = ProvisioningStatus
 LIST = "/admin/tenants/tenant/"

@@ -17,7 +17,7 @@ from jobs.models import Job
 from notifications.models import Notification
 from tenants.auth import issue_tokens
 from tenants.models import ROOT_TENANT_ID, Operation, ProvisioningStatus, Role, Tenant, User
-from tests.factories import TenantFactory
+from tests.support.factories import TenantFactory
 
 S = ProvisioningStatus
 NEW_PASSWORD = "Matrix-Pass-2026!"

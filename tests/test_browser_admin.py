@@ -5,7 +5,6 @@ The pages must change by themselves, with no reload: each test marks the window 
 end that the mark is still there.
 """
 
-import contextlib
 import json
 import re
 from pathlib import Path
@@ -13,21 +12,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import make_root_user
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_on_failure
+from tests.support.users import ROOT_PASSWORD, make_root_user
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "Another-Root-Pass-1!"
 TENANT_PASSWORD = "Tenant-Admin-Pass-9!"
 JOB_TIMEOUT = 90_000  # ms: an isolated tenant clones a database; the machine is shared
 RED = "rgb(220, 53, 69)"
@@ -62,18 +51,6 @@ def page(root):
             browser.close()
 
 
-@contextlib.contextmanager
-def screenshot_on_failure(page, tmp_path):
-    try:
-        yield
-    except BaseException:
-        shot = tmp_path / "failure.png"
-        with contextlib.suppress(Exception):
-            page.screenshot(path=shot, full_page=True)
-            print(f"screenshot of the failure: {shot}")
-        raise
-
-
 def write_fault(path, tenant_id, action, message=None):
     fault = {"step": "ensure_admin_user", "tenant": tenant_id, "action": action}
     if message:
@@ -84,7 +61,7 @@ def write_fault(path, tenant_id, action, message=None):
 def sign_in(page, stack, email):
     page.goto(f"{stack.url}/admin/login/?next=/admin/tenants/tenant/")
     page.fill("#id_username", email)
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password", ROOT_PASSWORD)
     page.click("input[type=submit]")
     expect(page).to_have_url(re.compile(r"/admin/tenants/tenant/$"))
 

@@ -4,9 +4,9 @@ comes from the app itself (no CDN, no second server)."""
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests import live
-from tests.conftest import make_root_user
-from tests.test_browser_admin import CHROMIUM, CHROMIUM_ARGS, PASSWORD, screenshot_on_failure
+from tests.support import live
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_on_failure
+from tests.support.users import ROOT_PASSWORD, make_root_user
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ def test_rq_dashboard_renders_for_a_signed_in_root(web, browser_page, tmp_path):
         page.goto(f"{web}/rq/")
         expect(page).to_have_url(f"{web}/admin/login/?next=/rq/")
         page.fill("#id_username", "ops@diquis.test")
-        page.fill("#id_password", PASSWORD)
+        page.fill("#id_password", ROOT_PASSWORD)
         page.click("input[type=submit]")
         expect(page).to_have_url(f"{web}/rq/")
         expect(page.locator("#queues")).to_be_visible()

@@ -9,8 +9,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 from jobs.models import Job
 from tenants.auth import issue_tokens
 from tenants.models import Operation, ProvisioningStatus, Role, Tenant
-from tests.conftest import client_for
-from tests.factories import TenantFactory, UserFactory
+from tests.support.factories import TenantFactory, UserFactory
+from tests.support.users import client_for
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 PROFILE_KEYS = {"id", "firstName", "lastName", "email", "phoneNumber", "isActive", "roleId", "imageUrl", "createdOn"}

@@ -14,8 +14,8 @@ from tenants.auth import issue_tokens
 from tenants.databases import use_tenant
 from tenants.models import ProvisioningStatus, Role, Tenant, User
 from tenants.provisioners import ensure_migrated, ensure_tenant_database
-from tests import live
-from tests.tenant_databases import main_database, new_tenant, query, raw_cursor, templates
+from tests.support import live
+from tests.support.tenant_databases import main_database, new_tenant, query, raw_cursor, templates
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ from django.test import Client
 
 from diquis.asgi import application
 from tenants.models import ROOT_TENANT_ID, Role, User
-from tests import live
-from tests.conftest import make_root_user
+from tests.support import live
+from tests.support.users import make_root_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

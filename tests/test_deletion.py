@@ -12,7 +12,7 @@ from notifications.models import Notification
 from tenants import faults, provisioning
 from tenants.models import ProvisioningStatus, Tenant, User
 from tenants.provisioners import drop_tenant_data
-from tests.tenant_databases import (
+from tests.support.tenant_databases import (
     main_database,
     new_tenant,
     prefixed_databases,

@@ -16,8 +16,8 @@ from django.db import connection
 
 from tenants import database_server
 from tenants.seed import DEVELOPMENT_ROOT_PASSWORD
-from tests.live import ROOT
-from tests.tenant_databases import query
+from tests.support.live import ROOT
+from tests.support.tenant_databases import query
 
 STRONG_ROOT_PASSWORD = "Deploy-Root-Pass-2026!"
 

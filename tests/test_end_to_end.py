@@ -9,8 +9,8 @@ import pytest
 from websockets.sync.client import connect
 
 from tenants.models import ProvisioningStatus, Tenant
-from tests.conftest import make_root_user
-from tests.live import drain, recv_json, wait_for_event
+from tests.support.live import drain, recv_json, wait_for_event
+from tests.support.users import make_root_user
 
 pytestmark = pytest.mark.e2e
 
@@ -153,8 +153,8 @@ def test_a_failing_creation_fails_once_after_the_last_retry_and_retry_then_succe
 
 
 def test_the_admin_password_never_reaches_redis_or_the_logs(live_stack, two_roots):
-    from tests.conftest import redis
-    from tests.secrets_scan import redis_occurrences
+    from tests.support.redis_client import redis
+    from tests.support.secrets_scan import redis_occurrences
 
     token_a, _ = two_roots
     password = "Unmistakable-Secret-4711!"

@@ -28,9 +28,9 @@ from tenants.auth import issue_tokens
 from tenants.databases import database_name_for
 from tenants.models import ROOT_TENANT_ID, Role, Tenant, User
 from tenants.template_database import template_prefix
-from tests import live
-from tests.conftest import drop_test_tenant_databases
-from tests.factories import TenantFactory, UserFactory
+from tests.support import live
+from tests.support.factories import TenantFactory, UserFactory
+from tests.support.tenant_databases import drop_test_tenant_databases
 
 pytestmark = pytest.mark.e2e
 

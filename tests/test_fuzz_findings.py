@@ -19,7 +19,7 @@ from jobs.models import Job
 from tenants import views
 from tenants.models import ProvisioningStatus, Tenant
 from tenants.validators import TENANT_ID_MAX_LENGTH, TENANT_ID_PATTERN
-from tests.factories import TenantFactory
+from tests.support.factories import TenantFactory
 
 NOT_FOUND = {"succeeded": False, "data": None, "messages": ["Not Found"]}
 

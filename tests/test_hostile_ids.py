@@ -15,8 +15,8 @@ from jobs.models import Job
 from tenants import database_server
 from tenants.models import ProvisioningStatus, Tenant
 from tenants.provisioners import drop_tenant_data, ensure_migrated, ensure_tenant_database
-from tests.factories import TenantFactory
-from tests.tenant_databases import main_database, new_tenant, prefixed_databases, query
+from tests.support.factories import TenantFactory
+from tests.support.tenant_databases import main_database, new_tenant, prefixed_databases, query
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 VALID = {

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from tenants import provisioning
 from tenants.models import ProvisioningStatus, Role, Tenant, User
-from tests.tenant_databases import ADMIN_PASSWORD, main_database, new_tenant, query, raw_cursor
+from tests.support.tenant_databases import ADMIN_PASSWORD, main_database, new_tenant, query, raw_cursor
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 

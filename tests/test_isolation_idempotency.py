@@ -12,7 +12,14 @@ from tenants.databases import database_name_for, temporary_connection
 from tenants.models import ProvisioningStatus, Tenant, User
 from tenants.provisioners import create_database, ensure_migrated, ensure_tenant_database
 from tenants.template_database import migrate_database
-from tests.tenant_databases import applied_migrations, head_migrations, new_tenant, prefixed_databases, query, templates
+from tests.support.tenant_databases import (
+    applied_migrations,
+    head_migrations,
+    new_tenant,
+    prefixed_databases,
+    query,
+    templates,
+)
 
 STEPS = [step.__name__ for _, step in provisioning._create_steps(Tenant(has_isolated_database=True))]
 TENANT = "kappa"

@@ -10,19 +10,20 @@ from django.conf import settings
 from jobs.models import Job
 from notifications.models import Notification
 from tenants import database_server, spare_databases, template_database
-from tests.conftest import drop_test_tenant_databases, make_root_user
-from tests.fault_injection import wait_until
-from tests.live import LiveStack
-from tests.tenant_databases import (
+from tests.support.fault_injection import wait_until
+from tests.support.live import LiveStack
+from tests.support.tenant_databases import (
     ADMIN_PASSWORD,
     applied_migrations,
     database_oid,
+    drop_test_tenant_databases,
     main_database,
     prefixed_databases,
     query,
     sessions_on,
     templates,
 )
+from tests.support.users import make_root_user
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 

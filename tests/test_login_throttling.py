@@ -3,7 +3,7 @@
 import pytest
 from django.conf import settings
 
-from tests.factories import TenantFactory, UserFactory
+from tests.support.factories import TenantFactory, UserFactory
 
 EMAIL_RATE = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login_email"].split("/")[0])
 ADDRESS_RATE = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login_address"].split("/")[0])

@@ -18,8 +18,8 @@ from notifications.models import Notification
 from tenants import tasks
 from tenants.models import ROOT_TENANT_ID, Role, User
 from tenants.services import subject_for
-from tests.conftest import make_root_user
-from tests.factories import TenantFactory
+from tests.support.factories import TenantFactory
+from tests.support.users import make_root_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,13 +9,13 @@ import pytest
 from django.conf import settings
 
 from tenants import provisioning
-from tests.live import ROOT, stack_env
-from tests.tenant_databases import applied_migrations, new_tenant, query, raw_cursor
+from tests.support.live import ROOT, stack_env
+from tests.support.tenant_databases import applied_migrations, new_tenant, query, raw_cursor
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
 NEW_MIGRATION = ("tenants", "0002_user_nickname")
-NEXT_RELEASE_SETTINGS = "tests.settings_next_migrations"
+NEXT_RELEASE_SETTINGS = "tests.support.settings_next_migrations"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from notifications.layer_from_sync import group_send
-from tests.conftest import redis
+from tests.support.redis_client import redis
 
 GROUP = "push-probe"
 MESSAGE = {"type": "notification.push", "frame": {"id": 1, "event": "Probe", "data": {}}}

@@ -9,10 +9,10 @@ from django.db import connection
 
 from notifications.models import Notification
 from notifications.services import notify
-from tests.conftest import make_root_user
-from tests.fault_injection import wait_until
-from tests.live import LiveStack, drain, wait_for_event
-from tests.test_reliability import is_active, post_tenant, root_token, socket
+from tests.support.fault_injection import wait_until
+from tests.support.live import LiveStack, drain, wait_for_event
+from tests.support.live_tenants import is_active, post_tenant, root_token, socket
+from tests.support.users import make_root_user
 
 pytestmark = pytest.mark.e2e
 

@@ -17,33 +17,27 @@ from django.utils import timezone
 from jobs.models import Attempt, Job
 from jobs.recovery import ABANDONED_ERROR
 from notifications.models import Notification
-from tenants.models import Tenant
-from tests import live
-from tests.conftest import drop_test_tenant_databases
-from tests.fault_injection import wait_until
-from tests.live import LiveStack, drain, wait_for_event
-from tests.tenant_databases import main_database, raw_cursor
-from tests.test_reliability import (
-    S,
+from tenants.models import ProvisioningStatus, Tenant
+from tests.support import live
+from tests.support.fault_injection import wait_until
+from tests.support.live import LiveStack, drain, gone, wait_for_event
+from tests.support.live_tenants import (
     admin_users,
     figure,
     finished,
-    gone,
     job_of,
     last_notification_id,
     post_tenant,
     root_token,
     socket,
     status_of,
+    tenant_databases,
 )
+from tests.support.tenant_databases import drop_test_tenant_databases, main_database, raw_cursor
 
 pytestmark = pytest.mark.e2e
 
-
-def tenant_databases(tenant_id):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{tenant_id}%"])
-        return sorted(row[0] for row in cursor.fetchall())
+S = ProvisioningStatus
 
 
 def attempts_of(tenant_id):

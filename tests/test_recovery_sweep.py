@@ -16,7 +16,7 @@ from jobs.outcomes import ALREADY_RECORDED, FAILED_FOR_GOOD, RETRY_SCHEDULED, at
 from jobs.recovery import ABANDONED_ERROR, sweep
 from jobs.registry import durable_task
 from jobs.runner import HANDED_BACK, SUCCEEDED, run_job
-from tests.tenant_databases import main_database, raw_cursor
+from tests.support.tenant_databases import main_database, raw_cursor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

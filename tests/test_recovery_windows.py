@@ -10,7 +10,7 @@ from jobs.runner import run_job
 from notifications.models import Notification
 from tenants import services
 from tenants.models import ProvisioningStatus, Tenant
-from tests.test_reliability import ADMIN_PASSWORD
+from tests.support.tenant_databases import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

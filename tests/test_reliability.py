@@ -1,116 +1,46 @@
 """Fault tests: Redis stopped, frozen and restarted under the real stack (Daphne + RQ worker processes).
 
-Each test starts a private redis-server (tests.redis_server) and points the live processes at it, so it can
-stop and restart Redis without touching the machine's shared one. The test process itself reads the outcome
-from PostgreSQL (the source of truth) and through the live Daphne (websocket, REST).
+Each test starts a private redis-server (tests.support.redis_server) and points the live processes at it, so
+it can stop and restart Redis without touching the machine's shared one. The test process itself reads the
+outcome from PostgreSQL (the source of truth) and through the live Daphne (websocket, REST).
 
 The figures these tests measure are printed (`pytest -s` shows them) as `FIGURE <name>: <value>`.
 """
 
-import contextlib
 import signal
 import time
-from pathlib import Path
 
-import httpx
 import pytest
 from django.db import connection
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
 
 from jobs.models import Job
 from notifications.models import Notification
-from tenants.auth import issue_tokens
-from tenants.models import ProvisioningStatus, Tenant, User
-from tests import live
-from tests.conftest import make_root_user
-from tests.fault_injection import wait_until
-from tests.live import LiveStack, drain, recv_json, wait_for_event
-from tests.redis_server import PrivateRedis
+from tenants.models import ProvisioningStatus, Tenant
+from tests.support import live
+from tests.support.fault_injection import wait_until
+from tests.support.live import LiveStack, drain, wait_for_event
+from tests.support.live_tenants import (
+    admin_users,
+    figure,
+    finished,
+    is_active,
+    job_of,
+    last_notification_id,
+    post_tenant,
+    root_token,
+    socket,
+    status_of,
+)
+from tests.support.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.e2e
 
-ADMIN_PASSWORD = "Tenant-Admin-Pass-9!"
 S = ProvisioningStatus
-
-
-# --- helpers shared by the reliability tests ---------------------------------------------------------------
-
-
-def figure(name, value):
-    """A measured figure, for the report (shown with `pytest -s`)."""
-    print(f"FIGURE {name}: {value}")
-
-
-def root_token(user=None):
-    return issue_tokens(user or make_root_user())["token"]
-
-
-def post_tenant(stack, token, tenant_id, *, isolated=False, timeout=30):
-    body = {
-        "id": tenant_id,
-        "name": f"{tenant_id.title()} Academy",
-        "adminEmail": f"admin@{tenant_id}.test",
-        "password": ADMIN_PASSWORD,
-        "hasIsolatedDatabase": isolated,
-    }
-    return httpx.post(
-        f"{stack.url}/api/tenants", json=body, headers={"authorization": f"Bearer {token}"}, timeout=timeout
-    )
-
-
-def status_of(tenant_id):
-    return Tenant.objects.filter(pk=tenant_id).values_list("status", flat=True).first()
-
-
-def is_active(tenant_id):
-    return status_of(tenant_id) == S.ACTIVE
-
-
-def finished(tenant_id):
-    """The tenant is Active and the job that made it so has recorded its end (it comes a moment later)."""
-    open_jobs = Job.objects.filter(subject=f"tenant:{tenant_id}", status__in=Job.OPEN_STATUSES)
-    return is_active(tenant_id) and not open_jobs.exists()
-
-
-def admin_users(tenant_id):
-    """The tenant's admin users, wherever they live (main database or the tenant's own)."""
-    from tenants.databases import use_tenant
-
-    tenant = Tenant.objects.get(pk=tenant_id)
-    with use_tenant(tenant):
-        return list(User.objects.filter(tenant_id=tenant_id, roles__contains=["admin"]).values_list("email", flat=True))
-
-
-def last_notification_id():
-    return Notification.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
-@contextlib.contextmanager
-def socket(stack, token, since=None):
-    query = f"?access_token={token}" + (f"&since={since}" if since is not None else "")
-    with connect(f"{stack.ws_url}{query}", open_timeout=10) as ws:
-        assert recv_json(ws, 10)["event"] == "Connected"
-        yield ws
 
 
 def workers_registered(redis_client):
     return redis_client.scard("rq:workers")
-
-
-def job_of(tenant_id):
-    jobs = list(Job.objects.filter(subject=f"tenant:{tenant_id}"))
-    assert len(jobs) == 1, jobs
-    return jobs[0]
-
-
-def gone(pid):
-    """The process has ended (or is a zombie waiting to be reaped)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
 
 
 # --- Redis ---------------------------------------------------------------------------------------------------

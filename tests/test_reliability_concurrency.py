@@ -15,18 +15,13 @@ from diquis.envelope import Conflict
 from jobs.models import Attempt, Job
 from tenants import services
 from tenants.models import Tenant
-from tests import live
-from tests.conftest import drop_test_tenant_databases, make_root_user
-from tests.fault_injection import wait_until
-from tests.test_reliability import ADMIN_PASSWORD, admin_users, figure, finished, root_token
+from tests.support import live
+from tests.support.fault_injection import wait_until
+from tests.support.live_tenants import admin_users, figure, finished, root_token, tenant_databases
+from tests.support.tenant_databases import ADMIN_PASSWORD, drop_test_tenant_databases
+from tests.support.users import make_root_user
 
 CLIENTS = 50
-
-
-def tenant_databases(tenant_id):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{tenant_id}%"])
-        return sorted(row[0] for row in cursor.fetchall())
 
 
 @pytest.fixture

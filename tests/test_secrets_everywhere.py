@@ -28,10 +28,10 @@ from websockets.sync.client import connect
 from jobs.models import Attempt, Job
 from notifications.models import Notification
 from tenants.models import ROOT_TENANT_ID, Tenant, User
-from tests import live
-from tests.conftest import drop_test_tenant_databases, redis
-from tests.secrets_scan import redis_occurrences
-from tests.tenant_databases import query
+from tests.support import live
+from tests.support.redis_client import redis
+from tests.support.secrets_scan import redis_occurrences
+from tests.support.tenant_databases import drop_test_tenant_databases, query
 
 pytestmark = pytest.mark.e2e
 

@@ -13,19 +13,18 @@ import shutil
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 from pysignalr.client import SignalRClient
 from pysignalr.exceptions import AuthorizationError
 
-from tests import live
-from tests.conftest import make_root_user
+from tests.support import live
+from tests.support.users import make_root_user
 
 pytestmark = pytest.mark.e2e
 
-NODE_CLIENT = Path(__file__).resolve().parent / "signalr_client"
+NODE_CLIENT = live.ROOT / "tests" / "support" / "signalr_client"
 PASSWORD = "Another-Root-Pass-1!"  # make_root_user's
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 CONNECTED_MESSAGE = "Successfully connected to notification hub"

@@ -8,7 +8,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from notifications import signalr
 from tenants.auth import issue_tokens
-from tests.factories import TenantFactory, UserFactory
+from tests.support.factories import TenantFactory, UserFactory
 
 URL = "/hubs/notifications/negotiate"
 WEBSOCKETS_TEXT = [{"transport": "WebSockets", "transferFormats": ["Text"]}]

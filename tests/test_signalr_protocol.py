@@ -16,8 +16,8 @@ from websockets.sync.client import connect
 
 from notifications.services import notify
 from tenants.auth import issue_tokens
-from tests import live
-from tests.factories import UserFactory
+from tests.support import live
+from tests.support.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 

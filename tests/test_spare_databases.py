@@ -13,15 +13,16 @@ from notifications.models import Notification
 from tenants import database_server, provisioning, spare_databases, template_database
 from tenants.provisioners import CLAIMED, CLONED, create_database, ensure_migrated, ensure_tenant_database
 from tenants.tasks import refill_spare_databases
-from tests.tenant_databases import (
+from tests.support.tenant_databases import (
+    NEXT_RELEASE,
     applied_migrations,
     database_oid,
     head_migrations,
+    migrate_runs_on,
     new_tenant,
     raw_cursor,
     templates,
 )
-from tests.test_template_database import NEXT_RELEASE, migrate_runs_on
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX

@@ -4,24 +4,25 @@ migration graph changes, never held open, never stale; and the fallback when clo
 import shutil
 import sys
 import threading
-from pathlib import Path
 
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import connections
-from django.db.models.signals import pre_migrate
 from django.test import override_settings
 
 from tenants import database_server, provisioners, template_database
 from tenants.models import Tenant
 from tenants.provisioners import CLONED, CREATED, create_database, ensure_migrated, ensure_tenant_database
 from tenants.validators import validate_tenant_id
-from tests.tenant_databases import (
+from tests.support.tenant_databases import (
+    NEXT_RELEASE,
+    NEXT_RELEASE_DIR,
     applied_migrations,
     database_oid,
     head_migrations,
     main_database,
+    migrate_runs_on,
     new_tenant,
     query,
     raw_cursor,
@@ -30,9 +31,6 @@ from tests.tenant_databases import (
 )
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
-
-NEXT_RELEASE = {"tenants": "tests.tenant_migrations_next"}
-NEXT_RELEASE_DIR = Path(__file__).parent / "tenant_migrations_next"
 
 
 @pytest.fixture(autouse=True)
@@ -70,21 +68,6 @@ def test_the_template_refuses_connections_and_nobody_is_left_on_it():
     assert sessions_on(template) == 0
     with pytest.raises(psycopg.OperationalError), raw_cursor(template):
         pass
-
-
-def migrate_runs_on(tenant):
-    """The databases `migrate` ran on during ensure_migrated(tenant)."""
-    ran = []
-
-    def record(using, **kwargs):
-        ran.append(connections[using].settings_dict["NAME"])
-
-    pre_migrate.connect(record, dispatch_uid="migrate-runs-on")
-    try:
-        ensure_migrated(tenant)
-    finally:
-        pre_migrate.disconnect(dispatch_uid="migrate-runs-on")
-    return set(ran)
 
 
 def test_a_clone_needs_no_migration_afterwards_and_migrate_is_not_even_run():

@@ -10,11 +10,11 @@ import sys
 import pytest
 from django.conf import settings
 
-from tests.live import ROOT
+from tests.support.live import ROOT
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
-NEXT_RELEASE_SETTINGS = "tests.settings_next_migrations"
+NEXT_RELEASE_SETTINGS = "tests.support.settings_next_migrations"
 
 PROVISION = """
 import json

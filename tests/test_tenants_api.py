@@ -4,8 +4,8 @@ import pytest
 
 from jobs.models import Job
 from tenants.models import ProvisioningStatus, Role, Tenant
-from tests.conftest import client_for
-from tests.factories import TenantFactory, UserFactory
+from tests.support.factories import TenantFactory, UserFactory
+from tests.support.users import client_for
 
 S = ProvisioningStatus
 VALID = {

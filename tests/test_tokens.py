@@ -4,7 +4,7 @@ import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
 from tenants.models import ProvisioningStatus, Role
-from tests.factories import TenantFactory, UserFactory
+from tests.support.factories import TenantFactory, UserFactory
 
 S = ProvisioningStatus
 PASSWORD = "User-Password-123!"

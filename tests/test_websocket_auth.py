@@ -15,7 +15,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 from diquis.asgi import application
 from notifications.groups import user_group
 from notifications.services import PUSH_MESSAGE_TYPE, notify
-from tests.factories import TenantFactory, UserFactory
+from tests.support.factories import TenantFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

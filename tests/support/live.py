@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port():
@@ -92,6 +92,15 @@ def descendants(pid):
     return found
 
 
+def gone(pid):
+    """The process has ended (or is a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
 def start_worker(log_dir, name="worker", **env):
     return Process(
         name,
@@ -120,15 +129,8 @@ def start_web(log_dir, port, name="web", **env):
     raise RuntimeError("daphne did not start in 30 s")
 
 
-class LiveStack:
-    """One Daphne and one worker; `url` and `ws_url` point at them."""
-
-    def __init__(self, log_dir, **env):
-        self.log_dir = log_dir
-        self.port = free_port()
-        self.env = env
-        self.web = start_web(log_dir, self.port, **env)
-        self.workers = [start_worker(log_dir, **env)]
+class Listening:
+    """The addresses of a Daphne listening on 127.0.0.1:`self.port`."""
 
     @property
     def url(self):
@@ -137,6 +139,17 @@ class LiveStack:
     @property
     def ws_url(self):
         return f"ws://127.0.0.1:{self.port}/hubs/notifications"
+
+
+class LiveStack(Listening):
+    """One Daphne and one worker; `url` and `ws_url` point at them."""
+
+    def __init__(self, log_dir, **env):
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.env = env
+        self.web = start_web(log_dir, self.port, **env)
+        self.workers = [start_worker(log_dir, **env)]
 
     def add_worker(self, name=None, **env):
         worker = start_worker(self.log_dir, name=name or f"worker{len(self.workers)}", **{**self.env, **env})

@@ -2,4 +2,4 @@
 
 from diquis.settings import *  # noqa: F403
 
-MIGRATION_MODULES = {"tenants": "tests.tenant_migrations_next"}
+MIGRATION_MODULES = {"tenants": "tests.support.tenant_migrations_next"}

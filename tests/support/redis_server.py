@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from tests.live import free_port
+from tests.support.live import free_port
 
 
 class PrivateRedis:

@@ -1,5 +1,5 @@
 """The test side of tenants.faults: hold a provisioning step of a live worker through the faults file, and
-poll until something has happened. The `fault` fixture (tests/conftest.py) gives a test one `Fault`."""
+poll until something has happened. The `fault` fixture (tests/e2e/conftest.py) gives a test one `Fault`."""
 
 import json
 import time
