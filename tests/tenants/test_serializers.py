@@ -1,4 +1,4 @@
-"""What the fuzzer (tests/test_fuzz_api.py) found, pinned down as plain regression tests.
+"""What the fuzzer (tests/e2e/test_fuzz_api.py) found, pinned down as plain regression tests.
 
 1. A tenant that vanishes between the view's existence check and the service's locked read (its
    deletion finishing in the worker meanwhile) was a 500: the service's `DoesNotExist` escaped. The
