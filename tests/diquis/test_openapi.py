@@ -135,3 +135,23 @@ def test_swagger_ui_assets_are_served_by_the_app_itself_with_debug_off(settings)
         response = Client().get(f"/static/drf_spectacular_sidecar/swagger-ui-dist/{asset}")
         assert response.status_code == 200, asset
         assert len(b"".join(response.streaming_content)) > 10_000
+
+
+# --- answers the schema did not allow (found by the fuzzer, tests/e2e/test_fuzz_api.py) -------------------
+# A 400 for deleting or editing root that it did not document; `?status=` (empty) and `?after=0.0` accepted.
+
+
+def test_the_schema_documents_400_for_editing_and_deleting_root():
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]["/api/tenants/{tenant_id}"]
+    assert "400" in paths["put"]["responses"] and "400" in paths["delete"]["responses"]
+
+
+@pytest.mark.parametrize(
+    "query", ["/api/tenants?status=", "/api/notifications?after=0.0", "/api/notifications?after=-1"]
+)
+def test_values_the_schema_refuses_are_400(root_api, query):
+    response = root_api.get(query)
+    assert response.status_code == 400
+    assert response.json()["succeeded"] is False

@@ -1,42 +1,17 @@
-"""Production settings (DEBUG=false): Django's deployment checks pass, the development root password and
-a missing secret are refused, and cookies and headers are the secure ones.
+"""Production settings (DEBUG=false): Django's deployment checks pass, a missing secret is refused, and
+cookies and headers are the secure ones; CORS for the original web client on another origin (API.md,
+"Compatibility calls"): django-cors-headers, on /api/ and /hubs/ only, for the origins of
+CORS_ALLOWED_ORIGINS (empty by default).
 
 The checks run `manage.py` in a subprocess, as an operator would, with the suite's environment and the
-variables named in each test; the seeding tests migrate a throwaway database of their own.
+variables named in each test (the refusal of the development root password: tests/tenants/test_seed.py).
 """
-
-import os
-import secrets
-import subprocess
-import sys
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.test import Client, override_settings
 
-from tenants import database_server
-from tenants.seed import DEVELOPMENT_ROOT_PASSWORD
-from tests.support.live import ROOT
-from tests.support.tenant_databases import query
-
-STRONG_ROOT_PASSWORD = "Deploy-Root-Pass-2026!"
-
-
-def manage(*args, timeout=300, **env):
-    """`python manage.py ...` in production mode with a strong SECRET_KEY, unless `env` says otherwise."""
-    environment = {**os.environ, "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), **env}
-    for name, value in env.items():
-        if value is None:
-            environment.pop(name)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from tests.support.production import manage
 
 
 def test_check_deploy_passes_with_debug_off_and_a_strong_secret_key():
@@ -56,44 +31,6 @@ def test_without_a_secret_key_nothing_starts_when_debug_is_off():
     done = manage("check", SECRET_KEY=None)
     assert done.returncode != 0
     assert "SECRET_KEY is required when DEBUG is false" in done.stderr
-
-
-@pytest.fixture
-def throwaway_database(tenant_databases):
-    """An empty database on the test server (named with the suite's prefix, so conftest drops it even after
-    a crash), and the DATABASE_URL that points at it."""
-    name = f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}deploy_seed"
-    database_server.drop(name)
-    database_server.create(name)
-    params = connection.settings_dict
-    url = f"postgres://{params['USER'] or 'postgres'}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{name}"
-    yield name, url
-    database_server.drop(name)
-
-
-def root_users(database_name):
-    return query(database_name, "SELECT email FROM tenants_user WHERE tenant_id = 'root'")
-
-
-@pytest.mark.timeout(600)
-def test_migrate_refuses_the_development_root_password_then_seeds_a_strong_one(throwaway_database):
-    name, url = throwaway_database
-    refused = manage("migrate", "--no-input", DATABASE_URL=url, DIQUIS_ROOT_PASSWORD=DEVELOPMENT_ROOT_PASSWORD)
-    assert refused.returncode != 0
-    assert "DIQUIS_ROOT_PASSWORD is the documented development default; choose another." in refused.stderr
-    assert root_users(name) == []  # no root user with the public password
-
-    seeded = manage("migrate", "--no-input", DATABASE_URL=url, DIQUIS_ROOT_PASSWORD=STRONG_ROOT_PASSWORD)
-    assert seeded.returncode == 0, seeded.stderr
-    assert root_users(name) == [(settings.DIQUIS_ROOT_EMAIL.lower(),)]
-
-
-@pytest.mark.timeout(600)
-def test_migrate_requires_root_credentials_when_debug_is_off(throwaway_database):
-    _name, url = throwaway_database
-    done = manage("migrate", "--no-input", DATABASE_URL=url, DIQUIS_ROOT_EMAIL=None, DIQUIS_ROOT_PASSWORD=None)
-    assert done.returncode != 0
-    assert "DIQUIS_ROOT_EMAIL and DIQUIS_ROOT_PASSWORD are required when DEBUG is false." in done.stderr
 
 
 # --- what a browser gets (the suite runs with DEBUG=false) ----------------------------------------------
@@ -129,3 +66,57 @@ def test_the_admin_cookies_are_secure_and_the_session_cookie_http_only(client, r
     session = signed_in.cookies[settings.SESSION_COOKIE_NAME]
     assert session["secure"] and session["httponly"]
     assert session["samesite"] == "Lax"
+
+
+# --- CORS -----------------------------------------------------------------------------------------------------
+
+APP = "https://app.diquis.example"
+FOREIGN = "https://evil.example"
+
+
+def preflight(path, origin, headers="authorization,content-type,tenant,x-signalr-user-agent"):
+    return Client().options(
+        path,
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": headers},
+    )
+
+
+def test_no_origin_is_allowed_by_default(db):
+    assert settings.CORS_ALLOWED_ORIGINS == []
+    response = preflight("/api/tokens", APP)
+    assert "access-control-allow-origin" not in response.headers
+
+
+@override_settings(CORS_ALLOWED_ORIGINS=[APP])
+@pytest.mark.parametrize("path", ["/api/tokens", "/api/tenants/acme", "/hubs/notifications/negotiate"])
+def test_a_preflight_from_an_allowed_origin_is_answered(db, path):
+    response = preflight(path, APP)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == APP
+    assert response.headers["access-control-allow-credentials"] == "true"
+    allowed = {h.strip() for h in response.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "tenant", "x-signalr-user-agent"} <= allowed
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+
+@override_settings(CORS_ALLOWED_ORIGINS=[APP])
+@pytest.mark.parametrize("path", ["/api/tokens", "/hubs/notifications/negotiate"])
+def test_a_preflight_from_a_refused_origin_gets_no_cors_headers(db, path):
+    response = preflight(path, FOREIGN)
+    assert "access-control-allow-origin" not in response.headers
+    assert "access-control-allow-credentials" not in response.headers
+
+
+@override_settings(CORS_ALLOWED_ORIGINS=[APP])
+def test_cors_stays_off_outside_api_and_hubs(db):
+    response = preflight("/admin/login/", APP)
+    assert "access-control-allow-origin" not in response.headers
+
+
+@override_settings(CORS_ALLOWED_ORIGINS=[APP])
+def test_an_actual_cross_origin_call_carries_the_allow_origin_header(db):
+    response = Client().get("/api/tenants/tenant-options", headers={"Origin": APP})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == APP
+    refused = Client().get("/api/tenants/tenant-options", headers={"Origin": FOREIGN})
+    assert "access-control-allow-origin" not in refused.headers

@@ -1,7 +1,7 @@
 """Fifty identical creates at once: one is accepted, 49 conflict; one tenant, one job, one database.
 
-Against two Daphne processes (so the requests really race in the database, not only in one process's
-thread), and once more straight on the service with fifty threads."""
+Against two Daphne processes, so the requests really race in the database, not only in one process's
+thread (the same race straight on the service, with fifty threads: tests/tenants/test_services.py)."""
 
 import threading
 from collections import Counter
@@ -9,17 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from django.db import connection
 
-from diquis.envelope import Conflict
 from jobs.models import Attempt, Job
-from tenants import services
 from tenants.models import Tenant
 from tests.support import live
 from tests.support.fault_injection import wait_until
 from tests.support.live_tenants import admin_users, figure, finished, root_token, tenant_databases
 from tests.support.tenant_databases import ADMIN_PASSWORD, drop_test_tenant_databases
-from tests.support.users import make_root_user
 
 CLIENTS = 50
 
@@ -71,32 +67,3 @@ def test_fifty_identical_creates_at_once_accept_exactly_one(two_webs, isolated):
     assert admin_users(tenant_id) == [f"admin@{tenant_id}.test"]
     if isolated:
         assert tenant_databases(tenant_id) == [Tenant.objects.get(pk=tenant_id).database_name]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_fifty_threads_on_the_service_accept_exactly_one():
-    initiator = make_root_user().pk
-    start = threading.Barrier(CLIENTS)
-
-    def create(_):
-        try:
-            start.wait(timeout=60)
-            services.create_tenant(
-                tenant_id="race-service",
-                name="Race",
-                admin_email="admin@race-service.test",
-                password=ADMIN_PASSWORD,
-                has_isolated_database=False,
-                initiated_by=initiator,
-            )
-            return "accepted"
-        except Conflict as conflict:
-            return str(conflict.detail)
-        finally:
-            connection.close()  # each thread's own connection
-
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        outcomes = Counter(pool.map(create, range(CLIENTS)))
-    assert outcomes == {"accepted": 1, "Tenant already exists": CLIENTS - 1}
-    assert Tenant.objects.filter(pk="race-service").count() == 1
-    assert Job.objects.filter(subject="tenant:race-service").count() == 1

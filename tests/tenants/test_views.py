@@ -3,6 +3,7 @@
 import pytest
 
 from jobs.models import Job
+from tenants import views
 from tenants.models import ProvisioningStatus, Role, Tenant
 from tests.support.factories import TenantFactory, UserFactory
 from tests.support.users import client_for
@@ -266,3 +267,40 @@ def test_delete_of_root_is_400_unknown_404_in_flight_409(root_api):
     assert root_api.delete("/api/tenants/nope").status_code == 404
     TenantFactory(id="busy", status=S.PROVISIONING)
     assert root_api.delete("/api/tenants/busy").status_code == 409
+
+
+# --- a tenant deleted meanwhile (found by the fuzzer, tests/e2e/test_fuzz_api.py) ------------------------
+# It vanished between the view's existence check and the service's locked read (its deletion finishing in
+# the worker meanwhile): a 500, the service's `DoesNotExist` escaping. The fuzzer met it as a second DELETE
+# racing the first one's job.
+
+NOT_FOUND = {"succeeded": False, "data": None, "messages": ["Not Found"]}
+
+
+@pytest.fixture
+def vanishing_tenant(monkeypatch, db):
+    """`acme` passes the view's check, then is gone before the service locks it."""
+    TenantFactory(id="acme", status=ProvisioningStatus.FAILED)
+    check = views._tenant_or_404
+
+    def check_then_vanish(tenant_id):
+        tenant = check(tenant_id)
+        Tenant.objects.filter(pk=tenant_id).delete()
+        return tenant
+
+    monkeypatch.setattr(views, "_tenant_or_404", check_then_vanish)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("delete", "/api/tenants/acme", None),
+        ("put", "/api/tenants/acme", {"name": "Acme", "isActive": True}),
+        ("post", "/api/tenants/acme/retry", None),
+    ],
+)
+def test_a_tenant_deleted_meanwhile_is_404_not_500(root_api, vanishing_tenant, method, path, body):
+    response = getattr(root_api, method)(path, body, format="json")
+    assert response.status_code == 404
+    assert response.json() == NOT_FOUND
+    assert not Job.objects.exists()
