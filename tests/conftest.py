@@ -9,8 +9,6 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tenants.models import ROOT_TENANT_ID, User
-from tests.support import live
-from tests.support.fault_injection import Fault
 from tests.support.redis_client import redis
 from tests.support.tenant_databases import drop_test_tenant_databases
 from tests.support.users import client_for
@@ -56,23 +54,3 @@ def api(db):
 @pytest.fixture
 def root_api(root_user):
     return client_for(root_user)
-
-
-@pytest.fixture
-def fault(tmp_path):
-    """A `Fault` on a faults file in the test's tmp_path (pass `fault.path` as DIQUIS_FAULTS_FILE to a live
-    worker); released after the test, so no step stays held."""
-    fault = Fault(tmp_path)
-    yield fault
-    fault.release()
-
-
-@pytest.fixture
-def live_stack(transactional_db, tmp_path):
-    """Daphne + one RQ worker, as separate processes, on the test database. Stopped after the test."""
-    stack = live.LiveStack(tmp_path)
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        drop_test_tenant_databases()

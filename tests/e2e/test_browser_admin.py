@@ -15,8 +15,6 @@ from playwright.sync_api import expect, sync_playwright
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_on_failure
 from tests.support.users import ROOT_PASSWORD, make_root_user
 
-pytestmark = pytest.mark.e2e
-
 TENANT_PASSWORD = "Tenant-Admin-Pass-9!"
 JOB_TIMEOUT = 90_000  # ms: an isolated tenant clones a database; the machine is shared
 RED = "rgb(220, 53, 69)"

@@ -8,8 +8,6 @@ from tests.support import live
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_on_failure
 from tests.support.users import ROOT_PASSWORD, make_root_user
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def web(transactional_db, tmp_path):

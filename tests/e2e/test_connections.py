@@ -17,8 +17,6 @@ from tenants.provisioners import ensure_migrated, ensure_tenant_database
 from tests.support import live
 from tests.support.tenant_databases import main_database, new_tenant, query, raw_cursor, templates
 
-pytestmark = pytest.mark.e2e
-
 TENANTS = 50
 # While a request runs: the main database's pooled sessions, its tenant's, and one just closed and not yet
 # gone from the server's view.

@@ -12,8 +12,6 @@ from tenants.models import ProvisioningStatus, Tenant
 from tests.support.live import drain, recv_json, wait_for_event
 from tests.support.users import make_root_user
 
-pytestmark = pytest.mark.e2e
-
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 PASSWORD = "Another-Root-Pass-1!"
 

@@ -32,8 +32,6 @@ from tests.support import live
 from tests.support.factories import TenantFactory, UserFactory
 from tests.support.tenant_databases import drop_test_tenant_databases
 
-pytestmark = pytest.mark.e2e
-
 EXAMPLES = int(os.environ.get("DIQUIS_FUZZ_EXAMPLES", "25"))
 SEED = os.environ.get("DIQUIS_FUZZ_SEED", "20261101")  # "random": a new seed for every run
 RUN_TIMEOUT = int(os.environ.get("DIQUIS_FUZZ_TIMEOUT", "1500"))

@@ -27,8 +27,6 @@ from tests.support.users import make_root_user
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
-pytestmark = pytest.mark.e2e
-
 ROOT_PASSWORD = "Another-Root-Pass-1!"
 BURST = 10
 

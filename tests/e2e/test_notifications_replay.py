@@ -14,8 +14,6 @@ from tests.support.live import LiveStack, drain, wait_for_event
 from tests.support.live_tenants import is_active, post_tenant, root_token, socket
 from tests.support.users import make_root_user
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture
 def stack(transactional_db, tmp_path, fault):

@@ -35,8 +35,6 @@ from tests.support.live_tenants import (
 )
 from tests.support.tenant_databases import drop_test_tenant_databases, main_database, raw_cursor
 
-pytestmark = pytest.mark.e2e
-
 S = ProvisioningStatus
 
 

@@ -34,8 +34,6 @@ from tests.support.live_tenants import (
 )
 from tests.support.redis_server import PrivateRedis
 
-pytestmark = pytest.mark.e2e
-
 S = ProvisioningStatus
 
 

@@ -33,7 +33,6 @@ def two_webs(transactional_db, tmp_path):
         drop_test_tenant_databases()
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize("isolated", [False, True], ids=["shared", "isolated"])
 def test_fifty_identical_creates_at_once_accept_exactly_one(two_webs, isolated):
     stack, urls = two_webs

@@ -33,8 +33,6 @@ from tests.support.redis_client import redis
 from tests.support.secrets_scan import redis_occurrences
 from tests.support.tenant_databases import drop_test_tenant_databases, query
 
-pytestmark = pytest.mark.e2e
-
 TENANT = "secret-keepers"
 ADMIN_PASSWORD = "Adm1n-Plaintext-Secret-7391!"
 USER_PASSWORD = "Us3r-Plaintext-Secret-5602!"

@@ -22,8 +22,6 @@ from pysignalr.exceptions import AuthorizationError
 from tests.support import live
 from tests.support.users import make_root_user
 
-pytestmark = pytest.mark.e2e
-
 NODE_CLIENT = live.ROOT / "tests" / "support" / "signalr_client"
 PASSWORD = "Another-Root-Pass-1!"  # make_root_user's
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

@@ -19,7 +19,7 @@ from tenants.auth import issue_tokens
 from tests.support import live
 from tests.support.factories import UserFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 RS = "\x1e"
 HANDSHAKE = json.dumps({"protocol": "json", "version": 1}) + RS
