@@ -35,7 +35,7 @@ bench-quick: install
 # seeded version). FUZZ_EXAMPLES: cases per operation and phase.
 FUZZ_EXAMPLES ?= 200
 fuzz: install
-	DIQUIS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) DIQUIS_FUZZ_SEED=random $(BIN)/pytest -s tests/test_fuzz_api.py
+	DIQUIS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) DIQUIS_FUZZ_SEED=random $(BIN)/pytest -s tests/e2e/test_fuzz_api.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -135,8 +135,8 @@ def tenant_count_latency(ctx, section):
     )
 
 
-NEXT_MIGRATION_SETTINGS = "bench.settings_next_migration"
-PENDING_COLUMN = "bench_nickname"
+NEXT_MIGRATION_SETTINGS = "tests.support.settings_next_migrations"
+PENDING_COLUMN = "nickname"
 
 
 def _migrate_tenants(parallel, settings=None):
@@ -193,7 +193,7 @@ def migrate_tenants(ctx, section):
         f"`python manage.py migrate_tenants --parallel P` over {len(tenants)} isolated databases, wall time of the "
         f"whole command, {mode.migrate_repeats} run(s) each: with every database at the head (a deploy without a "
         "tenant-side migration), and with one new migration pending in all of them (a column and an index on the "
-        "users table; `bench.settings_next_migration`, databases cloned afresh before each run). "
+        "users table; `tests.support.settings_next_migrations`, databases cloned afresh before each run). "
         f"New migration applied to every database: {'yes' if applied else '**no**'}.",
         "",
     )

@@ -1,6 +1,6 @@
 """The real stack of a benchmark: Daphne and RQ worker processes, with the bench's environment.
 
-Built on the process helpers of the end-to-end tests (tests/live.py); adds what a benchmark needs:
+Built on the process helpers of the end-to-end tests (tests/support/live.py); adds what a benchmark needs:
 a choice of settings module and Daphne flags, stopping a worker with everything it forked, and the
 resident memory of each process.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.live import Process, descendants, free_port
+from tests.support.live import Listening, Process, descendants, free_port
 
 from . import environment
 
@@ -42,7 +42,7 @@ def rss_kib(pid):
     return 0
 
 
-class Web:
+class Web(Listening):
     """One Daphne process. `daphne_args` are extra flags (e.g. --websocket_connect_timeout)."""
 
     def __init__(self, sandbox, *, name="web", settings=None, daphne_args=(), endpoint=None):
@@ -67,14 +67,6 @@ class Web:
                 return
             time.sleep(0.2)
         raise RuntimeError("daphne did not answer within 60 s")
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self):
-        return f"ws://127.0.0.1:{self.port}/hubs/notifications"
 
     @property
     def pid(self):

@@ -2,36 +2,16 @@
 test leaves no key, queue or database behind."""
 
 import contextlib
-import uuid
 
-import django_rq
 import pytest
 from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
-from tenants.auth import issue_tokens
-from tenants.models import ROOT_TENANT_ID, Role, User
-from tests import live
-from tests.fault_injection import Fault
-
-TEST_DB_PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
-assert TEST_DB_PREFIX.startswith("test_"), "the suite drops databases by this prefix: it must be a test one"
-
-
-def redis():
-    return django_rq.get_connection("default")
-
-
-def drop_test_tenant_databases():
-    """Drop every database a test created for a tenant (templates too), by its test prefix (even after a
-    failed test)."""
-    from tenants import database_server
-
-    if not connection.settings_dict["NAME"].startswith("test_"):
-        return  # no test in this session uses the database: none was made, nor any tenant database
-    for name in database_server.names_starting_with(TEST_DB_PREFIX):
-        database_server.drop(name)
+from tenants.models import ROOT_TENANT_ID, User
+from tests.support.redis_client import redis
+from tests.support.tenant_databases import drop_test_tenant_databases
+from tests.support.users import client_for
 
 
 @pytest.fixture(autouse=True)
@@ -66,24 +46,6 @@ def root_user(db):
     return User.objects.get(tenant_id=ROOT_TENANT_ID, email=settings.DIQUIS_ROOT_EMAIL.lower())
 
 
-def make_root_user(email=None):
-    return User.objects.create_user(
-        email or f"root-{uuid.uuid4().hex[:8]}@diquis.test",
-        "Another-Root-Pass-1!",
-        tenant_id=ROOT_TENANT_ID,
-        roles=[Role.ROOT],
-    )
-
-
-def client_for(user=None, *, tenant=None):
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_tokens(user)['token']}")
-    if tenant is not None:
-        client.defaults["HTTP_TENANT"] = tenant
-    return client
-
-
 @pytest.fixture
 def api(db):
     return APIClient()
@@ -92,23 +54,3 @@ def api(db):
 @pytest.fixture
 def root_api(root_user):
     return client_for(root_user)
-
-
-@pytest.fixture
-def fault(tmp_path):
-    """A `Fault` on a faults file in the test's tmp_path (pass `fault.path` as DIQUIS_FAULTS_FILE to a live
-    worker); released after the test, so no step stays held."""
-    fault = Fault(tmp_path)
-    yield fault
-    fault.release()
-
-
-@pytest.fixture
-def live_stack(transactional_db, tmp_path):
-    """Daphne + one RQ worker, as separate processes, on the test database. Stopped after the test."""
-    stack = live.LiveStack(tmp_path)
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        drop_test_tenant_databases()

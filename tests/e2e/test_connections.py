@@ -1,0 +1,144 @@
+"""Connections stay bounded: one Daphne process serves requests for 50 isolated tenants in turn, and
+PostgreSQL then shows no more of its connections than the configured bound, none to a tenant database
+and none to the template (real Daphne, real PostgreSQL)."""
+
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+from django.conf import settings
+
+from tenants.auth import issue_tokens
+from tenants.databases import use_tenant
+from tenants.models import ProvisioningStatus, Role, Tenant, User
+from tenants.provisioners import ensure_migrated, ensure_tenant_database
+from tests.support import live
+from tests.support.tenant_databases import main_database, new_tenant, query, raw_cursor, templates
+
+TENANTS = 50
+# While a request runs: the main database's pooled sessions, its tenant's, and one just closed and not yet
+# gone from the server's view.
+IN_FLIGHT_SESSIONS = settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS + 2
+MEMBER_PASSWORD = "Member-Password-77!"
+
+
+def isolated_tenant_with_admin(tenant_id):
+    """Provisioned by the real steps; the admin gets no password (hashing 50 would only cost time)."""
+    tenant = new_tenant(tenant_id)
+    ensure_tenant_database(tenant)
+    ensure_migrated(tenant)
+    with use_tenant(tenant):
+        admin = User.objects.create_user(f"admin@{tenant_id}.test", None, tenant_id=tenant_id, roles=[Role.ADMIN])
+    Tenant.objects.filter(pk=tenant_id).update(status=ProvisioningStatus.ACTIVE, is_provisioned=True)
+    return issue_tokens(admin)["token"]
+
+
+def connections_of(application_name):
+    """(database, count) of every session the process has open, by the name it gives PostgreSQL."""
+    return dict(
+        query(
+            main_database(),
+            "SELECT datname, count(*) FROM pg_stat_activity WHERE application_name = %s GROUP BY datname",
+            [application_name],
+        )
+    )
+
+
+def settled_connections_of(application_name, seconds=3):
+    """The same, once a session the process has just closed is gone from the server's view too (a server
+    process takes a moment to exit after its client said goodbye); what remains after that is held."""
+    deadline = time.monotonic() + seconds
+    while True:
+        sessions = connections_of(application_name)
+        if set(sessions) <= {main_database()} or time.monotonic() > deadline:
+            return sessions
+        time.sleep(0.05)
+
+
+class Sampler:
+    """Counts the process's sessions every few milliseconds while requests run, and keeps the highest."""
+
+    def __init__(self, application_name):
+        self.application_name = application_name
+        self.peak = 0
+        self.samples = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        statement = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        with raw_cursor(main_database()) as cursor:
+            while not self.stopped.wait(0.01):
+                cursor.execute(statement, [self.application_name])
+                self.peak = max(self.peak, cursor.fetchone()[0])
+                self.samples += 1
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def web(transactional_db, tenant_databases, tmp_path):
+    """One Daphne process whose every database session carries a name of its own (libpq's PGAPPNAME)."""
+    name = f"diquis-web-{uuid.uuid4().hex[:8]}"
+    port = live.free_port()
+    process = live.start_web(tmp_path, port, PGAPPNAME=name)
+    try:
+        yield f"http://127.0.0.1:{port}", name
+    finally:
+        process.stop()
+
+
+def test_one_process_serving_fifty_isolated_tenants_keeps_its_connections_bounded(web):
+    url, application_name = web
+    tokens = {f"bound-{n:02d}": isolated_tenant_with_admin(f"bound-{n:02d}") for n in range(TENANTS)}
+    bound = settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS
+    peak = 0
+    with Sampler(application_name) as sampler, httpx.Client(base_url=url, timeout=60) as http:
+        for index, (tenant_id, token) in enumerate(tokens.items()):
+            auth = {"authorization": f"Bearer {token}"}
+            assert http.get("/api/users/me", headers=auth).json()["data"]["tenant"] == tenant_id
+            assert http.get("/api/users", headers=auth).status_code == 200
+            if index % 10 == 0:  # now and then a write (and a password hash) too
+                body = {"email": f"member@{tenant_id}.test", "password": MEMBER_PASSWORD}
+                assert http.post("/api/users", json=body, headers=auth).status_code == 201
+            open_now = settled_connections_of(application_name)
+            peak = max(peak, sum(open_now.values()))
+            assert not [db for db in open_now if db != main_database()], open_now  # no tenant database held
+        at_rest = settled_connections_of(application_name)
+    assert sum(at_rest.values()) <= bound, at_rest
+    assert peak <= bound, peak
+    # Nothing that grows with the number of tenants served.
+    assert sampler.peak <= IN_FLIGHT_SESSIONS, sampler.peak
+    held_by_anyone = query(
+        main_database(),
+        "SELECT count(*) FROM pg_stat_activity WHERE starts_with(datname, %s)",
+        [settings.DIQUIS_TENANT_DATABASE_PREFIX],
+    )
+    assert held_by_anyone == [(0,)]  # nobody, in any process, is left on a tenant database or a template
+    assert len(templates()) == 1  # the tenants were cloned from it, and nobody is on it
+    print(f"\nsessions of the web process: {sampler.peak} at most during requests, {peak} between, {at_rest} at rest")
+
+
+def test_the_web_process_serves_its_requests_and_handshakes_from_one_pooled_session(web):
+    """A session per request cost a PostgreSQL connection (~5 ms) each time; the pool keeps one and reuses it."""
+    url, application_name = web
+    token = issue_tokens(User.objects.get(email=settings.DIQUIS_ROOT_EMAIL.lower()))["token"]
+    backends = set()
+    with httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {token}"}) as http:
+        for _ in range(20):
+            assert http.get("/api/users/me").status_code == 200
+            backends |= {
+                pid
+                for (pid,) in query(
+                    main_database(), "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [application_name]
+                )
+            }
+    assert 1 <= len(backends) <= 2, backends  # the pool's first session, and one made while it was filling

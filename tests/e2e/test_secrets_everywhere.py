@@ -1,0 +1,289 @@
+"""No secret is ever shown (API.md, "Envelope" and "Tenants"), checked after a whole life cycle.
+
+On the real stack (Daphne + worker), root signs in, listens on the websocket, creates an isolated tenant
+(whose admin signs in and adds a user), updates it and deletes it, and fails a few requests on the way.
+Then everything the system could have shown or kept is gathered and searched:
+
+- every API response and websocket frame of the cycle,
+- every line the web and worker processes logged,
+- the durable job records (arguments, errors, step timings, tracebacks) and the notifications,
+- every Redis key and value (RQ's job payloads and results decompressed, the channel layer, the cache),
+- the operator's pages as root sees them: rq-dashboard at /rq/ (pages and the JSON behind them),
+  django-rq under /admin/rq/ (queues, registries, every job), and the admin's tenant and job pages.
+
+What must appear nowhere: the plaintext passwords, the password hashes (and the "pbkdf2_sha256$"
+marker of any), the admin password as encrypted at rest, a connection string or the DATABASE_URL,
+the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to hand one out).
+"""
+
+import json
+import re
+from html.parser import HTMLParser
+
+import httpx
+import pytest
+from django.conf import settings
+from websockets.sync.client import connect
+
+from jobs.models import Attempt, Job
+from notifications.models import Notification
+from tenants.models import ROOT_TENANT_ID, Tenant, User
+from tests.support import live
+from tests.support.redis_client import redis
+from tests.support.secrets_scan import redis_occurrences
+from tests.support.tenant_databases import drop_test_tenant_databases, query
+
+TENANT = "secret-keepers"
+ADMIN_PASSWORD = "Adm1n-Plaintext-Secret-7391!"
+USER_PASSWORD = "Us3r-Plaintext-Secret-5602!"
+WRONG_PASSWORD = "Wr0ng-Guess-Secret-4410!"
+JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
+HANDS_OUT_TOKENS = re.compile(r"^/api/tokens(/.*)?$")
+FERNET_MARKER = "gAAAAA"  # every Fernet token starts so (version byte + timestamp)
+# The cookies must travel over the plain-HTTP test server to sign in to the admin.
+STACK_ENV = {"SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false", "LOG_LEVEL": "INFO"}
+# Links the crawl does not follow: actions, and django-rq 4.2's worker pages, which it links by name but
+# looks up by key (with rq 3.0 every one of them is a 500: "Not a valid RQ worker key").
+UNFOLLOWED = re.compile(r"/(delete|empty|requeue|requeue-all|enqueue|stop|clear)/|/admin/rq/workers/\d+/[^/]+/")
+RQ_REGISTRIES = ["queued", "started", "finished", "failed", "deferred", "scheduled", "canceled"]
+
+
+class Recorder:
+    """An HTTP client on the live stack that keeps every response it got, for the scan."""
+
+    def __init__(self, stack):
+        self.client = httpx.Client(base_url=stack.url, timeout=30)
+        self.responses = []
+
+    def __call__(self, method, path, *, token=None, tenant=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        if tenant:
+            headers["tenant"] = tenant
+        response = self.client.request(method, path, headers=headers, **kwargs)
+        self.responses.append((path, response))
+        return response
+
+    def texts(self, *, tokens_allowed):
+        """(where, text) of every response; the token calls' bodies aside when JWTs are looked for."""
+        for path, response in self.responses:
+            body = response.text
+            if tokens_allowed and HANDS_OUT_TOKENS.match(path.split("?")[0]):
+                body = ""
+            yield f"{response.request.method} {path}", body + "\n" + str(dict(response.headers))
+
+
+def sign_in(call, email, password, tenant=None):
+    response = call("POST", "/api/tokens", json={"email": email, "password": password}, tenant=tenant)
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def wait_for(ws, event, frames):
+    frame, seen = live.wait_for_event(ws, event, timeout=60)
+    frames.extend([*seen, frame])
+    return frame
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs = set()
+
+    def handle_starttag(self, tag, attrs):
+        href = dict(attrs).get("href")
+        if tag == "a" and href and href.startswith("/admin/rq/"):
+            self.hrefs.add(href)
+
+
+def admin_cookies(stack):
+    """The cookies of a browser signed in to the admin as root, through the admin's own login form."""
+    with httpx.Client(base_url=stack.url, timeout=30, follow_redirects=True) as browser:
+        page = browser.get("/admin/login/")
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        signed_in = browser.post(
+            "/admin/login/?next=/admin/",
+            data={
+                "username": settings.DIQUIS_ROOT_EMAIL,
+                "password": settings.DIQUIS_ROOT_PASSWORD,
+                "csrfmiddlewaretoken": csrf,
+            },
+            headers={"referer": f"{stack.url}/admin/login/"},
+        )
+        assert signed_in.url.path == "/admin/", signed_in.text[:500]
+        return dict(browser.cookies)
+
+
+def fetch(stack, cookies, page):
+    """One page on a connection of its own: on a kept-alive connection the dashboards answer some
+    requests with 500 ("CurrentThreadExecutor already quit or is broken"), a defect of their mount
+    that is not what this test is about."""
+    return httpx.get(f"{stack.url}{page}", cookies=cookies, timeout=30, follow_redirects=True)
+
+
+def dashboard_pages(stack, cookies, job_ids):
+    """(where, text) of the operator's pages root can open: rq-dashboard, django-rq, the admin."""
+    registries = ["finished", "failed", "scheduled", "started", "deferred"]
+    pages = ["/rq/", "/rq/0/view/workers", "/rq/0/data/queues.json", "/rq/0/data/workers.json"]
+    for registry in RQ_REGISTRIES:
+        pages.append(f"/rq/0/view/jobs/default/{registry}/100/asc/1")
+        pages.append(f"/rq/0/data/jobs/default/{registry}/100/asc/1.json")
+    pages += [f"/rq/0/data/job/{job_id}.json" for job_id in job_ids]
+    pages += [f"/rq/0/view/job/{job_id}" for job_id in job_ids]
+    pages += ["/admin/rq/", "/admin/rq/queues/0/"]
+    pages += [f"/admin/rq/queues/0/{registry}/" for registry in registries]
+    pages += [f"/admin/rq/queues/0/{job_id}/" for job_id in job_ids]
+    pages += ["/admin/tenants/tenant/", "/admin/jobs/job/", "/admin/jobs/attempt/"]
+    pages += [f"/admin/jobs/job/{job.pk}/change/" for job in Job.objects.all()]
+    pages += [f"/admin/jobs/attempt/{attempt.pk}/change/" for attempt in Attempt.objects.all()]
+    seen, found = set(), []
+    while pages:
+        page = pages.pop(0)
+        if page in seen:
+            continue
+        seen.add(page)
+        response = fetch(stack, cookies, page)
+        assert response.status_code in {200, 404}, (page, response.status_code)
+        assert response.url.path != "/admin/login/", page  # really signed in
+        found.append((f"GET {page}", response.text))
+        parser = Links()
+        parser.feed(response.text)
+        pages += sorted(href for href in parser.hrefs if not UNFOLLOWED.search(href))
+        assert len(seen) < 400, "runaway crawl"
+    return found
+
+
+def database_records():
+    rows = [*Job.objects.values(), *Attempt.objects.values(), *Notification.objects.values()]
+    rows += list(Tenant.objects.values("id", "provisioning_error", "database_name"))
+    return [("database records", json.dumps(rows, default=str))]
+
+
+def rq_job_ids():
+    """Every RQ job id Redis knows, in any registry (the worker has finished them all by now)."""
+    connection = redis()
+    return sorted(
+        key.decode().removeprefix("rq:job:")
+        for key in connection.scan_iter("rq:job:*")
+        if connection.type(key) == b"hash"
+    )
+
+
+@pytest.fixture
+def stack(transactional_db, tmp_path):
+    running = live.LiveStack(tmp_path, **STACK_ENV)
+    try:
+        yield running
+    finally:
+        running.stop()
+        drop_test_tenant_databases()
+
+
+@pytest.mark.timeout(600)
+def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack):
+    call, frames = Recorder(stack), []
+    root = sign_in(call, settings.DIQUIS_ROOT_EMAIL, settings.DIQUIS_ROOT_PASSWORD)
+    root_hash = User.objects.get(tenant_id=ROOT_TENANT_ID, email=settings.DIQUIS_ROOT_EMAIL.lower()).password
+    refused = call("POST", "/api/tokens", json={"email": settings.DIQUIS_ROOT_EMAIL, "password": WRONG_PASSWORD})
+    assert refused.status_code == 401
+
+    with connect(f"{stack.ws_url}?access_token={root['token']}", open_timeout=10) as ws:
+        frames.append(live.recv_json(ws, 10))
+        weak = call(
+            "POST",
+            "/api/tenants",
+            token=root["token"],
+            json={"id": TENANT, "name": "Keepers", "adminEmail": "admin@keepers.test", "password": "keepers"},
+        )
+        assert weak.status_code == 400  # a refused password is not echoed either
+        created = call(
+            "POST",
+            "/api/tenants",
+            token=root["token"],
+            json={
+                "id": TENANT,
+                "name": "Keepers",
+                "adminEmail": "admin@keepers.test",
+                "password": ADMIN_PASSWORD,
+                "hasIsolatedDatabase": True,
+            },
+        )
+        assert created.status_code == 202, created.text
+        encrypted = Tenant.objects.get(pk=TENANT).encrypted_admin_password  # may be erased already
+        wait_for(ws, "TenantCreated", frames)
+
+        database = Tenant.objects.get(pk=TENANT).database_name
+        admin = sign_in(call, "admin@keepers.test", ADMIN_PASSWORD, tenant=TENANT)
+        added = call(
+            "POST",
+            "/api/users",
+            token=admin["token"],
+            json={"email": "user@keepers.test", "password": USER_PASSWORD, "firstName": "U", "lastName": "Ser"},
+        )
+        assert added.status_code == 201, added.text
+        hashes = [row[0] for row in query(database, "SELECT password FROM tenants_user")]
+        assert len(hashes) == 2 and all(h.startswith("pbkdf2_sha256$") for h in hashes)
+        for path in ["/api/users", "/api/users/me", "/api/identity/profile", "/api/notifications"]:
+            assert call("GET", path, token=admin["token"]).status_code == 200
+        call("POST", "/api/tokens/refresh", json={"refreshToken": admin["refreshToken"]})
+        call("GET", f"/api/tokens/{admin['refreshToken']}")
+
+        for path in ["/api/tenants", f"/api/tenants/{TENANT}", "/api/notifications", "/api/users/me"]:
+            assert call("GET", path, token=root["token"]).status_code == 200
+        updated = call(
+            "PUT", f"/api/tenants/{TENANT}", token=root["token"], json={"name": "Keepers 2", "isActive": True}
+        )
+        assert updated.status_code == 202
+        wait_for(ws, "TenantUpdated", frames)
+        assert call("DELETE", f"/api/tenants/{TENANT}", token=root["token"]).status_code == 202
+        wait_for(ws, "TenantDeleted", frames)
+
+    job_ids = rq_job_ids()
+    assert job_ids, "the dashboards below would show no job at all"
+    pages = dashboard_pages(stack, admin_cookies(stack), job_ids)
+    assert any("secret-keepers" in text for _, text in pages)  # the dashboards do show this tenant's jobs
+
+    elsewhere = [
+        *[("websocket", json.dumps(frame)) for frame in frames],
+        *[(f"{process.name} log", process.output()) for process in [stack.web, *stack.workers]],
+        *database_records(),
+        *pages,
+    ]
+    secrets = {
+        "admin password": ADMIN_PASSWORD,
+        "user password": USER_PASSWORD,
+        "refused password": WRONG_PASSWORD,
+        "root password": settings.DIQUIS_ROOT_PASSWORD,
+        "hash marker": "pbkdf2_sha256$",
+        "root's hash": root_hash,
+        **{f"tenant hash {n}": value for n, value in enumerate(hashes)},
+        "database url": live.stack_env()["DATABASE_URL"],
+        "postgres url": "postgres://",
+        "postgresql url": "postgresql://",
+        "secret key": settings.SECRET_KEY,
+        "encrypted password": FERNET_MARKER,
+        **({"this encrypted password": encrypted} if encrypted else {}),
+    }
+    leaks = [
+        (what, where)
+        for what, secret in secrets.items()
+        for where, text in [*call.texts(tokens_allowed=False), *elsewhere]
+        if secret in text
+    ]
+    # JWTs: in the bodies of the calls that hand them out, and nowhere else
+    leaks += [("jwt", where) for where, text in [*call.texts(tokens_allowed=True), *elsewhere] if JWT.search(text)]
+    assert leaks == []
+
+    connection = redis()
+    assert connection.dbsize() > 0
+    for what, secret in {**secrets, "jwt header": "eyJhbGciOi"}.items():
+        assert redis_occurrences(connection, secret) == [], what
+    assert redis_occurrences(connection, TENANT)  # the scan does see what Redis holds
+
+
+def test_refreshing_by_path_leaves_no_token_in_the_access_log(stack):
+    refresh = sign_in(Recorder(stack), settings.DIQUIS_ROOT_EMAIL, settings.DIQUIS_ROOT_PASSWORD)["refreshToken"]
+    assert httpx.get(f"{stack.url}/api/tokens/{refresh}").status_code == 200
+    stack.stop()  # flushes the log
+    assert refresh not in stack.web.output()

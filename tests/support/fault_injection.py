@@ -1,0 +1,45 @@
+"""The test side of tenants.faults: hold a provisioning step of a live worker through the faults file, and
+poll until something has happened. The `fault` fixture (tests/e2e/conftest.py) gives a test one `Fault`."""
+
+import json
+import time
+from pathlib import Path
+
+
+def wait_until(predicate, *, timeout, interval=0.2, what="condition"):
+    """Poll `predicate` until it is truthy; returns the seconds it took. Fails after `timeout`."""
+    started = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(interval)
+
+
+class Fault:
+    """Holds one provisioning step of one tenant while the faults file exists."""
+
+    def __init__(self, directory):
+        self.path = Path(directory) / "faults.json"
+        self.held_path = Path(f"{self.path}.held")
+
+    def hold(self, step, tenant_id):
+        self.held_path.unlink(missing_ok=True)
+        self.path.write_text(json.dumps({"step": step, "tenant": tenant_id, "action": "hold"}))
+
+    def wait_held(self, *, other_than=None, timeout=60):
+        """The held step and its work-horse's pid, once a job waits there (a new horse: `other_than`)."""
+
+        def held():
+            try:
+                report = json.loads(self.held_path.read_text())
+            except (FileNotFoundError, ValueError):
+                return None
+            return report if report["pid"] != other_than else None
+
+        wait_until(held, timeout=timeout, interval=0.1, what="a job held at the step")
+        return held()
+
+    def release(self):
+        self.path.unlink(missing_ok=True)

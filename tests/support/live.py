@@ -1,0 +1,194 @@
+"""The real stack for end-to-end tests: Daphne and RQ worker processes on the test database and Redis."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stack_env(**overrides):
+    """The environment of a child process: the suite's, pointed at the test database pytest-django made."""
+    env = dict(os.environ)
+    settings = connection.settings_dict
+    env["DATABASE_URL"] = (
+        f"postgres://{settings['USER'] or 'postgres'}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
+        f"/{settings['NAME']}"
+    )
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+class Process:
+    def __init__(self, name, argv, env, log_dir):
+        self.name = name
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self.log_path = Path(log_dir) / f"{name}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop())
+        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.alive():
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.log.close()
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+    def children(self):
+        """The live processes this one started (an RQ worker's work-horse and scheduler), from /proc."""
+        return descendants(self.pid)
+
+    def kill_tree(self):
+        """SIGKILL this process and everything it started (RQ puts its work-horse in a process group of
+        its own, so killing the worker's group alone would leave the horse running)."""
+        for pid in [self.pid, *self.children()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.popen.wait(timeout=15)
+        self.log.close()
+
+
+def descendants(pid):
+    """Pids of every live process below `pid`."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z":
+                parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def gone(pid):
+    """The process has ended (or is a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def start_worker(log_dir, name="worker", **env):
+    return Process(
+        name,
+        [sys.executable, "manage.py", "rqworker", "--with-scheduler", "--worker-ttl", "30"],
+        stack_env(**env),
+        log_dir,
+    )
+
+
+def start_web(log_dir, port, name="web", **env):
+    process = Process(
+        name,
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "diquis.asgi:application"],
+        stack_env(**{"DIQUIS_WEB_DATABASE_POOL": "true", **env}),  # as in production (pytest.ini turns it off)
+        log_dir,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise RuntimeError(f"daphne exited:\n{process.output()}")
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)  # database down: 503 after the pool's wait
+            return process
+        time.sleep(0.2)
+    process.stop()
+    raise RuntimeError("daphne did not start in 30 s")
+
+
+class Listening:
+    """The addresses of a Daphne listening on 127.0.0.1:`self.port`."""
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self):
+        return f"ws://127.0.0.1:{self.port}/hubs/notifications"
+
+
+class LiveStack(Listening):
+    """One Daphne and one worker; `url` and `ws_url` point at them."""
+
+    def __init__(self, log_dir, **env):
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.env = env
+        self.web = start_web(log_dir, self.port, **env)
+        self.workers = [start_worker(log_dir, **env)]
+
+    def add_worker(self, name=None, **env):
+        worker = start_worker(self.log_dir, name=name or f"worker{len(self.workers)}", **{**self.env, **env})
+        self.workers.append(worker)
+        return worker
+
+    def stop(self):
+        for process in [*self.workers, self.web]:
+            process.stop()
+
+
+def recv_json(ws, timeout):
+    return json.loads(ws.recv(timeout=timeout))
+
+
+def wait_for_event(ws, event, timeout=20):
+    """Frames until one of `event` arrives; returns it and the frames seen before it."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {event} within {timeout}s; saw {[f['event'] for f in seen]}")
+        try:
+            frame = recv_json(ws, left)
+        except TimeoutError:
+            continue
+        if frame["event"] == event:
+            return frame, seen
+        seen.append(frame)
+
+
+def drain(ws, seconds):
+    """Every frame that arrives within `seconds`."""
+    frames = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frames.append(recv_json(ws, left))
+        except TimeoutError:
+            break
+    return frames

@@ -1,0 +1,86 @@
+"""Tenants on the live stack: create one over HTTP, listen on the websocket, and read from PostgreSQL (the
+source of truth) what became of it. Shared by the fault and recovery tests of tests/e2e/."""
+
+import contextlib
+
+import httpx
+from django.db import connection
+from websockets.sync.client import connect
+
+from jobs.models import Job
+from notifications.models import Notification
+from tenants.auth import issue_tokens
+from tenants.models import ProvisioningStatus, Tenant, User
+from tests.support.live import recv_json
+from tests.support.tenant_databases import ADMIN_PASSWORD
+from tests.support.users import make_root_user
+
+
+def figure(name, value):
+    """A measured figure, for the report (shown with `pytest -s`)."""
+    print(f"FIGURE {name}: {value}")
+
+
+def root_token(user=None):
+    return issue_tokens(user or make_root_user())["token"]
+
+
+def post_tenant(stack, token, tenant_id, *, isolated=False, timeout=30):
+    body = {
+        "id": tenant_id,
+        "name": f"{tenant_id.title()} Academy",
+        "adminEmail": f"admin@{tenant_id}.test",
+        "password": ADMIN_PASSWORD,
+        "hasIsolatedDatabase": isolated,
+    }
+    return httpx.post(
+        f"{stack.url}/api/tenants", json=body, headers={"authorization": f"Bearer {token}"}, timeout=timeout
+    )
+
+
+def status_of(tenant_id):
+    return Tenant.objects.filter(pk=tenant_id).values_list("status", flat=True).first()
+
+
+def is_active(tenant_id):
+    return status_of(tenant_id) == ProvisioningStatus.ACTIVE
+
+
+def finished(tenant_id):
+    """The tenant is Active and the job that made it so has recorded its end (it comes a moment later)."""
+    open_jobs = Job.objects.filter(subject=f"tenant:{tenant_id}", status__in=Job.OPEN_STATUSES)
+    return is_active(tenant_id) and not open_jobs.exists()
+
+
+def admin_users(tenant_id):
+    """The tenant's admin users, wherever they live (main database or the tenant's own)."""
+    from tenants.databases import use_tenant
+
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with use_tenant(tenant):
+        return list(User.objects.filter(tenant_id=tenant_id, roles__contains=["admin"]).values_list("email", flat=True))
+
+
+def tenant_databases(tenant_id):
+    """The databases on the server whose name contains the tenant's id."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{tenant_id}%"])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def last_notification_id():
+    return Notification.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+@contextlib.contextmanager
+def socket(stack, token, since=None):
+    query = f"?access_token={token}" + (f"&since={since}" if since is not None else "")
+    with connect(f"{stack.ws_url}{query}", open_timeout=10) as ws:
+        assert recv_json(ws, 10)["event"] == "Connected"
+        yield ws
+
+
+def job_of(tenant_id):
+    jobs = list(Job.objects.filter(subject=f"tenant:{tenant_id}"))
+    assert len(jobs) == 1, jobs
+    return jobs[0]

@@ -1,0 +1,95 @@
+"""A private redis-server that a fault test may stop, kill, freeze and restart without touching anyone else's.
+
+It listens on a free port of 127.0.0.1, keeps nothing on disk (`--save "" --appendonly no`), and is owned by
+the test: `stop()` ends the process (everything in it is lost, as with a crashed Redis without persistence),
+`start()` brings a fresh one up on the same port, so clients configured with `url` find it again.
+"""
+
+import contextlib
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+from tests.support.live import free_port
+
+
+class PrivateRedis:
+    def __init__(self, log_dir, port=None):
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed (apt package redis-server)")
+        self.port = port or free_port()
+        self.log_path = Path(log_dir) / f"redis-{self.port}.log"
+        self.process = None
+
+    def url(self, db=0):
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def client(self, db=0):
+        return redis.Redis.from_url(self.url(db), socket_connect_timeout=2, socket_timeout=5)
+
+    def start(self, timeout=15):
+        if self.alive():
+            return self
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port", str(self.port),
+                    "--bind", "127.0.0.1",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--daemonize", "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited:\n{self.log_path.read_text(errors='replace')}")
+            with contextlib.suppress(redis.RedisError):
+                if self.client().ping():
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout}s")
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, sig=signal.SIGKILL):
+        """End the server (SIGKILL by default: a crash; nothing it held survives)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGCONT)  # a frozen server cannot die of SIGTERM
+                self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def freeze(self):
+        """SIGSTOP: connections are accepted by the kernel but never answered (a hung server)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.process.send_signal(signal.SIGCONT)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,0 +1,111 @@
+"""Helpers of the tenant-database tests: raw looks at the PostgreSQL server, bypassing Django's routing."""
+
+import contextlib
+from pathlib import Path
+
+import psycopg
+from django.conf import settings
+from django.db import connection, connections
+from django.db.migrations.loader import MigrationLoader
+from django.db.models.signals import pre_migrate
+
+from tenants import database_server
+from tenants.models import ProvisioningStatus, Tenant
+from tenants.provisioners import ensure_migrated
+from tenants.template_database import template_prefix
+from tenants.vault import encrypt_password
+
+ADMIN_PASSWORD = "Tenant-Admin-Pass-9!"
+TEST_DB_PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
+assert TEST_DB_PREFIX.startswith("test_"), "the suite drops databases by this prefix: it must be a test one"
+
+# The tenants app's migrations plus one more (tests.support.tenant_migrations_next), for MIGRATION_MODULES.
+NEXT_RELEASE = {"tenants": "tests.support.tenant_migrations_next"}
+NEXT_RELEASE_DIR = Path(__file__).parent / "tenant_migrations_next"
+
+
+def drop_test_tenant_databases():
+    """Drop every database a test created for a tenant (templates too), by its test prefix (even after a
+    failed test)."""
+    if not connection.settings_dict["NAME"].startswith("test_"):
+        return  # no test in this session uses the database: none was made, nor any tenant database
+    for name in database_server.names_starting_with(TEST_DB_PREFIX):
+        database_server.drop(name)
+
+
+@contextlib.contextmanager
+def raw_cursor(database_name):
+    """A cursor on one database of the test server, on a connection of its own (closed after)."""
+    params = {**connections["default"].get_connection_params(), "dbname": database_name}
+    with psycopg.connect(**params, autocommit=True) as connection, connection.cursor() as cursor:
+        yield cursor
+
+
+def query(database_name, statement, params=()):
+    with raw_cursor(database_name) as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall()
+
+
+def main_database():
+    return connections["default"].settings_dict["NAME"]
+
+
+def prefixed_databases():
+    """Every database the tests made (tenants and templates), by the test prefix."""
+    return set(database_server.names_starting_with(settings.DIQUIS_TENANT_DATABASE_PREFIX))
+
+
+def templates():
+    return set(database_server.names_starting_with(template_prefix()))
+
+
+def database_oid(name):
+    return query(main_database(), "SELECT oid FROM pg_database WHERE datname = %s", [name])[0][0]
+
+
+def applied_migrations(database_name):
+    """(app, name, applied) of every migration recorded in a database, in order."""
+    return query(database_name, "SELECT app, name, applied FROM django_migrations ORDER BY id")
+
+
+def head_migrations():
+    """Every migration of the current graph (the settings in force decide which modules)."""
+    return set(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
+
+
+def migrate_runs_on(tenant):
+    """The databases `migrate` ran on during ensure_migrated(tenant)."""
+    ran = []
+
+    def record(using, **kwargs):
+        ran.append(connections[using].settings_dict["NAME"])
+
+    pre_migrate.connect(record, dispatch_uid="migrate-runs-on")
+    try:
+        ensure_migrated(tenant)
+    finally:
+        pre_migrate.disconnect(dispatch_uid="migrate-runs-on")
+    return set(ran)
+
+
+def sessions_on(database_name, application_name=None):
+    statement = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+    params = [database_name]
+    if application_name:
+        statement += " AND application_name = %s"
+        params.append(application_name)
+    return query(main_database(), statement, params)[0][0]
+
+
+def new_tenant(tenant_id, *, isolated=True, **fields):
+    """A tenant as POST /api/tenants leaves it: Pending, its admin's password encrypted."""
+    return Tenant.objects.create(
+        id=tenant_id,
+        name=f"{tenant_id.title()} Academy",
+        admin_email=f"admin@{tenant_id}.test",
+        has_isolated_database=isolated,
+        status=ProvisioningStatus.PENDING,
+        encrypted_admin_password=encrypt_password(ADMIN_PASSWORD),
+        **fields,
+    )

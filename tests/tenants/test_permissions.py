@@ -1,0 +1,166 @@
+"""Who may call what: every endpoint of API.md x every kind of caller, one cell per test.
+
+The expected statuses are the one table below; each cell is a fresh database with the same cast
+(tenants A and B, an inactive tenant C, a failed tenant to retry) and one request. A refused call must
+answer in the envelope with the line API.md gives for its status, and must change nothing.
+"""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from jobs.models import Job
+from notifications.models import Notification
+from tenants.auth import issue_tokens
+from tenants.models import ROOT_TENANT_ID, Operation, ProvisioningStatus, Role, Tenant, User
+from tests.support.factories import TenantFactory
+
+S = ProvisioningStatus
+NEW_PASSWORD = "Matrix-Pass-2026!"
+
+CALLERS = ["anonymous", "root", "admin_a", "user_a", "admin_b", "deactivated", "inactive_tenant", "expired", "refresh"]
+
+# method path                     | anonymous root admin_a user_a admin_b deactivated inactive_tenant expired refresh
+MATRIX = """
+GET    /api/tenants/tenant-options  200 200 200 200 200 200 200 200 200
+POST   /api/tokens                  200 200 401 401 401 401 403 200 200
+POST   /api/tokens/refresh          200 200 200 200 200 200 403 200 200
+GET    /api/tokens/{refresh}        200 200 200 200 200 200 403 200 200
+GET    /api/tenants                 401 200 403 403 403 401 403 401 401
+GET    /api/tenants/acme            401 200 403 403 403 401 403 401 401
+POST   /api/tenants                 401 202 403 403 403 401 403 401 401
+PUT    /api/tenants/acme            401 202 403 403 403 401 403 401 401
+POST   /api/tenants/broken/retry    401 202 403 403 403 401 403 401 401
+DELETE /api/tenants/acme            401 202 403 403 403 401 403 401 401
+GET    /api/users                   401 200 200 403 200 401 403 401 401
+POST   /api/users                   401 201 201 403 201 401 403 401 401
+GET    /api/users/me                401 200 200 200 200 401 403 401 401
+GET    /api/identity/profile        401 200 200 200 200 401 403 401 401
+GET    /api/notifications           401 200 200 200 200 401 403 401 401
+POST   /api/notifications/read      401 200 200 200 200 401 403 401 401
+"""
+# Notes on the table (API.md):
+# - Sign-in and refresh take no bearer token, but the tenant is resolved from one when it is sent
+#   ("Tenant resolution": JWT claim first). The sign-in body is root's, so a caller whose token names
+#   tenant A or B signs in to that tenant and is refused (401), and one whose tenant is inactive gets
+#   403 "Tenant invalid". An expired or refresh token is no access token: the call is anonymous.
+# - A deactivated user's token is refused like an invalid one (401); the inactive tenant's users get
+#   403 "Tenant invalid" on every tenant-scoped call.
+
+BODIES = {
+    ("POST", "/api/tokens"): lambda: {"email": settings.DIQUIS_ROOT_EMAIL, "password": settings.DIQUIS_ROOT_PASSWORD},
+    ("POST", "/api/tokens/refresh"): lambda: {"refreshToken": root_tokens()["refreshToken"]},
+    ("POST", "/api/tenants"): lambda: {
+        "id": "newcomer",
+        "name": "Newcomer",
+        "adminEmail": "admin@newcomer.test",
+        "password": NEW_PASSWORD,
+        "hasIsolatedDatabase": False,
+    },
+    ("PUT", "/api/tenants/acme"): lambda: {"name": "Acme Renamed", "isActive": True},
+    ("POST", "/api/users"): lambda: {"email": "new@matrix.test", "password": NEW_PASSWORD, "role": "basic"},
+    ("POST", "/api/notifications/read"): lambda: {"upTo": 0},
+}
+
+
+def cells():
+    for line in MATRIX.strip().splitlines():
+        method, path, *statuses = line.split()
+        assert len(statuses) == len(CALLERS), line
+        for caller, status in zip(CALLERS, statuses, strict=True):
+            yield pytest.param(method, path, caller, int(status), id=f"{method} {path} as {caller}")
+
+
+def root_user():
+    return User.objects.get(tenant_id=ROOT_TENANT_ID, email=settings.DIQUIS_ROOT_EMAIL.lower())
+
+
+def root_tokens():
+    return issue_tokens(root_user())
+
+
+def user(tenant_id, email, role=Role.BASIC, **fields):
+    """A user without a password (tokens are issued directly): no hashing in a test of 144 cells."""
+    return User.objects.create(tenant_id=tenant_id, email=email, roles=[role], **fields)
+
+
+@pytest.fixture
+def cast(db):
+    """Tenants A (acme), B (beta), the inactive C (closed), a failed creation to retry, and their users."""
+    TenantFactory(id="acme", name="Acme")
+    TenantFactory(id="beta", name="Beta")
+    TenantFactory(id="closed", name="Closed", is_active=False)
+    TenantFactory(id="broken", name="Broken", status=S.FAILED, is_provisioned=False, operation=Operation.CREATE)
+    Job.objects.create(
+        task="tenants.tasks.provision_tenant",
+        args=["broken", None],
+        subject="tenant:broken",
+        status=Job.Status.FAILED,
+        attempts=3,
+        max_attempts=3,
+    )
+    return {
+        "root": root_user(),
+        "admin_a": user("acme", "admin@acme.test", Role.ADMIN),
+        "user_a": user("acme", "user@acme.test"),
+        "admin_b": user("beta", "admin@beta.test", Role.ADMIN),
+        "deactivated": user("acme", "gone@acme.test", Role.ADMIN, is_active=False),
+        "inactive_tenant": user("closed", "admin@closed.test", Role.ADMIN),
+    }
+
+
+def bearer_for(caller, cast):
+    if caller == "anonymous":
+        return None
+    if caller == "expired":
+        token = AccessToken(issue_tokens(cast["root"])["token"])
+        token.set_exp(lifetime=-timedelta(seconds=5))
+        return str(token)
+    if caller == "refresh":
+        return issue_tokens(cast["root"])["refreshToken"]
+    return issue_tokens(cast[caller])["token"]
+
+
+def state():
+    """What a refused call must leave as it was."""
+    return {
+        "tenants": sorted(Tenant.objects.values_list("id", "name", "is_active", "status")),
+        "users": sorted(User.objects.values_list("tenant_id", "email", "is_active")),
+        "jobs": sorted(Job.objects.values_list("subject", "status")),
+        "unread": Notification.objects.filter(read=False).count(),
+    }
+
+
+def expected_message(path, caller, status):
+    if status == 401 and path == "/api/tokens":
+        return "Invalid credentials"
+    if status == 403 and caller == "inactive_tenant":
+        return "Tenant invalid"
+    return "Not Authorized"
+
+
+@pytest.mark.parametrize(("method", "path", "caller", "status"), list(cells()))
+def test_authorization_matrix(cast, method, path, caller, status):
+    client = APIClient()
+    token = bearer_for(caller, cast)
+    if token:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    body = BODIES.get((method, path), lambda: None)()
+    url = path.replace("{refresh}", root_tokens()["refreshToken"])
+    before = state()
+
+    response = client.generic(method, url, json.dumps(body) if body else "", content_type="application/json")
+
+    assert response.status_code == status, response.content
+    payload = response.json()
+    assert payload["succeeded"] is (status < 400)
+    if status >= 400:
+        assert payload == {"succeeded": False, "data": None, "messages": [expected_message(path, caller, status)]}
+        assert state() == before
+    elif (method, path) == ("GET", "/api/users"):
+        # 200 for an admin means the users of the admin's own tenant, never another's
+        assert {u["tenant"] for u in payload["data"]} == {cast[caller].tenant_id}
