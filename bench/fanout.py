@@ -214,7 +214,7 @@ def _report(section, mode, results):
     n = mode.fanout_clients
     section.add(
         f"{n:,} users (one per client, root tenant, created in bulk), each with its own access token "
-        f"(`tenants.auth.issue_tokens`). Clients open {OPEN_BATCH} at a time; each round sends one notification "
+        f"(`tenants.tokens.issue_tokens`). Clients open {OPEN_BATCH} at a time; each round sends one notification "
         "per user from N sender processes that start together, flat out, and then from one sender at "
         f"{PACED_RATE} a second (a worker's notifications come at the pace of its jobs, far slower still); "
         "a frame's latency is its arrival time minus the "

@@ -8,8 +8,8 @@ from django.contrib.auth.hashers import make_password
 from jobs.enqueue import queue
 from jobs.models import Job
 from notifications.models import Notification
-from tenants.auth import issue_tokens
 from tenants.models import ROOT_TENANT_ID, Tenant, User
+from tenants.tokens import issue_tokens
 
 from . import environment, sandbox
 

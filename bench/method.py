@@ -121,7 +121,7 @@ def _notified(results):
     ]
     overhead = sum(_median(spare, k) for k in overhead_keys)
     raw = Summary.of(steps["raw CREATE DATABASE … TEMPLATE (psql \\timing)"])
-    claim = Summary.of(steps["claim a spare (ALTER DATABASE … RENAME, tenants.spare_databases)"])
+    claim = Summary.of(steps["claim a spare (ALTER DATABASE … RENAME, tenants.provisioning.spares)"])
     empty = _median(fallback, db) + _median(fallback, mig)
     return [
         "- **Time to notified, isolated**: done in this round — a database cloned in the attempt is not migrated "
@@ -130,7 +130,7 @@ def _notified(results):
         "event loop kept per process (`notifications.layer_from_sync`: channels_redis keeps its connections per "
         "loop and `async_to_sync` made a new loop, hence a new Redis connection, per push); the worker preloads "
         "what every work-horse loaded again (`jobs.worker.preload`); and new tenants get a **spare database** "
-        f"(`tenants.spare_databases`) renamed in {ms(claim.median)} ms instead of a clone. What remains beside the "
+        f"(`tenants.provisioning.spares`) renamed in {ms(claim.median)} ms instead of a clone. What remains beside the "
         f"hash and the database step is {ms(overhead)} ms of fixed path (p50s: accept, queue and fork, job start, "
         "delivery) plus the attempt's own bookkeeping (the lock, the status, the notification row and the three "
         "progress frames); the fork per job is RQ's isolation of jobs from each other and from the worker, kept "

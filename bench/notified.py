@@ -21,10 +21,12 @@ from rq.job import Job as RQJob
 from jobs.enqueue import queue
 from jobs.models import Attempt, Job
 from notifications.models import Notification
-from tenants import database_server, provisioners, spare_databases, template_database
-from tenants.auth import issue_tokens
-from tenants.databases import temporary_connection
+from tenants.connections import temporary_connection
+from tenants.provisioning import databases, spares
+from tenants.provisioning.stores import main_store
+from tenants.provisioning.template import ensure_template, migrate_database, migration_fingerprint
 from tenants.services import subject_for
+from tenants.tokens import issue_tokens
 
 from . import environment, fixtures, sandbox
 from .clients import Listener
@@ -143,12 +145,12 @@ def _timed(function, *args, **kwargs):
 
 def _check_nothing_pending(name):
     with temporary_connection(name) as alias:
-        if provisioners.has_pending_migrations(alias):
+        if databases.has_pending_migrations(alias):
             raise RuntimeError(f"a fresh clone ({name}) has migrations pending")
 
 
-CLONE = "clone (CREATE DATABASE … TEMPLATE, tenants.database_server)"
-SPARE = "claim a spare (ALTER DATABASE … RENAME, tenants.spare_databases)"
+CLONE = "clone (CREATE DATABASE … TEMPLATE, PostgreSQLStore.clone)"
+SPARE = "claim a spare (ALTER DATABASE … RENAME, tenants.provisioning.spares)"
 FALLBACK = "create empty + migrate (the fallback)"
 RAW = "raw CREATE DATABASE … TEMPLATE (psql \\timing)"
 
@@ -156,7 +158,7 @@ RAW = "raw CREATE DATABASE … TEMPLATE (psql \\timing)"
 def database_step(repeats):
     """The database step alone, in-process, interleaved so noise hits every variant alike."""
     started = time.perf_counter()
-    template = template_database.ensure_template()
+    template = ensure_template(main_store())
     template_build = time.perf_counter() - started
     samples = {
         SPARE: [],
@@ -165,27 +167,27 @@ def database_step(repeats):
         FALLBACK: [],
         RAW: [],
         "password hash (Django's PBKDF2)": [],
-        "migration fingerprint (template_database.migration_fingerprint)": [],
+        "migration fingerprint (template.migration_fingerprint)": [],
     }
     prefix = environment.tenant_prefix()
     for i in range(repeats):
         names = [f"{prefix}step_{what}_{i}" for what in ("spare", "clone", "empty", "raw")]
         spare, clone, empty, raw = names
-        database_server.create(f"{spare_databases.spare_prefix(template)}{i}", template=template)  # made ahead
+        main_store().clone(f"{spares.spare_prefix(template)}{i}", template)  # made ahead
         started = time.perf_counter()
-        if not spare_databases.claim(spare, template):
+        if not spares.claim(main_store(), spare, template):
             raise RuntimeError("the spare made a moment ago could not be claimed")
         samples[SPARE].append(time.perf_counter() - started)
-        samples[CLONE].append(_timed(database_server.create, clone, template=template))
+        samples[CLONE].append(_timed(main_store().clone, clone, template))
         samples[PENDING_CHECK].append(_timed(_check_nothing_pending, clone))
         started = time.perf_counter()
-        database_server.create(empty)
-        template_database.migrate_database(empty)
+        main_store().create(empty)
+        migrate_database(empty)
         samples[FALLBACK].append(time.perf_counter() - started)
         samples[RAW].append(_psql_clone_ms(raw, template))
         samples["password hash (Django's PBKDF2)"].append(_timed(make_password, fixtures.ADMIN_PASSWORD))
-        samples["migration fingerprint (template_database.migration_fingerprint)"].append(
-            _timed(template_database.migration_fingerprint)
+        samples["migration fingerprint (template.migration_fingerprint)"].append(
+            _timed(migration_fingerprint)
         )
         for name in names:
             sandbox.drop_database(name)
@@ -271,7 +273,7 @@ def run(ctx):
             ["create-and-migrate / spare, database + migration steps in the worker", fmt_ratio(ratios["spare"][1])],
             ["create-and-migrate / clone, database step in-process (medians)", fmt_ratio(ratios["clone"][0])],
             ["create-and-migrate / clone, database + migration steps in the worker", fmt_ratio(ratios["clone"][1])],
-            ["clone via tenants.database_server / raw psql clone", fmt_ratio(ratio(median[CLONE], median[RAW]))],
+            ["clone via PostgreSQLStore.clone / raw psql clone", fmt_ratio(ratio(median[CLONE], median[RAW]))],
             *[
                 [f"{label} / shared, time to notified (medians)", fmt_ratio(ratio(total(label), total("shared")))]
                 for label in (SPARE_KIND, CLONE_KIND)

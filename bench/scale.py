@@ -14,9 +14,10 @@ import time
 import psycopg
 from django.contrib.auth.hashers import make_password
 
-from tenants import provisioners
-from tenants.databases import database_name_for, use_tenant
+from tenants.connections import database_name_for, use_tenant
 from tenants.models import ProvisioningStatus, Role, Tenant, User
+from tenants.provisioning import databases
+from tenants.provisioning.stores import main_store
 
 from . import environment, fixtures, sandbox
 from .clients import get_loop
@@ -54,7 +55,7 @@ def add_isolated_tenants(count, *, label, with_admin):
     admins = []
     for i in range(count):
         tenant = _tenant(f"{label}-{i:04d}", isolated=True)
-        provisioners.create_database(tenant.database_name)
+        databases.create_database(main_store(), tenant.database_name)
         tenant.save(force_insert=True)
         if with_admin:
             with use_tenant(tenant):
@@ -159,7 +160,7 @@ def _fresh_databases(tenants):
     """Every database back to the current head (cloned again), so the next migration is pending in all."""
     for tenant in tenants:
         sandbox.drop_database(tenant.database_name)
-        provisioners.create_database(tenant.database_name)
+        databases.create_database(main_store(), tenant.database_name)
 
 
 def _has_pending_column(database_name):

@@ -9,11 +9,11 @@ Mounted only by bench.settings; never part of the product.
 from rest_framework.views import APIView
 
 from diquis.envelope import ok
-from tenants import database_server
-from tenants.databases import database_name_for, use_tenant
+from tenants.connections import database_name_for, use_tenant
 from tenants.models import ProvisioningStatus, Role, Tenant, User
 from tenants.permissions import IsRoot
-from tenants.provisioners import migrate_tenant_database
+from tenants.provisioning.databases import migrate_tenant_database
+from tenants.provisioning.stores import main_store
 from tenants.serializers import CreateTenantSerializer
 
 
@@ -33,7 +33,7 @@ class SyncCreateTenantView(APIView):
             status=ProvisioningStatus.ACTIVE,
             is_provisioned=True,
         )
-        database_server.create(tenant.database_name)
+        main_store().create(tenant.database_name)
         migrate_tenant_database(tenant)
         with use_tenant(tenant):
             User.objects.create_user(data["adminEmail"], data["password"], tenant_id=tenant.id, roles=[Role.ADMIN])

@@ -3,50 +3,48 @@ variants of isolated provisioning picked by the tenant's id, so one worker serve
 bench can interleave them tenant by tenant (on a shared, noisy machine, paths measured minutes apart
 are not comparable; measured alternately, they are):
 
-- `cln-…`: no spare database is taken (tenants.spare_databases): the template is cloned while the tenant
-  waits, as with DIQUIS_SPARE_TENANT_DATABASES=0;
-- `fbk-…`: the template cannot be cloned, so the database takes the create-and-migrate fallback of
-  tenants.provisioners (created empty; the "Applying migrations" step migrates it).
+- `cln-…`: no spare database is taken (tenants.provisioning.spares): the template is cloned while the
+  tenant waits, as with DIQUIS_SPARE_TENANT_DATABASES=0;
+- `fbk-…`: neither a spare nor a clone can be had, so the database takes the create-and-migrate fallback of
+  tenants.provisioning.databases (created empty; the "Applying migrations" step migrates it).
 
-Every other tenant is provisioned exactly as by `manage.py rqworker --with-scheduler`.
+Every other tenant is provisioned exactly as by `manage.py rqworker --with-scheduler`. The variants live in
+a DatabaseStore of the bench's own, given to the worker through the DIQUIS_TENANT_DATABASE_STORE setting:
+no production function is replaced.
 """
-
-import contextvars
 
 import django
 from django.core.management import call_command
+from django.db import DatabaseError
+from django.test import override_settings
+from psycopg import errors
+
+from tenants.provisioning.stores import PostgreSQLStore
 
 FALLBACK_PREFIX = "fbk-"
 CLONE_PREFIX = "cln-"
-_cloning_disabled = contextvars.ContextVar("bench_cloning_disabled", default=False)
+
+
+class VariantStore(PostgreSQLStore):
+    """The main server's store, but for the databases of the variants' tenants."""
+
+    def rename(self, name, new_name):
+        if CLONE_PREFIX in new_name or FALLBACK_PREFIX in new_name:
+            # What the server says of a spare someone is connected to: the claim passes it over.
+            raise DatabaseError(f"bench: no spare for {new_name}") from errors.ObjectInUse()
+        super().rename(name, new_name)
+
+    def clone(self, name, template):
+        if FALLBACK_PREFIX in name:
+            raise RuntimeError("bench: cloning disabled to measure the create-and-migrate fallback")
+        super().clone(name, template)
 
 
 def main():
-    django.setup()
-    from tenants import provisioners, spare_databases
-
-    original_create, original_template = provisioners.create_database, provisioners.ensure_template
-    original_take = spare_databases.take
-
-    def create_database(name):
-        token = _cloning_disabled.set(FALLBACK_PREFIX in name)
-        try:
-            return original_create(name)
-        finally:
-            _cloning_disabled.reset(token)
-
-    def ensure_template():
-        if _cloning_disabled.get():
-            raise RuntimeError("bench: cloning disabled to measure the create-and-migrate fallback")
-        return original_template()
-
-    def take(name, template):
-        return False if CLONE_PREFIX in name else original_take(name, template)
-
-    provisioners.create_database, provisioners.ensure_template = create_database, ensure_template
-    spare_databases.take = take
-    call_command("rqworker", "--with-scheduler")
+    with override_settings(DIQUIS_TENANT_DATABASE_STORE="bench.variant_worker.VariantStore"):
+        call_command("rqworker", "--with-scheduler")
 
 
 if __name__ == "__main__":
+    django.setup()
     main()

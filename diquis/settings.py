@@ -290,6 +290,10 @@ DIQUIS_TENANT_DATABASE_PREFIX = env.str("DIQUIS_TENANT_DATABASE_PREFIX", default
 # renames one instead of cloning while its admin waits. 0: none, every tenant's database is cloned on demand.
 DIQUIS_SPARE_TENANT_DATABASES = env.int("DIQUIS_SPARE_TENANT_DATABASES", default=2)
 DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(BASE_DIR / "var" / "tenants")))
+# An extension point, not read from the environment: the dotted path of a callable that returns the
+# DatabaseStore beside the main database (tenants.provisioning.stores). Empty: its PostgreSQL server, or the
+# SQLite folder of the embedded default. The benchmarks' variant worker (bench/variant_worker.py) sets one.
+DIQUIS_TENANT_DATABASE_STORE = ""
 # The database sessions a web or worker process may keep once its requests and jobs have ended, however
 # many isolated tenants it has served: tenant databases' connections close when the request or job ends
 # (tenants.connections); the main one's are the web process's pool (at most this many; diquis.database_pool),

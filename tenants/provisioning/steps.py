@@ -47,6 +47,13 @@ REMOVE_TENANT_DATA = Step("remove-tenant-data", "Removing tenant data", database
 STEPS = (CREATE_DATABASE, APPLY_MIGRATIONS, CREATE_ADMIN_USER, APPLY_CHANGES, REMOVE_TENANT_DATA)
 
 
+def creation_steps(tenant):
+    """The steps of creating this tenant, in order."""
+    if tenant.has_isolated_database:
+        return (CREATE_DATABASE, APPLY_MIGRATIONS, CREATE_ADMIN_USER)
+    return (CREATE_ADMIN_USER,)
+
+
 class StepRunner:
     """One attempt of an operation on one tenant: runs its steps in order, each announced and timed."""
 
@@ -104,12 +111,10 @@ def run_tenant_creation(*, tenant_id, initiated_by):
     tenant = _begin(tenant_id, S.PROVISIONING)
     if tenant is None:
         return None
+    attempt = StepRunner(tenant, initiated_by, step_count=len(creation_steps(tenant)))
     if tenant.has_isolated_database:
-        attempt = StepRunner(tenant, initiated_by, step_count=3)
         created = attempt.run(CREATE_DATABASE)
         attempt.run(APPLY_MIGRATIONS, created=created)
-    else:
-        attempt = StepRunner(tenant, initiated_by, step_count=1)
     attempt.run(CREATE_ADMIN_USER)
     tenant.is_provisioned = True
     _finish(tenant, initiated_by, Operation.CREATE, ["is_provisioned"])

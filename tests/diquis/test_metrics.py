@@ -84,7 +84,7 @@ def test_root_session_and_the_token_both_get_the_metrics():
 
 def _attempts(task, subject, outcomes, *, seconds=1.0):
     """A durable job with one attempt per outcome, the way the runner records them."""
-    job = Job.objects.create(task=task, args=[subject], subject=subject, max_attempts=len(outcomes))
+    job = Job.objects.create(task=task, subject=subject, max_attempts=len(outcomes))
     start = timezone.now() - datetime.timedelta(minutes=5)
     for number, outcome in enumerate(outcomes, start=1):
         Attempt.objects.create(
@@ -101,7 +101,7 @@ def _attempts(task, subject, outcomes, *, seconds=1.0):
 
 def test_job_counters_provisioning_histogram_and_notifications_come_from_the_tables():
     outcome = Attempt.Outcome
-    create, update = tasks.provision_tenant.durable_task_name, tasks.update_tenant.durable_task_name
+    create, update = tasks.provision_tenant.durable_task_name, tasks.apply_tenant_update.durable_task_name
     TenantFactory(id="iso", has_isolated_database=True)
     TenantFactory(id="shared-one")
     _attempts(create, subject_for("iso"), [outcome.FAILED, outcome.ABANDONED, outcome.SUCCEEDED], seconds=3.0)
@@ -117,8 +117,8 @@ def test_job_counters_provisioning_histogram_and_notifications_come_from_the_tab
     assert value(found, "diquis_jobs_succeeded_total", task="provision_tenant") == 2
     assert value(found, "diquis_jobs_failed_total", task="provision_tenant", outcome="failed") == 1
     assert value(found, "diquis_jobs_failed_total", task="provision_tenant", outcome="abandoned") == 1
-    assert value(found, "diquis_jobs_started_total", task="update_tenant") == 1
-    assert value(found, "diquis_jobs_failed_total", task="update_tenant", outcome="failed") == 1
+    assert value(found, "diquis_jobs_started_total", task="apply_tenant_update") == 1
+    assert value(found, "diquis_jobs_failed_total", task="apply_tenant_update", outcome="failed") == 1
 
     histogram = "diquis_provisioning_duration_seconds"
     assert value(found, f"{histogram}_count", kind="isolated") == 1

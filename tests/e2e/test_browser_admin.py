@@ -5,13 +5,14 @@ The pages must change by themselves, with no reload: each test marks the window 
 end that the mark is still there.
 """
 
-import json
 import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from tenants.provisioning.steps import CREATE_ADMIN_USER
+from tests.support import fault_injection
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_on_failure
 from tests.support.users import ROOT_PASSWORD, make_root_user
 
@@ -50,10 +51,7 @@ def page(root):
 
 
 def write_fault(path, tenant_id, action, message=None):
-    fault = {"step": "ensure_admin_user", "tenant": tenant_id, "action": action}
-    if message:
-        fault["message"] = message
-    path.write_text(json.dumps(fault))
+    fault_injection.write_fault(path, CREATE_ADMIN_USER, tenant_id, action=action, message=message)
 
 
 def sign_in(page, stack, email):

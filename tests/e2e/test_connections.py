@@ -10,10 +10,10 @@ import httpx
 import pytest
 from django.conf import settings
 
-from tenants.auth import issue_tokens
-from tenants.databases import use_tenant
+from tenants.connections import use_tenant
 from tenants.models import ProvisioningStatus, Role, Tenant, User
-from tenants.provisioners import ensure_migrated, ensure_tenant_database
+from tenants.provisioning.databases import ensure_migrated, ensure_tenant_database
+from tenants.tokens import issue_tokens
 from tests.support import live
 from tests.support.tenant_databases import main_database, new_tenant, query, raw_cursor, templates
 

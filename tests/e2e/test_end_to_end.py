@@ -1,7 +1,6 @@
 """HTTP -> a real RQ worker -> a websocket frame, on the real stack (Daphne + worker processes)."""
 
 import contextlib
-import json
 import re
 
 import httpx
@@ -9,6 +8,8 @@ import pytest
 from websockets.sync.client import connect
 
 from tenants.models import ProvisioningStatus, Tenant
+from tenants.provisioning.steps import CREATE_ADMIN_USER
+from tests.support.fault_injection import write_fault
 from tests.support.live import drain, recv_json, wait_for_event
 from tests.support.users import make_root_user
 
@@ -122,9 +123,7 @@ def test_update_notifies_and_deactivation_locks_the_tenant_out(live_stack, two_r
 def test_a_failing_creation_fails_once_after_the_last_retry_and_retry_then_succeeds(live_stack, two_roots, tmp_path):
     token_a, _ = two_roots
     faults = tmp_path / "faults.json"
-    faults.write_text(
-        json.dumps({"step": "ensure_admin_user", "tenant": "broken", "action": "fail", "message": "Injected failure"})
-    )
+    write_fault(faults, CREATE_ADMIN_USER, "broken", message="Injected failure")
     stack = live_stack
     stack.workers.pop().stop()
     stack.add_worker(DIQUIS_FAULTS_FILE=str(faults))

@@ -23,11 +23,11 @@ import pytest
 from django.conf import settings
 
 from jobs.models import Job
-from tenants import database_server
-from tenants.auth import issue_tokens
-from tenants.databases import database_name_for
+from tenants.connections import database_name_for
 from tenants.models import ROOT_TENANT_ID, Role, Tenant, User
-from tenants.template_database import template_prefix
+from tenants.provisioning.stores import main_store
+from tenants.provisioning.template import template_prefix
+from tenants.tokens import issue_tokens
 from tests.support import live
 from tests.support.factories import TenantFactory, UserFactory
 from tests.support.tenant_databases import drop_test_tenant_databases
@@ -124,7 +124,7 @@ def snapshot():
         "tenants": {t.id: (t.name, t.is_active, t.status, t.admin_email) for t in Tenant.objects.all()},
         "users": {(u.tenant_id, u.email): (u.is_active, tuple(u.roles)) for u in User.objects.using("default")},
         "jobs": set(Job.objects.values_list("id", "subject")),
-        "databases": set(database_server.names_starting_with(settings.DIQUIS_TENANT_DATABASE_PREFIX)),
+        "databases": set(main_store().list(settings.DIQUIS_TENANT_DATABASE_PREFIX)),
     }
 
 

@@ -9,7 +9,10 @@ from django.conf import settings
 
 from jobs.models import Job
 from notifications.models import Notification
-from tenants import database_server, spare_databases, template_database
+from tenants.provisioning import spares
+from tenants.provisioning.stores import main_store
+from tenants.provisioning.template import template_name
+from tenants.tasks import SPARE_REFILL_SUBJECT
 from tests.support.fault_injection import wait_until
 from tests.support.live import LiveStack
 from tests.support.tenant_databases import (
@@ -80,7 +83,7 @@ def test_a_burst_of_ten_isolated_creations_through_real_workers_all_end_active(l
     _, http = root
     live_stack.add_worker()  # two workers: clones and the first template build race each other
     for name in templates():
-        database_server.drop(name)  # the first jobs of the burst must build it, once
+        main_store().drop(name)  # the first jobs of the burst must build it, once
     tenant_ids = [f"burst-{n}" for n in range(BURST)]
     for tenant_id in tenant_ids:
         create(http, tenant_id)
@@ -142,21 +145,21 @@ def test_with_spares_on_tenants_get_ready_made_databases_and_the_worker_tops_the
         )
         create(http, "first")
         assert wait_for(http, ["first"], is_settled)["first"].json()["data"]["status"] == "Active"
-        wait_until(lambda: len(spares()) == 2, timeout=60, what="two spares made by the worker")
-        ready = {database_oid(name) for name in spares()}
+        wait_until(lambda: len(current_spares()) == 2, timeout=60, what="two spares made by the worker")
+        ready = {database_oid(name) for name in current_spares()}
 
         create(http, "second")
         assert wait_for(http, ["second"], is_settled)["second"].json()["data"]["status"] == "Active"
         assert database_oid(f"{PREFIX}second") in ready
         admins = query(f"{PREFIX}second", "SELECT tenant_id, email FROM tenants_user")
         assert admins == [("second", "admin@second.test")]
-        wait_until(lambda: len(spares()) == 2, timeout=60, what="the spares topped up again")
-        refills = Job.objects.filter(subject=spare_databases.REFILL_SUBJECT)
+        wait_until(lambda: len(current_spares()) == 2, timeout=60, what="the spares topped up again")
+        refills = Job.objects.filter(subject=SPARE_REFILL_SUBJECT)
         assert refills.exclude(status=Job.Status.SUCCEEDED).count() == 0 and refills.count() >= 2
     finally:
         stack.stop()
         drop_test_tenant_databases()
 
 
-def spares():
-    return spare_databases.spares_of(template_database.template_name())
+def current_spares():
+    return spares.spares_of(main_store(), template_name())

@@ -9,6 +9,7 @@ from django.db import connection
 
 from notifications.models import Notification
 from notifications.services import notify
+from tenants.provisioning.steps import CREATE_ADMIN_USER
 from tests.support.fault_injection import wait_until
 from tests.support.live import LiveStack, drain, wait_for_event
 from tests.support.live_tenants import is_active, post_tenant, root_token, socket
@@ -33,7 +34,7 @@ def last_seen(frames, default):
 
 def test_a_socket_dropped_during_provisioning_gets_the_result_once_on_reconnect(stack, fault):
     token = root_token()
-    fault.hold("ensure_admin_user", "dropped")
+    fault.hold(CREATE_ADMIN_USER, "dropped")
     with socket(stack, token, since=0) as ws:
         seen = drain(ws, 1.0)
         assert post_tenant(stack, token, "dropped").status_code == 202
@@ -54,7 +55,7 @@ def test_a_socket_dropped_during_provisioning_gets_the_result_once_on_reconnect(
 
 def test_a_socket_back_before_the_end_gets_the_result_live_once(stack, fault):
     token = root_token()
-    fault.hold("ensure_admin_user", "back-early")
+    fault.hold(CREATE_ADMIN_USER, "back-early")
     with socket(stack, token, since=0) as ws:
         assert post_tenant(stack, token, "back-early").status_code == 202
         fault.wait_held()

@@ -1,7 +1,7 @@
 """Fault tests of the workers: SIGKILL in every provisioning step, a work-horse killed on every attempt,
 PostgreSQL connections cut mid-job, SIGTERM while a job runs. Real Daphne + RQ worker processes.
 
-A provisioning step is held with the faults file (tenants.faults) so that the fault strikes exactly there;
+A provisioning step is held with the faults file (tenants.provisioning.faults) so that the fault strikes exactly there;
 `<faults file>.held` tells the test that the job is waiting at the step, and the work-horse's pid.
 Figures are printed as `FIGURE <name>: <value>` (`pytest -s`).
 """
@@ -18,6 +18,7 @@ from jobs.models import Attempt, Job
 from jobs.recovery import ABANDONED_ERROR
 from notifications.models import Notification
 from tenants.models import ProvisioningStatus, Tenant
+from tenants.provisioning.steps import APPLY_MIGRATIONS, CREATE_ADMIN_USER, CREATE_DATABASE
 from tests.support import live
 from tests.support.fault_injection import wait_until
 from tests.support.live import LiveStack, drain, gone, wait_for_event
@@ -81,16 +82,16 @@ def _kill_worker_in_step(stack, fault, *, tenant_id, step, isolated):
     return detected, active
 
 
-SHARED_STEPS = [(False, "ensure_admin_user")]
-ISOLATED_STEPS = [(True, "ensure_tenant_database"), (True, "ensure_migrated"), (True, "ensure_admin_user")]
+SHARED_STEPS = [(False, CREATE_ADMIN_USER)]
+ISOLATED_STEPS = [(True, CREATE_DATABASE), (True, APPLY_MIGRATIONS), (True, CREATE_ADMIN_USER)]
 
 
 @pytest.mark.parametrize(("isolated", "step"), SHARED_STEPS + ISOLATED_STEPS)
 def test_a_worker_killed_in_any_step_is_replaced_and_the_tenant_ends_active_once(start_stack, fault, isolated, step):
     stack = start_stack()
-    tenant_id = f"killed-{step.replace('_', '-')}-{'iso' if isolated else 'shared'}"
+    tenant_id = f"killed-{step.label}-{'iso' if isolated else 'shared'}"
     detected, active = _kill_worker_in_step(stack, fault, tenant_id=tenant_id, step=step, isolated=isolated)
-    case = f"SIGKILL in {step} ({'isolated' if isolated else 'shared'})"
+    case = f"SIGKILL in {step.label} ({'isolated' if isolated else 'shared'})"
     figure(f"{case}: kill -> abandoned recorded (s)", round(detected, 1))
     figure(f"{case}: kill -> Active (s)", round(active, 1))
     assert detected < 60
@@ -110,7 +111,7 @@ def test_with_production_timings_a_killed_worker_is_detected_within_a_minute(sta
     """The defaults of settings.py (heartbeat 5 s, abandoned after 30 s, sweep every 15 s), not the suite's."""
     stack = start_stack(DIQUIS_HEARTBEAT_INTERVAL=5, DIQUIS_ABANDONED_AFTER=30, DIQUIS_SWEEP_INTERVAL=15)
     detected, active = _kill_worker_in_step(
-        stack, fault, tenant_id="killed-default-timings", step="ensure_admin_user", isolated=False
+        stack, fault, tenant_id="killed-default-timings", step=CREATE_ADMIN_USER, isolated=False
     )
     figure("SIGKILL, production timings: kill -> abandoned recorded (s)", round(detected, 1))
     figure("SIGKILL, production timings: kill -> Active (s)", round(active, 1))
@@ -124,7 +125,7 @@ def test_a_horse_killed_on_every_attempt_ends_failed_and_notified_once(start_sta
     stack = start_stack(DIQUIS_JOB_MAX_ATTEMPTS=2)
     token = root_token()
     before = last_notification_id()
-    fault.hold("ensure_admin_user", "doomed")
+    fault.hold(CREATE_ADMIN_USER, "doomed")
     assert post_tenant(stack, token, "doomed").status_code == 202
     horse = None
     for _ in range(2):
@@ -148,7 +149,7 @@ def test_a_horse_killed_on_every_attempt_ends_failed_and_notified_once(start_sta
 def test_postgres_connections_cut_mid_job_fail_the_attempt_and_the_retry_succeeds(start_stack, fault):
     stack = start_stack(PGAPPNAME="diquis-fault-test")
     token = root_token()
-    fault.hold("ensure_admin_user", "cut")
+    fault.hold(CREATE_ADMIN_USER, "cut")
     assert post_tenant(stack, token, "cut").status_code == 202
     fault.wait_held()
     time.sleep(2)  # the attempt's heartbeat thread has its own session by now
@@ -175,7 +176,7 @@ def test_postgres_connections_cut_mid_job_fail_the_attempt_and_the_retry_succeed
 def test_sigterm_lets_the_job_in_hand_finish_then_the_worker_exits(start_stack, fault):
     stack = start_stack()
     token = root_token()
-    fault.hold("ensure_admin_user", "graceful")
+    fault.hold(CREATE_ADMIN_USER, "graceful")
     assert post_tenant(stack, token, "graceful").status_code == 202
     horse = fault.wait_held()["pid"]
     worker = stack.workers[0]

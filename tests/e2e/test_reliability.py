@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from jobs.models import Job
 from notifications.models import Notification
 from tenants.models import ProvisioningStatus, Tenant
+from tenants.provisioning.steps import CREATE_ADMIN_USER
 from tests.support import live
 from tests.support.fault_injection import wait_until
 from tests.support.live import LiveStack, drain, wait_for_event
@@ -137,7 +138,7 @@ def test_a_notification_that_cannot_be_pushed_is_kept_and_never_fails_the_job(re
     wait_until(lambda: workers_registered(private_redis.client()), timeout=30, what="worker registered")
     token = root_token()
     before = last_notification_id()
-    fault.hold("ensure_admin_user", "unheard")
+    fault.hold(CREATE_ADMIN_USER, "unheard")
     try:
         assert post_tenant(stack, token, "unheard").status_code == 202
         fault.wait_held()

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from notifications.services import notify
-from tenants.auth import issue_tokens
+from tenants.tokens import issue_tokens
 from tests.support import live
 from tests.support.factories import UserFactory
 

@@ -24,21 +24,21 @@ RAN = []
 FINAL_FAILURES = []
 
 
-def _remember_final_failure(error, *args):
-    FINAL_FAILURES.append((error, args))
+def _remember_final_failure(error, **kwargs):
+    FINAL_FAILURES.append((error, kwargs))
 
 
-def _raise_in_handler(error, *args):
+def _raise_in_handler(error, **kwargs):
     raise RuntimeError("a bug in the failure handler")
 
 
 @durable_task(on_final_failure=_remember_final_failure)
-def sample_task(value):
+def sample_task(*, value):
     RAN.append(value)
 
 
 @durable_task(on_final_failure=_raise_in_handler)
-def task_with_broken_handler(value):
+def task_with_broken_handler(*, value):
     RAN.append(value)
 
 
@@ -58,7 +58,11 @@ def carrier_ids():
 
 def new_job(task=sample_task, *, subject="tenant:sample", **fields):
     job = Job.objects.create(
-        task=task.durable_task_name, args=["x"], subject=subject, max_attempts=fields.pop("max_attempts", 3), **fields
+        task=task.durable_task_name,
+        kwargs={"value": "x"},
+        subject=subject,
+        max_attempts=fields.pop("max_attempts", 3),
+        **fields,
     )
     return job
 
@@ -94,7 +98,7 @@ def test_a_job_never_pushed_is_pushed_by_the_sweep():
 
 def test_enqueue_names_the_carrier_in_the_transaction_and_pushes_exactly_that_one_after_commit():
     with transaction.atomic():
-        job = durable.enqueue(sample_task, "x", subject="tenant:sample")
+        job = durable.enqueue(sample_task, subject="tenant:sample", value="x")
         named = Job.objects.get(pk=job.pk).rq_job_id
         assert named and carrier_ids() == []  # nothing reaches Redis before the commit
     job.refresh_from_db()
@@ -105,7 +109,7 @@ def test_enqueue_names_the_carrier_in_the_transaction_and_pushes_exactly_that_on
 
 def test_a_rolled_back_enqueue_pushes_nothing():
     with contextlib.suppress(RuntimeError), transaction.atomic():
-        durable.enqueue(sample_task, "x", subject="tenant:sample")
+        durable.enqueue(sample_task, subject="tenant:sample", value="x")
         raise RuntimeError("the caller's transaction fails")
     assert (Job.objects.count(), carrier_ids()) == (0, [])
 
@@ -191,7 +195,7 @@ def test_an_attempt_is_recorded_once_whoever_records_it():
     attempt = running_attempt(job)
     assert attempt_failed(attempt, error="first", outcome=Attempt.Outcome.ABANDONED) == FAILED_FOR_GOOD
     assert attempt_failed(attempt, error="second", outcome=Attempt.Outcome.ABANDONED) == ALREADY_RECORDED
-    assert FINAL_FAILURES == [("first", ("x",))]
+    assert FINAL_FAILURES == [("first", {"value": "x"})]
     job.refresh_from_db()
     assert (job.status, job.last_error) == (Job.Status.FAILED, "first")
 

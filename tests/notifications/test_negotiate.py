@@ -7,7 +7,7 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
 from notifications import signalr
-from tenants.auth import issue_tokens
+from tenants.tokens import issue_tokens
 from tests.support.factories import TenantFactory, UserFactory
 
 URL = "/hubs/notifications/negotiate"

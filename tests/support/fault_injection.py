@@ -1,9 +1,12 @@
-"""The test side of tenants.faults: hold a provisioning step of a live worker through the faults file, and
-poll until something has happened. The `fault` fixture (tests/e2e/conftest.py) gives a test one `Fault`."""
+"""The test side of tenants.provisioning.faults: fail or hold a provisioning step of a live worker through the
+faults file, and poll until something has happened. The `fault` fixture (tests/e2e/conftest.py) gives a test
+one `Fault`."""
 
 import json
 import time
 from pathlib import Path
+
+from tenants.provisioning.steps import Step
 
 
 def wait_until(predicate, *, timeout, interval=0.2, what="condition"):
@@ -17,6 +20,16 @@ def wait_until(predicate, *, timeout, interval=0.2, what="condition"):
         time.sleep(interval)
 
 
+def write_fault(path, step, tenant_id=None, *, action="fail", message=None):
+    """Arm the faults file at `path` for one step (a tenants.provisioning.steps.Step, named by its label)."""
+    if not isinstance(step, Step):
+        raise TypeError(f"name a step by its Step (tenants.provisioning.steps), not {step!r}")
+    fault = {"step": step.label, "tenant": tenant_id, "action": action}
+    if message is not None:
+        fault["message"] = message
+    Path(path).write_text(json.dumps(fault))
+
+
 class Fault:
     """Holds one provisioning step of one tenant while the faults file exists."""
 
@@ -26,7 +39,7 @@ class Fault:
 
     def hold(self, step, tenant_id):
         self.held_path.unlink(missing_ok=True)
-        self.path.write_text(json.dumps({"step": step, "tenant": tenant_id, "action": "hold"}))
+        write_fault(self.path, step, tenant_id, action="hold")
 
     def wait_held(self, *, other_than=None, timeout=60):
         """The held step and its work-horse's pid, once a job waits there (a new horse: `other_than`)."""

@@ -9,8 +9,8 @@ from websockets.sync.client import connect
 
 from jobs.models import Job
 from notifications.models import Notification
-from tenants.auth import issue_tokens
 from tenants.models import ProvisioningStatus, Tenant, User
+from tenants.tokens import issue_tokens
 from tests.support.live import recv_json
 from tests.support.tenant_databases import ADMIN_PASSWORD
 from tests.support.users import make_root_user
@@ -54,7 +54,7 @@ def finished(tenant_id):
 
 def admin_users(tenant_id):
     """The tenant's admin users, wherever they live (main database or the tenant's own)."""
-    from tenants.databases import use_tenant
+    from tenants.connections import use_tenant
 
     tenant = Tenant.objects.get(pk=tenant_id)
     with use_tenant(tenant):

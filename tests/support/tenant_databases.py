@@ -9,10 +9,10 @@ from django.db import connection, connections
 from django.db.migrations.loader import MigrationLoader
 from django.db.models.signals import pre_migrate
 
-from tenants import database_server
 from tenants.models import ProvisioningStatus, Tenant
-from tenants.provisioners import ensure_migrated
-from tenants.template_database import template_prefix
+from tenants.provisioning.databases import ensure_migrated, ensure_tenant_database
+from tenants.provisioning.stores import main_store
+from tenants.provisioning.template import template_prefix
 from tenants.vault import encrypt_password
 
 ADMIN_PASSWORD = "Tenant-Admin-Pass-9!"
@@ -29,8 +29,9 @@ def drop_test_tenant_databases():
     failed test)."""
     if not connection.settings_dict["NAME"].startswith("test_"):
         return  # no test in this session uses the database: none was made, nor any tenant database
-    for name in database_server.names_starting_with(TEST_DB_PREFIX):
-        database_server.drop(name)
+    store = main_store()
+    for name in store.list(TEST_DB_PREFIX):
+        store.drop(name)
 
 
 @contextlib.contextmanager
@@ -53,11 +54,11 @@ def main_database():
 
 def prefixed_databases():
     """Every database the tests made (tenants and templates), by the test prefix."""
-    return set(database_server.names_starting_with(settings.DIQUIS_TENANT_DATABASE_PREFIX))
+    return set(main_store().list(settings.DIQUIS_TENANT_DATABASE_PREFIX))
 
 
 def templates():
-    return set(database_server.names_starting_with(template_prefix()))
+    return set(main_store().list(template_prefix()))
 
 
 def database_oid(name):
@@ -74,8 +75,14 @@ def head_migrations():
     return set(MigrationLoader(None, ignore_no_migrations=True).graph.nodes)
 
 
-def migrate_runs_on(tenant):
-    """The databases `migrate` ran on during ensure_migrated(tenant)."""
+def isolated_database(tenant):
+    """ensure_tenant_database(tenant), and the name of the database it ensured."""
+    ensure_tenant_database(tenant)
+    return tenant.database_name
+
+
+def migrate_runs_on(tenant, *, created=None):
+    """The databases `migrate` ran on during ensure_migrated(tenant, created=created)."""
     ran = []
 
     def record(using, **kwargs):
@@ -83,7 +90,7 @@ def migrate_runs_on(tenant):
 
     pre_migrate.connect(record, dispatch_uid="migrate-runs-on")
     try:
-        ensure_migrated(tenant)
+        ensure_migrated(tenant, created=created)
     finally:
         pre_migrate.disconnect(dispatch_uid="migrate-runs-on")
     return set(ran)

@@ -4,8 +4,8 @@ import uuid
 
 from rest_framework.test import APIClient
 
-from tenants.auth import issue_tokens
 from tenants.models import ROOT_TENANT_ID, Role, User
+from tenants.tokens import issue_tokens
 
 ROOT_PASSWORD = "Another-Root-Pass-1!"
 

@@ -43,7 +43,7 @@ def failed_creation(tenant_id="broken"):
     tenant = TenantFactory(id=tenant_id, status=S.FAILED, is_provisioned=False, provisioning_error="Disk full")
     Job.objects.create(
         task=tasks.provision_tenant.durable_task_name,
-        args=[tenant_id, None],
+        kwargs={"tenant_id": tenant_id, "initiated_by": None},
         subject=subject_for(tenant_id),
         status=Job.Status.FAILED,
         attempts=3,
@@ -111,7 +111,11 @@ def test_an_active_tenant_is_edited_through_the_update_job(admin):
     tenant = Tenant.objects.get(pk="acme")
     assert (tenant.status, tenant.name, tenant.is_active) == (S.UPDATING, "Acme", True)  # the job changes it
     [job] = jobs_of("acme")
-    assert (job.task, job.args[2:]) == (tasks.update_tenant.durable_task_name, ["Acme Two", False])
+    assert (job.task, job.kwargs["name"], job.kwargs["is_active"]) == (
+        tasks.apply_tenant_update.durable_task_name,
+        "Acme Two",
+        False,
+    )
 
 
 def test_the_creation_form_calls_the_service_and_leaves_the_work_to_the_job(admin):
@@ -132,7 +136,9 @@ def test_the_creation_form_calls_the_service_and_leaves_the_work_to_the_job(admi
     assert tenant.database_name is None and not User.objects.filter(tenant_id="demo-academy").exists()
     [job] = jobs_of("demo-academy")
     assert job.task == tasks.provision_tenant.durable_task_name
-    assert "Tenant-Admin-Pass-9!" not in str(job.args) and "Tenant-Admin-Pass-9!" not in tenant.encrypted_admin_password
+    assert (
+        "Tenant-Admin-Pass-9!" not in str(job.kwargs) and "Tenant-Admin-Pass-9!" not in tenant.encrypted_admin_password
+    )
 
 
 def test_the_creation_form_refuses_what_the_api_refuses(admin):
@@ -165,8 +171,8 @@ def test_activate_and_deactivate_enqueue_updates(admin):
     TenantFactory(id="off", is_active=False)
     admin.post(LIST, {"action": "deactivate", "_selected_action": ["on"]})
     admin.post(LIST, {"action": "activate", "_selected_action": ["off"]})
-    assert [j.args[3] for j in jobs_of("on")] == [False]
-    assert [j.args[3] for j in jobs_of("off")] == [True]
+    assert [j.kwargs["is_active"] for j in jobs_of("on")] == [False]
+    assert [j.kwargs["is_active"] for j in jobs_of("off")] == [True]
     assert set(Tenant.objects.filter(pk__in=["on", "off"]).values_list("status", flat=True)) == {S.UPDATING}
 
 

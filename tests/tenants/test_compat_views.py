@@ -7,8 +7,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from jobs.models import Job
-from tenants.auth import issue_tokens
 from tenants.models import Operation, ProvisioningStatus, Role, Tenant
+from tenants.tokens import issue_tokens
 from tests.support.factories import TenantFactory, UserFactory
 from tests.support.users import client_for
 
@@ -103,7 +103,8 @@ def test_put_with_the_whole_tenant_object_as_read_changes_only_name_and_activity
     response = root_api.put("/api/tenants/acme", whole, format="json")
     assert response.status_code == 202, response.content
     assert response.json()["data"] == "acme"
-    assert Job.objects.get(subject="tenant:acme").args[2:] == ["Acme Renamed", False]
+    kwargs = Job.objects.get(subject="tenant:acme").kwargs
+    assert (kwargs["name"], kwargs["is_active"]) == ("Acme Renamed", False)
     tenant = Tenant.objects.get(pk="acme")
     assert (tenant.status, tenant.operation) == (ProvisioningStatus.UPDATING, Operation.UPDATE)
     assert (tenant.admin_email, tenant.has_isolated_database, tenant.provisioning_error) == (

@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.conf import settings
 
-from tenants import provisioning
+from tenants.provisioning.steps import run_tenant_creation
 from tests.support.live import ROOT, stack_env
 from tests.support.tenant_databases import applied_migrations, new_tenant, query, raw_cursor
 
@@ -23,7 +23,7 @@ def isolated(transactional_db, tenant_databases, root_user):
     def create(*tenant_ids):
         for tenant_id in tenant_ids:
             new_tenant(tenant_id)
-            provisioning.provision_tenant(tenant_id, str(root_user.pk))
+            run_tenant_creation(tenant_id=tenant_id, initiated_by=str(root_user.pk))
 
     return create
 

@@ -15,8 +15,8 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from jobs.models import Job
 from notifications.models import Notification
-from tenants.auth import issue_tokens
 from tenants.models import ROOT_TENANT_ID, Operation, ProvisioningStatus, Role, Tenant, User
+from tenants.tokens import issue_tokens
 from tests.support.factories import TenantFactory
 
 S = ProvisioningStatus
@@ -97,7 +97,7 @@ def cast(db):
     TenantFactory(id="broken", name="Broken", status=S.FAILED, is_provisioned=False, operation=Operation.CREATE)
     Job.objects.create(
         task="tenants.tasks.provision_tenant",
-        args=["broken", None],
+        kwargs={"tenant_id": "broken", "initiated_by": None},
         subject="tenant:broken",
         status=Job.Status.FAILED,
         attempts=3,

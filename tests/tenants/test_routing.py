@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
-from tenants import provisioning
 from tenants.models import ProvisioningStatus, Role, Tenant, User
+from tenants.provisioning.steps import run_tenant_creation
 from tests.support.tenant_databases import ADMIN_PASSWORD, main_database, new_tenant, query, raw_cursor
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
@@ -24,7 +24,7 @@ MEMBER_PASSWORD = "Member-Password-77!"
 def tenants(root_user, tenant_databases):
     for tenant_id in ISOLATED + SHARED:
         new_tenant(tenant_id, isolated=tenant_id in ISOLATED)
-        provisioning.provision_tenant(tenant_id, str(root_user.pk))
+        run_tenant_creation(tenant_id=tenant_id, initiated_by=str(root_user.pk))
     return {tenant.id: tenant for tenant in Tenant.objects.filter(pk__in=ISOLATED + SHARED)}
 
 

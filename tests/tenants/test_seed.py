@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tenants import database_server
+from tenants.provisioning.stores import main_store
 from tenants.seed import DEVELOPMENT_ROOT_PASSWORD
 from tests.support.production import manage
 from tests.support.tenant_databases import query
@@ -19,12 +19,12 @@ def throwaway_database(tenant_databases):
     """An empty database on the test server (named with the suite's prefix, so conftest drops it even after
     a crash), and the DATABASE_URL that points at it."""
     name = f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}deploy_seed"
-    database_server.drop(name)
-    database_server.create(name)
+    main_store().drop(name)
+    main_store().create(name)
     params = connection.settings_dict
     url = f"postgres://{params['USER'] or 'postgres'}@{params['HOST'] or '127.0.0.1'}:{params['PORT'] or 5432}/{name}"
     yield name, url
-    database_server.drop(name)
+    main_store().drop(name)
 
 
 def root_users(database_name):

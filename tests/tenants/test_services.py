@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 
-from diquis.envelope import Conflict
 from jobs.models import Job
 from tenants import services
+from tenants.exceptions import Conflict
 from tenants.models import Tenant
 from tests.support.tenant_databases import ADMIN_PASSWORD
 from tests.support.users import make_root_user
@@ -36,7 +36,7 @@ def test_fifty_threads_on_the_service_accept_exactly_one():
             )
             return "accepted"
         except Conflict as conflict:
-            return str(conflict.detail)
+            return conflict.message
         finally:
             connection.close()  # each thread's own connection
 

@@ -10,8 +10,8 @@ import pytest
 from django.conf import settings
 
 from jobs.models import Job
-from tenants import database_server
 from tenants.models import ProvisioningStatus, Tenant
+from tenants.provisioning.stores import main_store
 from tests.support.factories import TenantFactory
 from tests.support.tenant_databases import prefixed_databases as databases
 
@@ -73,7 +73,7 @@ def test_a_hostile_id_is_refused_with_400_before_anything_is_written(root_api, t
 
 def test_an_id_whose_database_name_is_taken_by_a_foreign_database_is_refused(root_api, tenant_databases):
     """The main database too could be taken this way, when its name starts with the prefix."""
-    database_server.create(f"{PREFIX}foreign")
+    main_store().create(f"{PREFIX}foreign")
     response = root_api.post("/api/tenants", {**VALID, "id": "foreign"}, format="json")
     assert response.status_code == 400
     assert "existing database" in response.json()["errors"]["id"][0]
@@ -83,7 +83,7 @@ def test_an_id_whose_database_name_is_taken_by_a_foreign_database_is_refused(roo
 
 def test_an_existing_isolated_tenant_is_still_a_409_not_a_database_clash(root_api, tenant_databases):
     TenantFactory(id="taken", has_isolated_database=True, database_name=f"{PREFIX}taken")
-    database_server.create(f"{PREFIX}taken")
+    main_store().create(f"{PREFIX}taken")
     response = root_api.post("/api/tenants", {**VALID, "id": "taken"}, format="json")
     assert (response.status_code, response.json()["messages"]) == (409, ["Tenant already exists"])
 

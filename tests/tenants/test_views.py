@@ -45,7 +45,7 @@ def test_create_answers_202_with_envelope_location_and_a_pending_tenant(root_api
     assert tenant.initiated_by == root_user.pk
     job = Job.objects.get(subject="tenant:demo-academy")
     assert job.task == "tenants.tasks.provision_tenant"
-    assert job.args == ["demo-academy", str(root_user.pk)]
+    assert job.kwargs == {"tenant_id": "demo-academy", "initiated_by": str(root_user.pk)}
 
 
 def test_create_stores_the_password_encrypted_only(root_api):
@@ -53,7 +53,7 @@ def test_create_stores_the_password_encrypted_only(root_api):
     tenant = Tenant.objects.get(pk="demo-academy")
     assert tenant.encrypted_admin_password
     assert VALID["password"] not in tenant.encrypted_admin_password
-    assert VALID["password"] not in str(Job.objects.get(subject="tenant:demo-academy").args)
+    assert VALID["password"] not in str(Job.objects.get(subject="tenant:demo-academy").kwargs)
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_update_answers_202_and_moves_to_updating(root_api):
     }
     assert Tenant.objects.get(pk="acme").status == S.UPDATING
     job = Job.objects.get(subject="tenant:acme")
-    assert job.args[2:] == ["Acme 2", False]
+    assert (job.kwargs["name"], job.kwargs["is_active"]) == ("Acme 2", False)
 
 
 def test_update_ignores_extra_fields_of_the_whole_tenant_object(root_api):

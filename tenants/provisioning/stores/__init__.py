@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import connections
+from django.utils.module_loading import import_string
 
 from .base import DatabaseStore
 from .postgresql import PostgreSQLStore
@@ -11,7 +12,10 @@ __all__ = ["DatabaseStore", "PostgreSQLStore", "SQLiteStore", "main_store"]
 
 
 def main_store() -> DatabaseStore:
-    """The store beside the main database: its PostgreSQL server, or the SQLite folder of the embedded default."""
+    """The store beside the main database: its PostgreSQL server, or the SQLite folder of the embedded default
+    (or what settings.DIQUIS_TENANT_DATABASE_STORE names)."""
+    if settings.DIQUIS_TENANT_DATABASE_STORE:
+        return import_string(settings.DIQUIS_TENANT_DATABASE_STORE)()
     if connections["default"].vendor == "sqlite":
         return SQLiteStore(settings.DIQUIS_TENANT_SQLITE_DIR)
     return PostgreSQLStore("default")

@@ -10,14 +10,17 @@ from django.test import override_settings
 
 from jobs.models import Job
 from notifications.models import Notification
-from tenants import database_server, provisioning, spare_databases, template_database
-from tenants.provisioners import CLAIMED, CLONED, create_database, ensure_migrated, ensure_tenant_database
-from tenants.tasks import refill_spare_databases
+from tenants.provisioning import spares
+from tenants.provisioning.databases import CLAIMED, CLONED, create_database, ensure_migrated, ensure_tenant_database
+from tenants.provisioning.stores import main_store
+from tenants.provisioning.template import ensure_template, template_name
+from tenants.tasks import SPARE_REFILL_SUBJECT, provision_tenant, refill_spare_databases, request_spare_refill
 from tests.support.tenant_databases import (
     NEXT_RELEASE,
     applied_migrations,
     database_oid,
     head_migrations,
+    isolated_database,
     migrate_runs_on,
     new_tenant,
     raw_cursor,
@@ -32,67 +35,67 @@ PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 def _spares_on(settings, tenant_databases):
     settings.DIQUIS_SPARE_TENANT_DATABASES = 2
     for name in templates():
-        database_server.drop(name)
+        main_store().drop(name)
 
 
 def refill_jobs(status=Job.Status.QUEUED):
-    return Job.objects.filter(subject=spare_databases.REFILL_SUBJECT, status=status).count()
+    return Job.objects.filter(subject=SPARE_REFILL_SUBJECT, status=status).count()
 
 
-def spares():
-    return set(spare_databases.spares_of(template_database.template_name()))
+def current_spares():
+    return set(spares.spares_of(main_store(), template_name()))
 
 
 def test_a_refill_clones_the_template_up_to_the_setting_and_no_further():
-    template = template_database.ensure_template()
-    assert spare_databases.refill(template) == 2
-    assert len(spares()) == 2 and all(name.startswith(f"{template}_spare_") for name in spares())
-    assert spare_databases.refill(template) == 0
-    for spare in spares():  # clones of the template: at the head
+    template = ensure_template(main_store())
+    assert spares.refill(main_store(), template) == 2
+    assert len(current_spares()) == 2 and all(name.startswith(f"{template}_spare_") for name in current_spares())
+    assert spares.refill(main_store(), template) == 0
+    for spare in current_spares():  # clones of the template: at the head
         assert {(app, name) for app, name, _ in applied_migrations(spare)} == head_migrations()
 
 
 def test_a_new_tenant_gets_a_spare_by_rename():
     refill_spare_databases()  # what the worker runs
-    before = {database_oid(name): name for name in spares()}
+    before = {database_oid(name): name for name in current_spares()}
     tenant = new_tenant("alpha")
-    name = ensure_tenant_database(tenant)
-    assert database_oid(name) in before  # the very database that was a spare, renamed
-    assert len(spares()) == 1
-    assert tenant.cloned_at_head and migrate_runs_on(tenant) == set()
+    assert ensure_tenant_database(tenant) == CLAIMED
+    assert database_oid(tenant.database_name) in before  # the very database that was a spare, renamed
+    assert len(current_spares()) == 1
+    assert migrate_runs_on(tenant, created=CLAIMED) == set()  # at the head: not even checked
 
 
 def test_without_spares_the_database_is_cloned():
-    template_database.ensure_template()
-    assert spares() == set()
-    assert create_database(f"{PREFIX}gamma") == CLONED
+    ensure_template(main_store())
+    assert current_spares() == set()
+    assert create_database(main_store(), f"{PREFIX}gamma") == CLONED
 
 
 def test_creating_an_isolated_tenant_asks_for_a_refill_once_after_its_notification(root_user):
     new_tenant("alpha")
-    provisioning.provision_tenant("alpha", root_user.pk)
+    provision_tenant(tenant_id="alpha", initiated_by=root_user.pk)
     created = Notification.objects.get(event="TenantCreated", data__tenantId="alpha")
-    assert Job.objects.get(subject=spare_databases.REFILL_SUBJECT).created_at > created.created_on
+    assert Job.objects.get(subject=SPARE_REFILL_SUBJECT).created_at > created.created_on
     new_tenant("beta")
-    provisioning.provision_tenant("beta", root_user.pk)
+    provision_tenant(tenant_id="beta", initiated_by=root_user.pk)
     assert refill_jobs() == 1  # one waiting refill is enough
     new_tenant("shared-one", isolated=False)
-    provisioning.provision_tenant("shared-one", root_user.pk)
+    provision_tenant(tenant_id="shared-one", initiated_by=root_user.pk)
     assert refill_jobs() == 1
 
 
 def test_two_tenants_racing_for_the_last_spare_get_one_database_each():
-    template = template_database.ensure_template()
-    spare_databases.refill(template)
-    database_server.drop(sorted(spares())[0])
-    (last,) = spares()
+    template = ensure_template(main_store())
+    spares.refill(main_store(), template)
+    main_store().drop(sorted(current_spares())[0])
+    (last,) = current_spares()
     last_oid = database_oid(last)
     outcomes, barrier = {}, threading.Barrier(2)
 
     def create(tenant_id):
         barrier.wait()
         try:
-            outcomes[tenant_id] = create_database(f"{PREFIX}{tenant_id}")
+            outcomes[tenant_id] = create_database(main_store(), f"{PREFIX}{tenant_id}")
         finally:
             connections.close_all()
 
@@ -103,35 +106,35 @@ def test_two_tenants_racing_for_the_last_spare_get_one_database_each():
         thread.join(timeout=60)
     assert sorted(outcomes.values()) == sorted([CLAIMED, CLONED])
     winner = next(tenant_id for tenant_id, how in outcomes.items() if how == CLAIMED)
-    assert database_oid(f"{PREFIX}{winner}") == last_oid and spares() == set()
+    assert database_oid(f"{PREFIX}{winner}") == last_oid and current_spares() == set()
 
 
 def test_a_spare_with_a_session_on_it_is_passed_over():
-    template = template_database.ensure_template()
-    spare_databases.refill(template)
-    busy, free = sorted(spares())
+    template = ensure_template(main_store())
+    spares.refill(main_store(), template)
+    busy, free = sorted(current_spares())
     with raw_cursor(busy):
-        assert create_database(f"{PREFIX}delta") == CLAIMED
-    assert spares() == {busy}
+        assert create_database(main_store(), f"{PREFIX}delta") == CLAIMED
+    assert current_spares() == {busy}
     assert database_oid(f"{PREFIX}delta") != database_oid(busy)
 
 
 def test_a_new_migration_drops_the_old_templates_spares_and_never_hands_them_out():
-    old_template = template_database.ensure_template()
-    spare_databases.refill(old_template)
+    old_template = ensure_template(main_store())
+    spares.refill(main_store(), old_template)
     with override_settings(MIGRATION_MODULES=NEXT_RELEASE):
         tenant = new_tenant("epsilon")
-        name = ensure_tenant_database(tenant)
-        new_template = template_database.template_name()
+        name = isolated_database(tenant)
+        new_template = template_name()
         assert templates() == {new_template}  # the old template and both its spares are gone
         assert ("tenants", "0002_user_nickname") in {(a, n) for a, n, _ in applied_migrations(name)}
         ensure_migrated(tenant)
-    assert not spare_databases.spares_of(old_template)
+    assert not spares.spares_of(main_store(), old_template)
 
 
 def test_spares_off_means_none_are_made_or_asked_for(settings):
     settings.DIQUIS_SPARE_TENANT_DATABASES = 0
-    template_database.ensure_template()
-    assert create_database(f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}zeta") == CLONED
-    spare_databases.request_refill()
-    assert refill_jobs() == 0 and spares() == set()
+    ensure_template(main_store())
+    assert create_database(main_store(), f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}zeta") == CLONED
+    request_spare_refill()
+    assert refill_jobs() == 0 and current_spares() == set()

@@ -7,8 +7,6 @@ Deletion: an isolated tenant leaves no database, a shared one no rows; sessions 
 terminated; every step can run again after a crash.
 """
 
-import json
-
 import psycopg
 import pytest
 from django.conf import settings
@@ -16,11 +14,20 @@ from django.core.management import call_command
 from django.db import connection
 
 from notifications.models import Notification
-from tenants import database_server, faults, provisioning
-from tenants.databases import database_name_for, temporary_connection
+from tenants.connections import database_name_for, temporary_connection
 from tenants.models import ProvisioningStatus, Tenant, User
-from tenants.provisioners import create_database, drop_tenant_data, ensure_migrated, ensure_tenant_database
-from tenants.template_database import migrate_database
+from tenants.provisioning.databases import (
+    create_database,
+    drop_tenant_data,
+    ensure_admin_user,
+    ensure_migrated,
+    ensure_tenant_database,
+)
+from tenants.provisioning.faults import InjectedFault
+from tenants.provisioning.steps import REMOVE_TENANT_DATA, creation_steps, run_tenant_creation, run_tenant_deletion
+from tenants.provisioning.stores import main_store
+from tenants.provisioning.template import migrate_database
+from tests.support.fault_injection import write_fault
 from tests.support.tenant_databases import (
     applied_migrations,
     head_migrations,
@@ -33,7 +40,7 @@ from tests.support.tenant_databases import (
     templates,
 )
 
-STEPS = [step.__name__ for _, step in provisioning._create_steps(Tenant(has_isolated_database=True))]
+STEPS = creation_steps(Tenant(has_isolated_database=True))
 TENANT = "kappa"
 
 
@@ -47,7 +54,7 @@ def fail_at(tmp_path, settings):
         if step is None:
             (tmp_path / "fault.json").unlink(missing_ok=True)
         else:
-            (tmp_path / "fault.json").write_text(json.dumps({"step": step, "tenant": TENANT}))
+            write_fault(tmp_path / "fault.json", step, TENANT)
 
     yield arm
     arm(None)
@@ -60,14 +67,14 @@ def tenant(tenant_databases, root_user):
 
 def crashed_attempt(fail_at, root_user, step):
     fail_at(step)
-    with pytest.raises(faults.InjectedFault):
-        provisioning.provision_tenant(TENANT, str(root_user.pk))
+    with pytest.raises(InjectedFault):
+        run_tenant_creation(tenant_id=TENANT, initiated_by=str(root_user.pk))
     fail_at(None)
     assert Tenant.objects.get(pk=TENANT).status == ProvisioningStatus.PROVISIONING
 
 
 def retry_and_check(root_user):
-    provisioning.provision_tenant(TENANT, str(root_user.pk))
+    run_tenant_creation(tenant_id=TENANT, initiated_by=str(root_user.pk))
     tenant = Tenant.objects.get(pk=TENANT)
     name = database_name_for(TENANT)
     assert (tenant.status, tenant.is_provisioned, tenant.database_name) == (ProvisioningStatus.ACTIVE, True, name)
@@ -83,7 +90,7 @@ def retry_and_check(root_user):
 
 
 def test_the_steps_are_the_three_of_an_isolated_creation():
-    assert STEPS == ["ensure_tenant_database", "ensure_migrated", "ensure_admin_user"]
+    assert [step.label for step in STEPS] == ["create-database", "apply-migrations", "create-admin-user"]
 
 
 @pytest.mark.parametrize("done", range(len(STEPS) + 1), ids=lambda n: f"after-{n}-steps")
@@ -92,8 +99,8 @@ def test_a_retry_after_a_crash_after_each_step_ends_active_with_one_database_and
 ):
     crashed_attempt(fail_at, root_user, STEPS[0])
     tenant = Tenant.objects.get(pk=TENANT)
-    for _, step in provisioning._create_steps(tenant)[:done]:  # what the dead attempt got through
-        step(tenant)
+    for step in creation_steps(tenant)[:done]:  # what the dead attempt got through
+        step.function(tenant)
     retry_and_check(root_user)
 
 
@@ -106,7 +113,7 @@ def test_a_retry_after_each_step_failing_in_turn_through_the_fault_hook(tenant, 
 
 def test_database_created_but_not_recorded_on_the_tenant(tenant, fail_at, root_user):
     crashed_attempt(fail_at, root_user, STEPS[0])
-    create_database(database_name_for(TENANT))  # the clone happened, the row update did not
+    create_database(main_store(), database_name_for(TENANT))  # the clone happened, the row update did not
     assert Tenant.objects.get(pk=TENANT).database_name is None
     retry_and_check(root_user)
 
@@ -115,7 +122,7 @@ def test_database_half_migrated(tenant, fail_at, root_user):
     """The fallback path died mid-migration: an empty database, some migrations applied."""
     crashed_attempt(fail_at, root_user, STEPS[0])
     name = database_name_for(TENANT)
-    database_server.create(name)
+    main_store().create(name)
     with temporary_connection(name) as alias:
         call_command("migrate", "contenttypes", database=alias, interactive=False, verbosity=0)
     assert 0 < len(applied_migrations(name)) < len(head_migrations())
@@ -128,17 +135,17 @@ def test_admin_created_but_password_not_yet_erased(tenant, fail_at, root_user):
     secret = tenant.encrypted_admin_password
     ensure_tenant_database(tenant)
     ensure_migrated(tenant)
-    provisioning.ensure_admin_user(tenant)
+    ensure_admin_user(tenant)
     Tenant.objects.filter(pk=TENANT).update(encrypted_admin_password=secret)  # the erasure was lost
     retry_and_check(root_user)
 
 
 def test_a_second_full_run_of_every_step_changes_nothing(tenant, root_user):
-    provisioning.provision_tenant(TENANT, str(root_user.pk))
+    run_tenant_creation(tenant_id=TENANT, initiated_by=str(root_user.pk))
     tenant = Tenant.objects.get(pk=TENANT)
     before = applied_migrations(tenant.database_name)
-    for _, step in provisioning._create_steps(tenant):
-        step(tenant)
+    for step in creation_steps(tenant):
+        step.function(tenant)
     assert applied_migrations(tenant.database_name) == before
     assert query(tenant.database_name, "SELECT count(*) FROM tenants_user") == [(1,)]
     migrate_database(tenant.database_name)  # and a migrate on top is a no-op
@@ -156,7 +163,7 @@ S = ProvisioningStatus
 def created(root_user, tenant_databases):
     def create(tenant_id, isolated):
         new_tenant(tenant_id, isolated=isolated)
-        provisioning.provision_tenant(tenant_id, str(root_user.pk))
+        run_tenant_creation(tenant_id=tenant_id, initiated_by=str(root_user.pk))
         if not isolated:
             User.objects.create_user(f"member@{tenant_id}.test", "Member-Pass-77!", tenant_id=tenant_id)
         return Tenant.objects.get(pk=tenant_id)
@@ -182,7 +189,7 @@ def test_deleting_an_isolated_tenant_drops_its_database_and_ends_sessions_on_it(
         someone.execute("SELECT 1")
         assert sessions_on(f"{PREFIX}alpha") >= 1
         start_deletion(tenant.id)
-        provisioning.deprovision_tenant(tenant.id, str(root_user.pk))
+        run_tenant_deletion(tenant_id=tenant.id, initiated_by=str(root_user.pk))
         with pytest.raises(psycopg.OperationalError):
             someone.execute("SELECT 1")
     assert prefixed_databases() - templates() == set()
@@ -197,7 +204,7 @@ def test_deleting_a_shared_tenant_removes_its_rows_and_nothing_else(created, roo
     created("delta", isolated=False)
     assert main_rows("gamma") == 2
     start_deletion("gamma")
-    provisioning.deprovision_tenant("gamma", str(root_user.pk))
+    run_tenant_deletion(tenant_id="gamma", initiated_by=str(root_user.pk))
     assert main_rows("gamma") == 0
     assert not Tenant.objects.filter(pk="gamma").exists()
     assert main_rows("delta") == 2 and Tenant.objects.filter(pk="delta").exists()
@@ -217,19 +224,19 @@ def test_a_deletion_that_crashed_finishes_on_retry(created, root_user, tmp_path,
     start_deletion(tenant.id)
     if crash == "before-drop":
         settings.DIQUIS_FAULTS_FILE = str(tmp_path / "fault.json")
-        (tmp_path / "fault.json").write_text(json.dumps({"step": "drop_tenant_data", "tenant": "alpha"}))
-        with pytest.raises(faults.InjectedFault):
-            provisioning.deprovision_tenant(tenant.id, str(root_user.pk))
+        write_fault(tmp_path / "fault.json", REMOVE_TENANT_DATA, "alpha")
+        with pytest.raises(InjectedFault):
+            run_tenant_deletion(tenant_id=tenant.id, initiated_by=str(root_user.pk))
         (tmp_path / "fault.json").unlink()
         assert f"{PREFIX}alpha" in prefixed_databases()
     else:
         drop_tenant_data(tenant)  # the database went, the catalog row stayed
     assert Tenant.objects.get(pk="alpha").status == S.DELETING
-    provisioning.deprovision_tenant(tenant.id, str(root_user.pk))
+    run_tenant_deletion(tenant_id=tenant.id, initiated_by=str(root_user.pk))
     assert not Tenant.objects.filter(pk="alpha").exists()
     assert f"{PREFIX}alpha" not in prefixed_databases()
 
 
 def test_a_deletion_job_for_a_tenant_already_gone_does_nothing(root_user, db):
-    provisioning.deprovision_tenant("never-was", str(root_user.pk))
+    run_tenant_deletion(tenant_id="never-was", initiated_by=str(root_user.pk))
     assert not Notification.objects.filter(event="TenantDeleted").exists()

@@ -11,9 +11,11 @@ from django.conf import settings
 from django.db import connections
 from django.test import override_settings
 
-from tenants import database_server, provisioners, template_database
 from tenants.models import Tenant
-from tenants.provisioners import CLONED, CREATED, create_database, ensure_migrated, ensure_tenant_database
+from tenants.provisioning import databases
+from tenants.provisioning.databases import CLONED, CREATED, create_database, ensure_migrated, ensure_tenant_database
+from tenants.provisioning.stores import main_store
+from tenants.provisioning.template import BUILD_LOCK_KEY, TEMPLATE_LABEL, migration_fingerprint, template_name
 from tenants.validators import validate_tenant_id
 from tests.support.tenant_databases import (
     NEXT_RELEASE,
@@ -21,6 +23,7 @@ from tests.support.tenant_databases import (
     applied_migrations,
     database_oid,
     head_migrations,
+    isolated_database,
     main_database,
     migrate_runs_on,
     new_tenant,
@@ -37,7 +40,7 @@ PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 def _databases(tenant_databases):
     """Every test here starts without templates and drops what it made (conftest, by prefix)."""
     for name in templates():
-        database_server.drop(name)
+        main_store().drop(name)
 
 
 def columns_of_users(database_name):
@@ -46,13 +49,13 @@ def columns_of_users(database_name):
 
 
 def test_the_first_clone_builds_the_template_and_the_next_ones_reuse_it():
-    first = ensure_tenant_database(new_tenant("alpha"))
+    first = isolated_database(new_tenant("alpha"))
     (template,) = templates()
-    assert template == template_database.template_name()
+    assert template == template_name()
     oid = database_oid(template)
 
-    assert create_database(f"{PREFIX}beta") == CLONED
-    second = ensure_tenant_database(new_tenant("beta"))  # exists already: kept as it is
+    assert create_database(main_store(), f"{PREFIX}beta") == CLONED
+    second = isolated_database(new_tenant("beta"))  # exists already: kept as it is
     assert templates() == {template} and database_oid(template) == oid  # not rebuilt
 
     # Both are byte-for-byte copies of one migration run: the same rows, down to the timestamps.
@@ -71,7 +74,7 @@ def test_the_template_refuses_connections_and_nobody_is_left_on_it():
 
 
 def test_a_clone_needs_no_migration_afterwards_and_migrate_is_not_even_run():
-    name = ensure_tenant_database(new_tenant("alpha"))
+    name = isolated_database(new_tenant("alpha"))
     before = applied_migrations(name)
     assert migrate_runs_on(Tenant.objects.get(pk="alpha")) == set()  # a later attempt: checked, nothing to do
     assert applied_migrations(name) == before
@@ -79,18 +82,17 @@ def test_a_clone_needs_no_migration_afterwards_and_migrate_is_not_even_run():
 
 def test_the_attempt_that_cloned_the_database_does_not_even_check_it(monkeypatch):
     checked = []
-    original = provisioners.has_pending_migrations
-    monkeypatch.setattr(provisioners, "has_pending_migrations", lambda alias: checked.append(alias) or original(alias))
+    original = databases.has_pending_migrations
+    monkeypatch.setattr(databases, "has_pending_migrations", lambda alias: checked.append(alias) or original(alias))
     tenant = new_tenant("alpha")
-    ensure_tenant_database(tenant)
-    ensure_migrated(tenant)
+    ensure_migrated(tenant, created=ensure_tenant_database(tenant))
     assert checked == []
     ensure_migrated(Tenant.objects.get(pk="alpha"))  # a retry in a new attempt checks
     assert len(checked) == 1
 
 
 def test_a_database_behind_the_head_is_migrated():
-    name = ensure_tenant_database(new_tenant("alpha"))
+    name = isolated_database(new_tenant("alpha"))
     tenant = Tenant.objects.get(pk="alpha")
     with override_settings(MIGRATION_MODULES=NEXT_RELEASE):
         assert migrate_runs_on(tenant) == {name}
@@ -99,13 +101,13 @@ def test_a_database_behind_the_head_is_migrated():
 
 
 def test_a_new_migration_builds_a_new_template_and_drops_the_old_one():
-    current = ensure_tenant_database(new_tenant("alpha"))
+    current = isolated_database(new_tenant("alpha"))
     (old_template,) = templates()
     with override_settings(MIGRATION_MODULES=NEXT_RELEASE):
-        assert template_database.template_name() != old_template
-        clone = ensure_tenant_database(new_tenant("beta"))
+        assert template_name() != old_template
+        clone = isolated_database(new_tenant("beta"))
         (new_template,) = templates()
-        assert new_template == template_database.template_name() != old_template
+        assert new_template == template_name() != old_template
         assert ("tenants", "0002_user_nickname") in {(a, n) for a, n, _ in applied_migrations(clone)}
         assert {(app, name) for app, name, _ in applied_migrations(clone)} == head_migrations()
         assert "nickname" in columns_of_users(clone)
@@ -121,7 +123,7 @@ def test_an_edited_migration_changes_the_fingerprint(tmp_path, monkeypatch):
         for module in [m for m in sys.modules if m.startswith("edited_migrations")]:
             sys.modules.pop(module)
         with override_settings(MIGRATION_MODULES={"tenants": "edited_migrations"}):
-            return template_database.migration_fingerprint()
+            return migration_fingerprint()
 
     try:
         before = fingerprint()
@@ -135,10 +137,10 @@ def test_an_edited_migration_changes_the_fingerprint(tmp_path, monkeypatch):
 
 
 def test_a_crashed_build_is_thrown_away_and_rebuilt():
-    leftover = f"{template_database.template_name()}_building"
-    database_server.create(leftover)  # an empty, half-built template
-    name = ensure_tenant_database(new_tenant("alpha"))
-    assert not database_server.exists(leftover)
+    leftover = f"{template_name()}_building"
+    main_store().create(leftover)  # an empty, half-built template
+    name = isolated_database(new_tenant("alpha"))
+    assert not main_store().exists(leftover)
     assert {(app, n) for app, n, _ in applied_migrations(name)} == head_migrations()
 
 
@@ -152,7 +154,7 @@ def test_a_burst_of_concurrent_clones_builds_one_template_and_every_clone_succee
     def clone(name):
         try:
             start.wait(timeout=30)
-            outcomes[name] = create_database(name)
+            outcomes[name] = create_database(main_store(), name)
         except Exception as error:  # reported below
             errors.append(error)
         finally:
@@ -174,9 +176,9 @@ def test_when_the_template_cannot_be_had_the_database_is_created_and_migrated(se
     """Another process holds the build lock for longer than a job may wait: fall back, still correct."""
     settings.DIQUIS_SUBJECT_LOCK_WAIT = 1
     with raw_cursor(main_database()) as holder:
-        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [template_database.BUILD_LOCK_KEY])
+        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [BUILD_LOCK_KEY])
         tenant = new_tenant("alpha")
-        assert create_database(f"{PREFIX}alpha") == CREATED
+        assert create_database(main_store(), f"{PREFIX}alpha") == CREATED
         ensure_tenant_database(tenant)
         ensure_migrated(tenant)
     assert templates() == set()
@@ -191,8 +193,8 @@ def test_ids_that_could_name_a_template_are_refused(tenant_id):
 
 def test_a_tenant_database_name_can_never_be_a_template_name():
     """Template names have an underscore after the prefix; a valid id never has one."""
-    suffix = template_database.template_name().removeprefix(settings.DIQUIS_TENANT_DATABASE_PREFIX)
-    assert suffix.startswith(f"{template_database.TEMPLATE_LABEL}_")
+    suffix = template_name().removeprefix(settings.DIQUIS_TENANT_DATABASE_PREFIX)
+    assert suffix.startswith(f"{TEMPLATE_LABEL}_")
     with pytest.raises(Exception, match="only lowercase"):
         validate_tenant_id("template_x".replace("template", "a"))
     validate_tenant_id("temp-late")  # near misses are fine
@@ -201,13 +203,13 @@ def test_a_tenant_database_name_can_never_be_a_template_name():
 def test_a_clone_waits_briefly_for_a_source_in_use_and_gives_up_after_a_bound():
     """PostgreSQL refuses to clone a database somebody is connected to (after waiting 5 s itself): one more
     try, then the error, within about 11 s; not forever."""
-    database_server.create(f"{PREFIX}source")
+    main_store().create(f"{PREFIX}source")
     holder = psycopg.connect(**{**connections["default"].get_connection_params(), "dbname": f"{PREFIX}source"})
     threading.Timer(0.4, holder.close).start()  # the other session goes away in a moment
-    database_server.create(f"{PREFIX}copy", template=f"{PREFIX}source")
-    assert database_server.exists(f"{PREFIX}copy")
+    main_store().clone(f"{PREFIX}copy", f"{PREFIX}source")
+    assert main_store().exists(f"{PREFIX}copy")
 
     with raw_cursor(f"{PREFIX}source"):  # and this one stays
         with pytest.raises(psycopg.errors.ObjectInUse):
-            database_server.create(f"{PREFIX}copy2", template=f"{PREFIX}source")
-    assert not database_server.exists(f"{PREFIX}copy2")
+            main_store().clone(f"{PREFIX}copy2", f"{PREFIX}source")
+    assert not main_store().exists(f"{PREFIX}copy2")

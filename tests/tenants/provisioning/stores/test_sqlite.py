@@ -18,9 +18,8 @@ NEXT_RELEASE_SETTINGS = "tests.support.settings_next_migrations"
 
 PROVISION = """
 import json
-from tenants import provisioning
 from tenants.models import ProvisioningStatus, Tenant, User
-from tenants.template_database import template_name
+from tenants.provisioning.template import template_name
 from tenants.vault import encrypt_password
 root = User.objects.get(tenant_id="root")
 for tenant_id in {ids!r}:
@@ -28,15 +27,14 @@ for tenant_id in {ids!r}:
         id=tenant_id, name=tenant_id, admin_email=f"admin@{{tenant_id}}.test", has_isolated_database=True,
         status=ProvisioningStatus.PENDING, encrypted_admin_password=encrypt_password("Tenant-Admin-Pass-9!"),
     )
-    provisioning.provision_tenant(tenant_id, str(root.pk))
+    run_tenant_creation(tenant_id=tenant_id, initiated_by=str(root.pk))
 print(json.dumps({{"template": template_name()}}))
 """
 
 DEPROVISION = """
-from tenants import provisioning
 from tenants.models import ProvisioningStatus, Tenant
 Tenant.objects.filter(pk={tenant_id!r}).update(status=ProvisioningStatus.DELETING, operation="delete")
-provisioning.deprovision_tenant({tenant_id!r}, None)
+run_tenant_deletion(tenant_id={tenant_id!r}, initiated_by=None)
 """
 
 
