@@ -186,9 +186,7 @@ def database_step(repeats):
         samples[FALLBACK].append(time.perf_counter() - started)
         samples[RAW].append(_psql_clone_ms(raw, template))
         samples["password hash (Django's PBKDF2)"].append(_timed(make_password, fixtures.ADMIN_PASSWORD))
-        samples["migration fingerprint (template.migration_fingerprint)"].append(
-            _timed(migration_fingerprint)
-        )
+        samples["migration fingerprint (template.migration_fingerprint)"].append(_timed(migration_fingerprint))
         for name in names:
             sandbox.drop_database(name)
     return template_build, samples
