@@ -18,10 +18,12 @@ run: install
 	PORT=$(PORT) VENV=$(VENV) bin/run
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Benchmarks on the real stack; bench/RESULTS.md (`bench-quick`: under two minutes, var/bench-quick.md).
 # Override DATABASE_URL / REDIS_URL / DIQUIS_TENANT_DATABASE_PREFIX to point them elsewhere (names must say "bench").
