@@ -21,13 +21,13 @@ from django_rq.contrib.prometheus import RQCollector
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from jobs.access import ROOT_ONLY, is_root
 from jobs.models import Attempt, Job
 from notifications.models import Notification
 from tenants import tasks
 from tenants.models import Tenant
 from tenants.services import subject_for
 
-from .access import is_root
 
 PROVISIONING_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -145,7 +145,7 @@ def _bearer_token_ok(request):
 def metrics_view(request):
     if not (_bearer_token_ok(request) or is_root(request.user)):
         if request.user.is_authenticated:
-            return HttpResponse("Root users only.", status=403, content_type="text/plain")
+            return HttpResponse(ROOT_ONLY, status=403, content_type="text/plain")
         response = HttpResponse("Sign in as root or send the metrics bearer token.", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response

@@ -306,7 +306,7 @@ SIGNALR_HANDSHAKE_TIMEOUT = env.float("SIGNALR_HANDSHAKE_TIMEOUT", default=15.0)
 SIGNALR_KEEP_ALIVE_INTERVAL = env.float("SIGNALR_KEEP_ALIVE_INTERVAL", default=15.0)
 SIGNALR_CLIENT_TIMEOUT = env.float("SIGNALR_CLIENT_TIMEOUT", default=30.0)
 
-# Where rq-dashboard is mounted in the ASGI app (diquis.job_dashboard); the admin links attempts to it.
+# Where rq-dashboard is mounted (jobs.dashboard); the admin links attempts to it.
 JOB_DASHBOARD_MOUNT = "/rq"
 
 # /metrics also answers a Prometheus scraper that sends `Authorization: Bearer <METRICS_TOKEN>` (unset: root only).

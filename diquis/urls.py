@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.dashboard import MOUNT, dashboard_view, django_rq_urls
 from notifications.negotiate import negotiate
 from notifications.views import NotificationListView, NotificationReadView
 from tenants import compat_views
@@ -9,7 +10,6 @@ from tenants import views as tenant_views
 
 from .envelope import api_not_found
 from .health import health
-from .job_dashboard import MOUNT, dashboard_view, django_rq_urls
 from .metrics import metrics_view
 
 api = [
