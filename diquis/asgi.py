@@ -16,9 +16,9 @@ from django.urls import path  # noqa: E402
 
 from notifications.auth import websocket_stack  # noqa: E402
 from notifications.consumers import NotificationConsumer  # noqa: E402
+from notifications.metrics import CountWebsockets  # noqa: E402
 
 from . import access_log  # noqa: E402
-from .metrics import CountWebsockets  # noqa: E402
 
 access_log.install()
 
