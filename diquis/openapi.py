@@ -12,6 +12,8 @@ import re
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema
 
+from notifications.routing import HUB_PATH, NEGOTIATE_PATH
+
 ERROR_SCHEMA = "ErrorEnvelope"
 HEALTH_SCHEMA = "Health"
 NEGOTIATE_SCHEMA = "SignalRNegotiation"
@@ -154,7 +156,7 @@ def _negotiate_path():
     return {
         "post": {
             "operationId": "postNegotiate",
-            "summary": "Start a SignalR connection to /hubs/notifications (then open the websocket with its token).",
+            "summary": f"Start a SignalR connection to /{HUB_PATH} (then open the websocket with its token).",
             "tags": ["hubs"],
             "parameters": [
                 {"in": "query", "name": "negotiateVersion", "schema": {"type": "integer", "minimum": 0}},
@@ -208,5 +210,5 @@ def document_envelope_errors(result, generator, request, public):
                             "Location": {"schema": {"type": "string"}, "description": LOCATIONS[(path, method)]}
                         }
     result["paths"]["/health"] = _health_path()
-    result["paths"]["/hubs/notifications/negotiate"] = _negotiate_path()
+    result["paths"][f"/{NEGOTIATE_PATH}"] = _negotiate_path()
     return result
