@@ -13,6 +13,7 @@ from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema
 
 from notifications.routing import HUB_PATH, NEGOTIATE_PATH
+from tenants.middleware import TENANT_FREE_PREFIXES
 
 ERROR_SCHEMA = "ErrorEnvelope"
 HEALTH_SCHEMA = "Health"
@@ -43,9 +44,6 @@ EXTRA_ERRORS = {
 
 # Path parameters that name no object: a bad one is a 401, not a 404.
 NOT_AN_OBJECT = {("/api/tokens/{refresh_token}", "get")}
-
-# Calls that belong to no tenant, so the `tenant` header means nothing to them.
-TENANT_FREE = ("/api/tenants/tenant-options", "/api/schema", "/api/docs")
 
 LOCATIONS = {("/api/tenants", "post"): "The new tenant: `/api/tenants/<id>`."}
 
@@ -192,7 +190,7 @@ def document_envelope_errors(result, generator, request, public):
     schemas[NEGOTIATE_SCHEMA] = _negotiation()
     error_ref = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
     for path, item in result.get("paths", {}).items():
-        if not path.startswith("/api/") or path.startswith(TENANT_FREE[1:]):
+        if not path.startswith("/api/"):
             continue
         for method, operation in item.items():
             responses = operation.setdefault("responses", {})
@@ -201,7 +199,7 @@ def document_envelope_errors(result, generator, request, public):
                     status,
                     {"description": ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": error_ref}}},
                 )
-            if not path.startswith(TENANT_FREE):
+            if not path.startswith(TENANT_FREE_PREFIXES):  # the `tenant` header means nothing to them
                 operation.setdefault("parameters", []).append(_tenant_header())
             if (path, method) in LOCATIONS:
                 for status, response in responses.items():
