@@ -257,15 +257,10 @@ CORS_ALLOW_CREDENTIALS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Every line says which job (if any) wrote it: its id, its operation (task) and its subject
-    # ("tenant:<id>"), set by jobs.context while a job runs and empty otherwise.
+    # A line written by a job says which: its id, its operation (task) and its subject ("tenant:<id>"),
+    # set by jobs.context while the job runs; a line written outside a job has none of these fields.
     "filters": {"job": {"()": "jobs.context.JobLogFilter"}},
-    "formatters": {
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s "
-            "job=%(job_id)s operation=%(job_task)s subject=%(job_subject)s %(message)s"
-        }
-    },
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(job_fields)s%(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["job"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
