@@ -9,7 +9,7 @@ import functools
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseForbidden
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "admin:login"  # the admin's own login page, by its URL name
 ROOT_ONLY = "Root users only."
 
 
