@@ -48,7 +48,7 @@ def _accept(results):
             f"it CPU ({shares}). The hand-over to Redis was the largest part (16.4 ms of 43.2 in the previous "
             "run): django-rq built a new Redis client and pool on every `get_queue()`, so every push opened a TCP "
             "connection and redis-py 8 read its own package metadata for it; one client per process now "
-            "(`jobs.enqueue.connection`). The first hand-over pushes the carrier named in the creating "
+            "(`jobs.redis_client.connection`). The first hand-over pushes the carrier named in the creating "
             "transaction, without re-reading the row or asking Redis first; the bearer token is decoded once "
             "(the middleware's result is reused by authentication); and the web process takes its "
             "main-database sessions from a pool (`diquis.database_pool`, Django's advice under ASGI) instead of "

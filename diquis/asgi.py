@@ -12,21 +12,18 @@ from .database_pool import pool_main_database  # noqa: E402
 pool_main_database()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
-from django.urls import path  # noqa: E402
 
 from notifications.auth import websocket_stack  # noqa: E402
-from notifications.consumers import NotificationConsumer  # noqa: E402
+from notifications.metrics import CountWebsockets  # noqa: E402
+from notifications.routing import websocket_urlpatterns  # noqa: E402
 
 from . import access_log  # noqa: E402
-from .metrics import CountWebsockets  # noqa: E402
 
 access_log.install()
 
 application = ProtocolTypeRouter(
     {
         "http": django_http,
-        "websocket": CountWebsockets(
-            websocket_stack(URLRouter([path("hubs/notifications", NotificationConsumer.as_asgi())]))
-        ),
+        "websocket": CountWebsockets(websocket_stack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -2,7 +2,7 @@
 
 Django's advice under ASGI: each request's sync code may run on a thread of its own, so persistent
 connections would leak one per thread, and without them every request and every websocket handshake
-opened a PostgreSQL session of its own (~5 ms of a 202's ~25). Only the web process pools (diquis.asgi
+opened a PostgreSQL session of its own, a large part of a 202's time. Only the web process pools (diquis.asgi
 calls this): a worker forks a work-horse per job, and a pool's connections must not cross a fork.
 Tenant databases never pool (tenants.connections): they are connected for one request or job and closed.
 """

@@ -6,7 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from rq import Worker
 
-from jobs.enqueue import connection as redis_connection
+from jobs.redis_client import connection as redis_connection
 
 
 @csrf_exempt  # it changes nothing; without this, CSRF would answer other methods 403 before require_safe's 405

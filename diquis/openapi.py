@@ -12,6 +12,9 @@ import re
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema
 
+from notifications.routing import HUB_PATH, NEGOTIATE_PATH
+from tenants.middleware import TENANT_FREE_PREFIXES
+
 ERROR_SCHEMA = "ErrorEnvelope"
 HEALTH_SCHEMA = "Health"
 NEGOTIATE_SCHEMA = "SignalRNegotiation"
@@ -41,9 +44,6 @@ EXTRA_ERRORS = {
 
 # Path parameters that name no object: a bad one is a 401, not a 404.
 NOT_AN_OBJECT = {("/api/tokens/{refresh_token}", "get")}
-
-# Calls that belong to no tenant, so the `tenant` header means nothing to them.
-TENANT_FREE = ("/api/tenants/tenant-options", "/api/schema", "/api/docs")
 
 LOCATIONS = {("/api/tenants", "post"): "The new tenant: `/api/tenants/<id>`."}
 
@@ -154,7 +154,7 @@ def _negotiate_path():
     return {
         "post": {
             "operationId": "postNegotiate",
-            "summary": "Start a SignalR connection to /hubs/notifications (then open the websocket with its token).",
+            "summary": f"Start a SignalR connection to /{HUB_PATH} (then open the websocket with its token).",
             "tags": ["hubs"],
             "parameters": [
                 {"in": "query", "name": "negotiateVersion", "schema": {"type": "integer", "minimum": 0}},
@@ -190,7 +190,7 @@ def document_envelope_errors(result, generator, request, public):
     schemas[NEGOTIATE_SCHEMA] = _negotiation()
     error_ref = {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}
     for path, item in result.get("paths", {}).items():
-        if not path.startswith("/api/") or path.startswith(TENANT_FREE[1:]):
+        if not path.startswith("/api/"):
             continue
         for method, operation in item.items():
             responses = operation.setdefault("responses", {})
@@ -199,7 +199,7 @@ def document_envelope_errors(result, generator, request, public):
                     status,
                     {"description": ERROR_DESCRIPTIONS[status], "content": {"application/json": {"schema": error_ref}}},
                 )
-            if not path.startswith(TENANT_FREE):
+            if not path.startswith(TENANT_FREE_PREFIXES):  # the `tenant` header means nothing to them
                 operation.setdefault("parameters", []).append(_tenant_header())
             if (path, method) in LOCATIONS:
                 for status, response in responses.items():
@@ -208,5 +208,5 @@ def document_envelope_errors(result, generator, request, public):
                             "Location": {"schema": {"type": "string"}, "description": LOCATIONS[(path, method)]}
                         }
     result["paths"]["/health"] = _health_path()
-    result["paths"]["/hubs/notifications/negotiate"] = _negotiate_path()
+    result["paths"][f"/{NEGOTIATE_PATH}"] = _negotiate_path()
     return result

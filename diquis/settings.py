@@ -46,7 +46,7 @@ X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "diquis.apps.DiquisAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -57,7 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
-    "django_rq",
+    "diquis.apps.JobQueuesConfig",
     "jobs",
     "notifications",
     "tenants",
@@ -257,15 +257,10 @@ CORS_ALLOW_CREDENTIALS = True
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Every line says which job (if any) wrote it: its id, its operation (task) and its subject
-    # ("tenant:<id>"), set by jobs.context while a job runs and empty otherwise.
+    # A line written by a job says which: its id, its operation (task) and its subject ("tenant:<id>"),
+    # set by jobs.context while the job runs; a line written outside a job has none of these fields.
     "filters": {"job": {"()": "jobs.context.JobLogFilter"}},
-    "formatters": {
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s "
-            "job=%(job_id)s operation=%(job_task)s subject=%(job_subject)s %(message)s"
-        }
-    },
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(job_fields)s%(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["job"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
@@ -310,7 +305,7 @@ SIGNALR_HANDSHAKE_TIMEOUT = env.float("SIGNALR_HANDSHAKE_TIMEOUT", default=15.0)
 SIGNALR_KEEP_ALIVE_INTERVAL = env.float("SIGNALR_KEEP_ALIVE_INTERVAL", default=15.0)
 SIGNALR_CLIENT_TIMEOUT = env.float("SIGNALR_CLIENT_TIMEOUT", default=30.0)
 
-# Where rq-dashboard is mounted in the ASGI app (diquis.job_dashboard); the admin links attempts to it.
+# Where rq-dashboard is mounted (jobs.dashboard); the admin links attempts to it.
 JOB_DASHBOARD_MOUNT = "/rq"
 
 # /metrics also answers a Prometheus scraper that sends `Authorization: Bearer <METRICS_TOKEN>` (unset: root only).

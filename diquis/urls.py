@@ -2,14 +2,15 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from jobs.dashboard import MOUNT, dashboard_view, django_rq_urls
 from notifications.negotiate import negotiate
+from notifications.routing import NEGOTIATE_PATH
 from notifications.views import NotificationListView, NotificationReadView
 from tenants import compat_views
 from tenants import views as tenant_views
 
 from .envelope import api_not_found
 from .health import health
-from .job_dashboard import MOUNT, dashboard_view, django_rq_urls
 from .metrics import metrics_view
 
 api = [
@@ -32,7 +33,7 @@ api = [
 
 urlpatterns = [
     path("api/", include(api)),
-    path("hubs/notifications/negotiate", negotiate),
+    path(NEGOTIATE_PATH, negotiate),
     path("admin/rq/", include(django_rq_urls())),
     re_path(rf"^{MOUNT.strip('/')}/(?P<path>.*)$", dashboard_view),
     path("admin/", admin.site.urls),

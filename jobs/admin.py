@@ -6,15 +6,12 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
 from .models import Attempt, Job
+from .registry import operation_name
 
 
 def dashboard_url(rq_job_id):
     """rq-dashboard's page of one RQ job (instance 0: the project has one Redis)."""
     return f"{settings.JOB_DASHBOARD_MOUNT}/0/view/job/{rq_job_id}"
-
-
-def operation_name(task):
-    return task.rsplit(".", 1)[-1]
 
 
 def history(subject):

@@ -9,7 +9,6 @@ will still run the job, so the sweep pushes again exactly when Redis has lost it
 a worker killed before it could claim the job, a key evicted).
 """
 
-import functools
 import inspect
 import logging
 
@@ -24,11 +23,11 @@ from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from .models import Job
+from .redis_client import QUEUE_NAME, connection
 from .registry import task_name
 
 logger = logging.getLogger(__name__)
 
-QUEUE_NAME = "default"
 RUNNER = "jobs.runner.run_job"
 
 
@@ -69,15 +68,6 @@ def requeue(job):
 def retry_interval(failed_attempts):
     intervals = settings.DIQUIS_JOB_RETRY_INTERVALS or [0]
     return intervals[min(failed_attempts - 1, len(intervals) - 1)]
-
-
-@functools.cache
-def connection():
-    """One Redis client (and connection pool) per process. django-rq builds a new client, with a new pool,
-    on every get_queue(): each push would open a TCP connection (and redis-py 8 reads its own package
-    metadata for every new connection), about 10 ms of a 202's 30. redis-py's pool is thread-safe and
-    starts afresh in a forked child (an RQ work-horse)."""
-    return django_rq.get_connection(QUEUE_NAME)
 
 
 def queue():

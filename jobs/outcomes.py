@@ -39,7 +39,7 @@ def attempt_failed(attempt, *, error, traceback="", steps=None, outcome=Attempt.
 
     The final failure handler runs in the same transaction as the job's `failed` status: if the database
     fails under it, nothing is recorded, the attempt stays running with a silent heartbeat,
-    and the sweep runs this again later. So the handler's effects (a tenant marked Failed, one stored
+    and the sweep runs this again later. So the handler's effects (its subject marked failed, one stored
     notification) are committed exactly once. Returns RETRY_SCHEDULED, FAILED_FOR_GOOD or ALREADY_RECORDED.
     """
     with transaction.atomic():

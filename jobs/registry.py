@@ -22,6 +22,11 @@ def task_name(function):
     return name
 
 
+def operation_name(task):
+    """A task's stored name without its module: what logs, metrics and the admin call the operation."""
+    return task.rsplit(".", 1)[-1]
+
+
 def resolve(name):
     """The function behind a stored name; only @durable_task functions, whatever the row says."""
     function = import_string(name)

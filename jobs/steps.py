@@ -8,6 +8,8 @@ import contextlib
 import time
 from contextvars import ContextVar
 
+from .context import bound
+
 _recorder: ContextVar["StepRecorder | None"] = ContextVar("diquis_step_recorder", default=None)
 
 
@@ -15,13 +17,8 @@ class StepRecorder:
     def __init__(self):
         self.steps = []
 
-    @contextlib.contextmanager
     def activate(self):
-        token = _recorder.set(self)
-        try:
-            yield self
-        finally:
-            _recorder.reset(token)
+        return bound(_recorder, self)
 
 
 @contextlib.contextmanager

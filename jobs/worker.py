@@ -50,16 +50,16 @@ class Scheduler(RQScheduler):
     """RQ's scheduler process, which also stops when the worker that started it is gone. RQ's own would
     run on forever after its worker was killed (SIGKILL), an orphan holding the scheduler lock."""
 
-    _parent_pid = None
+    worker_pid = None
 
     def start(self):
-        self._parent_pid = os.getpid()
+        self.worker_pid = os.getpid()  # in the worker, before the fork: the scheduler's parent
         return super().start()
 
     def heartbeat(self):
-        if self._parent_pid and os.getppid() != self._parent_pid:
+        if self.worker_pid and os.getppid() != self.worker_pid:
             self.log.warning("scheduler %s: its worker is gone; stopping", os.getpid())
-            self._stop_requested = True
+            self.request_stop()
         super().heartbeat()
 
 
@@ -74,10 +74,17 @@ def preload():
         import_string(path)()
 
 
+# RQ's Worker._start_scheduler builds an RQScheduler by name: RQ 3.0 has no setting, argument or attribute
+# that chooses the scheduler class. So Worker._start_scheduler below is a copy of RQ's, pinned to the source it
+# was made from (sha256 of inspect.getsource; tests/test_worker_rq_copy.py fails when RQ's changes).
+COPIED_START_SCHEDULER_SHA256 = "49c229109608aa31132b93b4bccd31d2ea0605e473c0f205f0d61d3bf6cdb7b9"
+
+
 class Worker(rq.Worker):
     # RQ backs off up to 60 s between reconnects; after an outage, jobs should resume within seconds.
     max_connection_wait_time = 5.0
     _last_sweep = 0.0
+    stopping = False  # a shutdown was asked for (request_stop)
 
     def __init__(self, queues, *args, **kwargs):
         connection = kwargs.get("connection") or getattr(queues[0], "connection", None)
@@ -93,7 +100,7 @@ class Worker(rq.Worker):
         date_format=DEFAULT_LOGGING_DATE_FORMAT,
         log_format=DEFAULT_LOGGING_FORMAT,
     ):
-        """RQ's own, with the Scheduler above."""
+        """RQ's own (see COPIED_START_SCHEDULER_SHA256), with the Scheduler above in place of RQScheduler."""
         self.scheduler = Scheduler(
             self.queues,
             connection=self.connection,
@@ -121,6 +128,11 @@ class Worker(rq.Worker):
     @property
     def should_run_maintenance_tasks(self):
         return self._sweep_due() or super().should_run_maintenance_tasks
+
+    def request_stop(self, signum=None, frame=None):
+        """RQ's warm shutdown (SIGINT, SIGTERM), noted first: no scheduler is restarted once it began."""
+        self.stopping = True
+        super().request_stop(signum, frame)
 
     def _sweep_due(self):
         return time.monotonic() - self._last_sweep >= settings.DIQUIS_SWEEP_INTERVAL
@@ -173,8 +185,10 @@ class Worker(rq.Worker):
         """RQ's bookkeeping around the job needs Redis; the job's own outcome is in the database already."""
         with self._outliving_redis(f"bookkeeping of RQ job {job.id}"):
             super().execute_job(job, queue)
-        if self._horse_pid:  # Redis failed before the horse could be watched to its end
+        if self.horse_pid:  # Redis failed before the horse could be watched to its end
             self.wait_for_horse()
+            # RQ offers no setter; it resets the same attribute once it has seen a horse end. Left set, the
+            # pid of a horse long gone would be killed at the next cold shutdown.
             self._horse_pid = 0
 
     def _recover_from_redis_restart(self):
@@ -186,6 +200,11 @@ class Worker(rq.Worker):
                     worker_registration.register(self, pipeline)
                     pipeline.expire(self.key, self.worker_ttl + 60)
                     pipeline.execute()
-            stopping = self._stop_requested or self._shutdown_requested_date is not None
-            if self.scheduler and not stopping and not (self.scheduler._process and self.scheduler._process.is_alive()):
+            if self.scheduler and not self.stopping and not self._scheduler_alive():
                 self.scheduler.acquire_locks(auto_start=True)
+
+    def _scheduler_alive(self):
+        # RQScheduler has no public way to tell whether its process runs; RQ's own Worker.run_maintenance_tasks
+        # reads `_process` for the same check before it restarts the scheduler.
+        process = self.scheduler._process
+        return bool(process and process.is_alive())

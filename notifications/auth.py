@@ -1,30 +1,32 @@
 """Who is on the other end of a websocket: a simplejwt access token (query string or `bearer` subprotocol)
 or the Django session of a signed-in staff user. Also the Origin check for browsers."""
 
-from urllib.parse import parse_qs
-
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
+from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.utils.module_loading import import_string
 from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
 from rest_framework_simplejwt.tokens import AccessToken
+
+from .scope import header_value, query_value
 
 BEARER = "bearer"
 
 
 def token_from_scope(scope):
     """The raw access token of the handshake, and whether it came as the `bearer, <token>` subprotocol."""
-    query = parse_qs(scope.get("query_string", b"").decode("latin1"))
-    if query.get("access_token"):
-        return query["access_token"][0], False
+    from_query = query_value(scope, "access_token")
+    if from_query:
+        return from_query, False
     protocols = scope.get("subprotocols") or []
     if len(protocols) >= 2 and protocols[0].lower() == BEARER:
         return protocols[1], True
-    for name, value in scope.get("headers", []):
-        if name == b"authorization" and value.lower().startswith(b"bearer "):
-            return value[7:].decode("latin1"), False
+    scheme, _, credentials = (header_value(scope, b"authorization") or "").partition(" ")
+    if scheme.lower() == BEARER and credentials:
+        return credentials, False
     return None, False
 
 
@@ -51,19 +53,16 @@ def principal_for_token(raw, via_subprotocol=False):
         return None
     if not _token_usable(token):
         return None
-    return Principal(token[settings.SIMPLE_JWT.get("USER_ID_CLAIM", "user_id")], token["exp"], via_subprotocol)
+    return Principal(token[simplejwt_settings.USER_ID_CLAIM], token["exp"], via_subprotocol)
 
 
-class TokenOrSessionMiddleware:
+class TokenOrSessionMiddleware(BaseMiddleware):
     """Sets scope["principal"] (or leaves it None: the consumer then refuses the socket)."""
 
-    def __init__(self, app):
-        self.app = app
-
     async def __call__(self, scope, receive, send):
-        scope = dict(scope)
+        scope = dict(scope)  # what this adds must not go upstream; BaseMiddleware copies only after
         scope["principal"] = await self.resolve(scope)
-        return await self.app(scope, receive, send)
+        return await super().__call__(scope, receive, send)
 
     async def resolve(self, scope):
         raw, via_subprotocol = token_from_scope(scope)

@@ -8,7 +8,6 @@ how it looks on the wire is the socket's framing: API.md's plain frames or Signa
 import asyncio
 import contextlib
 import time
-from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -19,6 +18,7 @@ from . import signalr
 from .auth import BEARER
 from .framing import CLIENT_TIMEOUT, HANDSHAKE_FAILED, SHUTTING_DOWN, TOKEN_EXPIRED, PlainFraming
 from .groups import user_group
+from .scope import query_value
 from .selectors import notifications_after
 
 REFUSED = 4401
@@ -28,9 +28,9 @@ SHUTDOWN_GRACE = 2.0
 
 
 def _since(scope):
-    values = parse_qs(scope.get("query_string", b"").decode("latin1")).get("since")
+    value = query_value(scope, "since")
     try:
-        return int(values[0]) if values else None
+        return int(value) if value is not None else None
     except ValueError:
         return None
 
@@ -166,8 +166,8 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     async def keep_alive(self):
         """SignalR's keep-alive: a ping when the server has sent nothing for an interval; the socket ends
         when the client has sent nothing (its own pings included) for the client timeout."""
-        interval = float(getattr(settings, "SIGNALR_KEEP_ALIVE_INTERVAL", 15))
-        client_timeout = float(getattr(settings, "SIGNALR_CLIENT_TIMEOUT", 30))
+        interval = float(settings.SIGNALR_KEEP_ALIVE_INTERVAL)
+        client_timeout = float(settings.SIGNALR_CLIENT_TIMEOUT)
         while not self.closing:
             now = time.monotonic()
             ping_due, silent_since = self.last_sent + interval, self.last_received + client_timeout

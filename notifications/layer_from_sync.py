@@ -1,9 +1,9 @@
 """group_send from synchronous code (jobs in the worker, views) through one event loop kept per process.
 
 `async_to_sync(layer.group_send)` runs each call in a new event loop, and channels_redis keeps its Redis
-connections per loop: every notification opened a new connection (~4 ms, against ~0.4 ms on a kept
-loop; a tenant's creation sends four). Neither asgiref nor channels keeps a loop for sync callers, hence
-this small bridge. A forked child (an RQ work-horse) starts a loop of its own: threads do not survive fork.
+connections per loop: every notification opened a new connection, most of the cost of a push, and a job
+may send several. Neither asgiref nor channels keeps a loop for sync callers, hence this small bridge.
+A forked child (an RQ work-horse) starts a loop of its own: threads do not survive fork.
 """
 
 import asyncio

@@ -21,12 +21,12 @@ Which framing a socket gets (decided once, before anything is sent):
 import json
 import uuid
 from typing import NamedTuple
-from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core import signing
 
 from .framing import CLIENT_CLOSED, CONNECTED_MESSAGE, INVALID_MESSAGE, Reply, compact_json
+from .scope import header_value, query_value
 
 RECORD_SEPARATOR = "\x1e"
 PROTOCOL = "json"
@@ -45,10 +45,6 @@ CONNECTION_SALT = "notifications.signalr.connection"
 CONNECTION_TOKEN_MAX_AGE = 24 * 3600
 
 SIGNALR_USER_AGENT = "microsoft signalr/"
-
-
-def _setting(name, default):
-    return float(getattr(settings, name, default))
 
 
 def record(message):
@@ -106,27 +102,15 @@ class Expectation(NamedTuple):
 PLAIN_AT_ONCE = Expectation(0, True)
 
 
-def _query(scope, name):
-    values = parse_qs(scope.get("query_string", b"").decode("latin1")).get(name)
-    return values[0] if values else None
-
-
-def _header(scope, name):
-    for key, value in scope.get("headers", []):
-        if key == name:
-            return value.decode("latin1")
-    return None
-
-
 def announces_signalr(scope):
-    agents = (_header(scope, b"user-agent"), _header(scope, b"x-signalr-user-agent"))
+    agents = (header_value(scope, b"user-agent"), header_value(scope, b"x-signalr-user-agent"))
     return any(agent and agent.lower().startswith(SIGNALR_USER_AGENT) for agent in agents)
 
 
 def expectation(scope, principal):
     """See the module's docstring. None: the socket carries a connection token that is not its user's."""
-    token = _query(scope, "id")
-    handshake_timeout = _setting("SIGNALR_HANDSHAKE_TIMEOUT", 15)
+    token = query_value(scope, "id")
+    handshake_timeout = float(settings.SIGNALR_HANDSHAKE_TIMEOUT)
     if token is not None:
         if connection_of(token, principal.user_id) is None:
             return None
@@ -135,8 +119,8 @@ def expectation(scope, principal):
         return PLAIN_AT_ONCE
     if announces_signalr(scope):
         return Expectation(handshake_timeout, or_plain=False)
-    if _header(scope, b"origin") is not None:
-        return Expectation(_setting("NOTIFICATIONS_HANDSHAKE_WAIT", 1.0), or_plain=True)
+    if header_value(scope, b"origin") is not None:
+        return Expectation(float(settings.NOTIFICATIONS_HANDSHAKE_WAIT), or_plain=True)
     return PLAIN_AT_ONCE
 
 

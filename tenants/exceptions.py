@@ -30,6 +30,8 @@ class TenantExists(Conflict):
 
 
 class OperationInFlight(Conflict):
+    """A job of the tenant's has not ended yet: one operation at a time."""
+
     message = "An operation on this tenant is still in progress"
 
 
@@ -38,6 +40,8 @@ class EmailInUse(Conflict):
 
 
 class InvalidCredentials(TenantsError):
+    """The same words whether the email is unknown or the password wrong (API.md, "Tokens")."""
+
     message = "Invalid credentials"
 
 

@@ -9,12 +9,12 @@ from django.http import JsonResponse
 from diquis.envelope import NOT_AUTHORIZED, ServiceUnavailable, error_response
 
 from .connections import use_tenant
+from .exceptions import TenantInvalid
 from .resolution import TenantMismatch, resolve_tenant_id
 from .selectors import get_tenant
 
 logger = logging.getLogger(__name__)
 
-TENANT_INVALID = "Tenant invalid"
 # API calls that belong to no tenant: anonymous lookups, the schema and its docs.
 TENANT_FREE_PREFIXES = ("/api/tenants/tenant-options", "/api/schema", "/api/docs", "/api/redoc")
 
@@ -44,7 +44,7 @@ class TenantMiddleware:
             logger.warning("main database unavailable while resolving the tenant", exc_info=True)
             return _refuse(ServiceUnavailable.default_detail, 503)
         if tenant is None or not tenant.is_usable:
-            return _refuse(TENANT_INVALID, 403)
+            return _refuse(TenantInvalid.message, 403)
         request.tenant = tenant
         with use_tenant(tenant):
             return self.get_response(request)

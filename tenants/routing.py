@@ -4,8 +4,9 @@ The current database is a context variable, set per request by TenantMiddleware 
 `use_tenant`. Catalog tables (tenants, jobs, notifications, sessions...) always live in `default`.
 """
 
-import contextlib
 from contextvars import ContextVar
+
+from jobs.context import bound
 
 current_database: ContextVar[str] = ContextVar("diquis_current_database", default="default")
 
@@ -17,13 +18,8 @@ def is_tenant_side(app_label, model_name):
     return f"{app_label}.{model_name}".lower() in TENANT_SIDE_MODELS
 
 
-@contextlib.contextmanager
 def use_database(alias):
-    token = current_database.set(alias)
-    try:
-        yield alias
-    finally:
-        current_database.reset(token)
+    return bound(current_database, alias)
 
 
 class TenantRouter:

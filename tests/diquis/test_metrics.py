@@ -12,8 +12,8 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from diquis.asgi import application
-from diquis.metrics import websocket_connections
 from jobs.models import Attempt, Job
+from notifications.metrics import websocket_connections
 from notifications.models import Notification
 from tenants import tasks
 from tenants.models import ROOT_TENANT_ID, Role, User

@@ -9,7 +9,8 @@ import functools
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseForbidden
 
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "admin:login"  # the admin's own login page, by its URL name
+ROOT_ONLY = "Root users only."
 
 
 def is_root(user):
@@ -20,7 +21,7 @@ def refusal(user, next_path):
     """What a visitor who is not root gets: the login page (anonymous) or 403 (signed in)."""
     if user is None or not user.is_authenticated:
         return redirect_to_login(next_path, LOGIN_URL)
-    return HttpResponseForbidden("Root users only.")
+    return HttpResponseForbidden(ROOT_ONLY)
 
 
 def root_required(view):
