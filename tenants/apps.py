@@ -6,6 +6,7 @@ class TenantsConfig(AppConfig):
     name = "tenants"
 
     def ready(self):
+        # Not a dodged cycle: seed.py imports the models, which can only be imported once the app registry is.
         from .seed import seed_root
 
         post_migrate.connect(seed_root, sender=self)
