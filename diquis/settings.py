@@ -216,8 +216,10 @@ REST_FRAMEWORK = {
         "login_address": env.str("LOGIN_RATE_PER_ADDRESS", default="30/min"),
         "login_email": env.str("LOGIN_RATE_PER_EMAIL", default="10/min"),
     },
-    # Behind a proxy, set the number of proxies so the client address is read from X-Forwarded-For.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0) or None,
+    # The client address of the throttles: REMOTE_ADDR unless NUM_PROXIES proxies of ours stand in front and
+    # append to X-Forwarded-For (then the address they saw). 0 trusts no header; DRF's None would take the
+    # whole header, which any client writes, as the address: every request a fresh budget.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 
 SIMPLE_JWT = {
