@@ -261,9 +261,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     # A line written by a job says which: its id, its operation (task) and its subject ("tenant:<id>"),
     # set by jobs.context while the job runs; a line written outside a job has none of these fields.
-    "filters": {"job": {"()": "jobs.context.JobLogFilter"}},
+    # Every line of every logger, minus the secrets some URLs carry (a refresh token in a path, diquis.redaction).
+    "filters": {"job": {"()": "jobs.context.JobLogFilter"}, "redact": {"()": "diquis.redaction.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(job_fields)s%(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["job"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["job", "redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

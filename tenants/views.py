@@ -1,5 +1,6 @@
 """The tenants API (API.md): thin views that validate with a serializer and call a service."""
 
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -123,13 +124,19 @@ TOKENS = envelope_of(TokenResponseSerializer(), "TokenEnvelope")
 
 class AnonymousTokenEndpoint(APIView):
     """Sign-in and refresh take credentials in the body, not a bearer token; their refusals are still
-    401 with a WWW-Authenticate challenge (DRF turns a 401 without one into a 403)."""
+    401 with a WWW-Authenticate challenge (DRF turns a 401 without one into a 403). What they answer
+    holds tokens: no cache (a browser's, a proxy's) may keep it."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
 
     def get_authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
 
 class TokenView(AnonymousTokenEndpoint):

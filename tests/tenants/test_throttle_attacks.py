@@ -5,13 +5,10 @@ writes; a fresh header per request was a fresh budget. Finding 9: creating users
 tokens had no budget at all.
 """
 
-import uuid
-
 import pytest
 from django.conf import settings
 
 from tests.support.factories import TenantFactory, UserFactory
-from tests.support.users import client_for
 
 RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
 
