@@ -208,7 +208,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["diquis.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "diquis.exception_handler.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "diquis.openapi.OperationIdSchema",
     "UNAUTHENTICATED_USER": None,
