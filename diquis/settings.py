@@ -27,6 +27,17 @@ if not SECRET_KEY:
     # `make run` passes a fresh random key; this fallback only serves one-off DEBUG commands.
     SECRET_KEY = "django-insecure-diquis-development-only"
 
+# A rotation: the new key in SECRET_KEY, the old ones here until what they signed has expired (sessions, JWTs,
+# the tenant admin passwords waiting in the vault, which stay decryptable).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+if not DEBUG:
+    # Django's own measure of a weak key (security.W009), refused at start-up rather than only warned of. Not
+    # applied to the fallbacks: rotating away from a weak key is what they are for.
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must have at least 50 characters, 5 of them different, when DEBUG is false."
+        )
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
 # --- transport security (`manage.py check --deploy` passes with DEBUG=false) -----------------------------
@@ -228,6 +239,8 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "UPDATE_LAST_LOGIN": False,
+    # simplejwt's AccessToken, verified with SECRET_KEY and then SECRET_KEY_FALLBACKS (a key rotation).
+    "AUTH_TOKEN_CLASSES": ("tenants.signing.AccessToken",),
 }
 
 SPECTACULAR_SETTINGS = {

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
-from rest_framework_simplejwt.tokens import AccessToken
 
 from .scope import header_value, query_value
 
@@ -48,7 +47,8 @@ class Principal:
 def principal_for_token(raw, via_subprotocol=False):
     """The Principal of a raw access token, or None. Shared by the websocket and SignalR's negotiate."""
     try:
-        token = AccessToken(raw)  # signature, expiry and token type, by simplejwt itself
+        # Signature, expiry and token type, by simplejwt itself, with the project's access token class.
+        token = simplejwt_settings.AUTH_TOKEN_CLASSES[0](raw)
     except TokenError:
         return None
     if not _token_usable(token):

@@ -5,7 +5,6 @@ import datetime
 
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from notifications.timestamps import format_utc
 
@@ -14,6 +13,7 @@ from .backends import check_credentials
 from .connections import use_tenant
 from .exceptions import AccountDeactivated, InvalidCredentials, TenantInvalid
 from .resolution import TENANT_CLAIM
+from .signing import RefreshToken
 
 INVALID_REFRESH_TOKEN = "Invalid or expired refresh token"
 
