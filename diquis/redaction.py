@@ -11,7 +11,7 @@ import re
 
 REDACTED = "[redacted]"
 _SECRETS = (
-    (re.compile(r"(/api/tokens/)(?!refresh(?:[/?\s\"']|$))[^/?\s\"']+"), rf"\g<1>{REDACTED}"),
+    (re.compile(r"(/api/tokens/)(?!(?:refresh|revoke)(?:[/?\s\"']|$))[^/?\s\"']+"), rf"\g<1>{REDACTED}"),
     (re.compile(r"([?&](?:access_token|token)=)[^&\s\"']+"), rf"\g<1>{REDACTED}"),
     # Any JWT, wherever it appears (a header, an error message): three base64url parts, the first a JSON object.
     (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), REDACTED),

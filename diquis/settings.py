@@ -164,6 +164,7 @@ RQ_QUEUES = {"default": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
 RQ = {"WORKER_CLASS": "jobs.worker.Worker"}
 
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=5000)
+CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="diquis:asgi")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -188,7 +189,7 @@ CHANNEL_LAYERS = {
             # safety net, but with this headroom the live path does not lose them in a burst.
             "capacity": CHANNEL_LAYER_CAPACITY,
             "expiry": 60,
-            "prefix": env.str("CHANNEL_LAYER_PREFIX", default="diquis:asgi"),
+            "prefix": CHANNEL_LAYER_PREFIX,
         },
     }
 }
@@ -312,7 +313,7 @@ DIQUIS_TENANT_DATABASE_STORE = ""
 DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS", default=4)
 
 # The websocket refuses tokens whose tenant is no longer usable.
-NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_is_usable"
+NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_refusal"
 # SignalR clients of the hub (API.md, "SignalR clients"; notifications/signalr.py says how a socket's framing
 # is chosen). A browser that did not negotiate gets this long to send SignalR's handshake before it is
 # taken as a plain client; the other three are SignalR's own defaults (its HubOptions), in seconds.
@@ -320,6 +321,19 @@ NOTIFICATIONS_HANDSHAKE_WAIT = env.float("NOTIFICATIONS_HANDSHAKE_WAIT", default
 SIGNALR_HANDSHAKE_TIMEOUT = env.float("SIGNALR_HANDSHAKE_TIMEOUT", default=15.0)
 SIGNALR_KEEP_ALIVE_INTERVAL = env.float("SIGNALR_KEEP_ALIVE_INTERVAL", default=15.0)
 SIGNALR_CLIENT_TIMEOUT = env.float("SIGNALR_CLIENT_TIMEOUT", default=30.0)
+# An open socket checks again this often (seconds) that its token or session still stands, its user is still
+# active and its tenant still usable, and closes (4401, or 4403 for the tenant) when not; a sign-out or a
+# tenant's deactivation also closes it at once.
+NOTIFICATIONS_RECHECK_INTERVAL = env.float("NOTIFICATIONS_RECHECK_INTERVAL", default=30.0)
+# A socket opened with the admin's session cookie ends after this long (seconds) however active; the page's
+# script reconnects, which checks the session afresh.
+NOTIFICATIONS_SESSION_SOCKET_MAX_AGE = env.int("NOTIFICATIONS_SESSION_SOCKET_MAX_AGE", default=3600)
+# Open sockets per user, across every server process (the next handshake is refused), counted in Redis.
+NOTIFICATIONS_MAX_SOCKETS_PER_USER = env.int("NOTIFICATIONS_MAX_SOCKETS_PER_USER", default=20)
+NOTIFICATIONS_PRESENCE_PREFIX = f"{CHANNEL_LAYER_PREFIX}:sockets"
+# The most notifications one `?since=` replays; then a ReplayTruncated frame says where the REST list
+# (GET /api/notifications?after=) takes over.
+NOTIFICATIONS_REPLAY_LIMIT = env.int("NOTIFICATIONS_REPLAY_LIMIT", default=1000)
 
 # Where rq-dashboard is mounted (jobs.dashboard); the admin links attempts to it.
 JOB_DASHBOARD_MOUNT = "/rq"

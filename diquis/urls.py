@@ -16,6 +16,7 @@ from .metrics import metrics_view
 api = [
     path("tokens", tenant_views.TokenView.as_view()),
     path("tokens/refresh", tenant_views.TokenRefreshView.as_view()),
+    path("tokens/revoke", tenant_views.TokenRevokeView.as_view()),
     path("tokens/<str:refresh_token>", compat_views.TokenRefreshByPathView.as_view()),
     path("tenants", tenant_views.TenantListView.as_view()),
     path("tenants/tenant-options", tenant_views.TenantOptionsView.as_view()),

@@ -28,6 +28,7 @@ from .throttles import LoginAddressThrottle, LoginEmailThrottle
 UPDATE_INITIATED = "Tenant update initiated. The tenant will be updated in the background."
 DELETION_INITIATED = "Tenant deletion initiated. The tenant will be removed in the background."
 RETRY_INITIATED = "Tenant retry initiated. The failed operation will run again in the background."
+SIGNED_OUT = "Signed out: every token of this user is revoked."
 
 
 ACCEPTED = envelope_of(serializers.CharField(), "AcceptedEnvelope")
@@ -155,6 +156,16 @@ class TokenRefreshView(AnonymousTokenEndpoint):
         body = RefreshRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return ok(tokens.refresh_tokens(body.validated_data["refreshToken"]))
+
+
+class TokenRevokeView(APIView):
+    """POST /api/tokens/revoke: sign out everywhere. Every token of the signed-in user stops working (this
+    one included), refresh tokens too, and the user's open sockets close with 4401."""
+
+    @extend_schema(request=None, responses=envelope_of(serializers.CharField(allow_null=True), "RevokedEnvelope"))
+    def post(self, request):
+        services.revoke_tokens(user_id=request.user.pk)
+        return ok(None, [SIGNED_OUT])
 
 
 class MeView(APIView):
