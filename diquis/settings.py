@@ -227,6 +227,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_address": env.str("LOGIN_RATE_PER_ADDRESS", default="30/min"),
         "login_email": env.str("LOGIN_RATE_PER_EMAIL", default="10/min"),
+        # Per user: what costs the server a password hash (a user), a database (a tenant), new tokens.
+        "user_create": env.str("USER_CREATE_RATE", default="30/min"),
+        "tenant_create": env.str("TENANT_CREATE_RATE", default="60/min"),
+        "token_refresh": env.str("TOKEN_REFRESH_RATE", default="30/min"),
     },
     # The client address of the throttles: REMOTE_ADDR unless NUM_PROXIES proxies of ours stand in front and
     # append to X-Forwarded-For (then the address they saw). 0 trusts no header; DRF's None would take the

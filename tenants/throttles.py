@@ -9,7 +9,10 @@ import hashlib
 import logging
 
 from redis.exceptions import RedisError
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, SimpleRateThrottle
+from rest_framework_simplejwt.exceptions import TokenError
+
+from .signing import RefreshToken
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +57,28 @@ def login_wait(request, view):
         if not throttle.allow_request(request, view)
     ]
     return max((wait or 0) for wait in waits) if waits else None
+
+
+class CostlyWriteThrottle(FailOpen, ScopedRateThrottle):
+    """DRF's ScopedRateThrottle (the view's `throttle_scope` names the rate; one budget per signed-in user)
+    for a write that costs the server a password hash or a database clone: POST only, reads are free."""
+
+    def allow_request(self, request, view):
+        return request.method != "POST" or super().allow_request(request, view)
+
+
+class TokenRefreshThrottle(FailOpen, SimpleRateThrottle):
+    """A budget per user for minting tokens by refresh: the user is the (verified) refresh token's, or,
+    for a token that does not verify, the client address. Keyed on a verified token only, so nobody can
+    spend another user's budget by writing their id into a forged one."""
+
+    scope = "token_refresh"
+
+    def get_cache_key(self, request, view):
+        body = request.data if hasattr(request.data, "get") else {}
+        raw = view.kwargs.get("refresh_token") or body.get("refreshToken")
+        try:
+            ident = f"user:{RefreshToken(str(raw))['user_id']}" if raw else self.get_ident(request)
+        except (TokenError, KeyError):
+            ident = self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -23,7 +23,7 @@ from .serializers import (
     UpdateTenantSerializer,
     UserSerializer,
 )
-from .throttles import LoginAddressThrottle, LoginEmailThrottle
+from .throttles import CostlyWriteThrottle, LoginAddressThrottle, LoginEmailThrottle, TokenRefreshThrottle
 
 UPDATE_INITIATED = "Tenant update initiated. The tenant will be updated in the background."
 DELETION_INITIATED = "Tenant deletion initiated. The tenant will be removed in the background."
@@ -56,6 +56,8 @@ class TenantOptionsView(APIView):
 
 class TenantListView(APIView):
     permission_classes = [IsRoot]
+    throttle_classes = [CostlyWriteThrottle]
+    throttle_scope = "tenant_create"
 
     @extend_schema(
         parameters=[OpenApiParameter("status", enum=ProvisioningStatus.values, required=False)],
@@ -151,6 +153,8 @@ class TokenView(AnonymousTokenEndpoint):
 
 
 class TokenRefreshView(AnonymousTokenEndpoint):
+    throttle_classes = [TokenRefreshThrottle]
+
     @extend_schema(request=RefreshRequestSerializer, responses=TOKENS)
     def post(self, request):
         body = RefreshRequestSerializer(data=request.data)
@@ -176,6 +180,8 @@ class MeView(APIView):
 
 class UserListView(APIView):
     permission_classes = [IsTenantAdmin]
+    throttle_classes = [CostlyWriteThrottle]
+    throttle_scope = "user_create"
 
     @extend_schema(responses=envelope_of(UserSerializer(many=True), "UserListEnvelope"))
     def get(self, request):
