@@ -26,6 +26,8 @@ from tests.support.users import ROOT_PASSWORD, make_root_user
 
 PASSWORD = "User-Password-123!"
 TENANT_ADMIN_PASSWORD = "Tenant-Admin-Pass-42!"
+ROTATED_TENANT = {"tenant_id": "rotated", "name": "Rotated", "admin_email": "admin@rotated.test"}
+ROTATED_TENANT["password"] = TENANT_ADMIN_PASSWORD
 
 
 def sign_in(client, email, tenant, password=PASSWORD):
@@ -66,14 +68,8 @@ def test_finding_11_a_secret_key_rotation_keeps_sessions_and_pending_admin_passw
     old_key, new_key = settings.SECRET_KEY, secrets.token_urlsafe(50)
     root = make_root_user()
     old_tokens = issue_tokens(root)  # signed with the suite's (old) key
-    services.create_tenant(
-        tenant_id="rotated",
-        name="Rotated",
-        admin_email="admin@rotated.test",
-        password=TENANT_ADMIN_PASSWORD,
-        has_isolated_database=False,
-        initiated_by=root.pk,
-    )  # its admin password encrypted with the old key; no worker runs yet
+    # accepted, its admin password encrypted with the old key; no worker runs yet
+    services.create_tenant(**ROTATED_TENANT, has_isolated_database=False, initiated_by=root.pk)
     stack = live.LiveStack(tmp_path, SECRET_KEY=new_key, SECRET_KEY_FALLBACKS=old_key)
     try:
         with httpx.Client(base_url=stack.url, timeout=30) as client:

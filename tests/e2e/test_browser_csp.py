@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_on_failure
+from tests.support.browser import CHROMIUM, chromium_page, screenshot_on_failure
 from tests.support.users import ROOT_PASSWORD, make_root_user
 
 PAGES_ANONYMOUS = ["/admin/login/", "/api/docs/"]
@@ -20,11 +20,7 @@ def browser(live_stack):
     make_root_user("csp@diquis.test")  # before Playwright's event loop, which refuses the ORM
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium package is required (apt-get install chromium; .ci/run installs it)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
+    with sync_playwright() as playwright, chromium_page(playwright) as page:
         violations = []
         page.on("console", lambda message: _keep_violation(violations, f"{page.url}: {message.text}"))
         # Chromium also raises the DOM event for each violation; it says which directive and what was blocked.
@@ -32,11 +28,7 @@ def browser(live_stack):
             "document.addEventListener('securitypolicyviolation', e => "
             "console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
         )
-        try:
-            yield page, violations
-        finally:
-            context.close()
-            browser.close()
+        yield page, violations
 
 
 def _keep_violation(violations, text):
