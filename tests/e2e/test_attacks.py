@@ -228,7 +228,8 @@ def test_finding_9_one_user_may_open_twenty_sockets_not_more(live_stack, acme, s
     """Before: 21 (and 2,000) sockets of one user were all accepted. Now the 21st is refused (403), and a
     socket that closes makes room for another."""
     token = sign_in(httpx.Client(base_url=live_stack.url), acme.email, "acme")["token"]
-    opened = [open_socket(sockets, live_stack, token) for _ in range(settings.NOTIFICATIONS_MAX_SOCKETS_PER_USER)]
+    limit = getattr(settings, "NOTIFICATIONS_MAX_SOCKETS_PER_USER", 20)  # the documented default where unset
+    opened = [open_socket(sockets, live_stack, token) for _ in range(limit)]
     with pytest.raises(InvalidStatus) as refused:
         open_socket(sockets, live_stack, token)
     assert refused.value.response.status_code == 403
