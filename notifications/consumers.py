@@ -7,6 +7,7 @@ how it looks on the wire is the socket's framing: API.md's plain frames or Signa
 
 import asyncio
 import contextlib
+import random
 import time
 
 from channels.consumer import get_handler_name
@@ -165,7 +166,9 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         active, the tenant usable), or the socket ends; and the socket's place in the count is renewed."""
         interval = float(settings.NOTIFICATIONS_RECHECK_INTERVAL)
         while not self.closing:
-            await asyncio.sleep(interval)
+            # Spread over the interval: sockets opened in a burst do not all check in the same instant, on the
+            # one thread that also runs the process's sync views.
+            await asyncio.sleep(interval * random.uniform(0.75, 1.0))
             refusal = await database_sync_to_async(self.principal.refusal)()
             if refusal is not None:
                 await self.end(TENANT_FORBIDDEN if refusal == FORBIDDEN else SIGNED_OUT)
