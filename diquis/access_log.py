@@ -3,24 +3,12 @@
 The original web client refreshes with GET /api/tokens/{refreshToken}, and websocket clients may send
 `?access_token=<jwt>`: Daphne writes every request line to its access log as it is, and offers no hook
 to filter it. Its one formatting method is wrapped here, so the documented command
-(`daphne ... diquis.asgi:application`) keeps its access log, minus the tokens.
+(`daphne ... diquis.asgi:application`) keeps its access log, minus the tokens (the rules: diquis.redaction).
 """
-
-import re
 
 from daphne.access import AccessLogGenerator
 
-REDACTED = "[redacted]"
-_SECRETS_IN_URLS = (
-    (re.compile(r"(/api/tokens/)(?!refresh(?:[/?\s]|$))[^/?\s]+"), rf"\g<1>{REDACTED}"),
-    (re.compile(r"([?&](?:access_token|token)=)[^&\s]+"), rf"\g<1>{REDACTED}"),
-)
-
-
-def redact(request_line):
-    for pattern, replacement in _SECRETS_IN_URLS:
-        request_line = pattern.sub(replacement, request_line)
-    return request_line
+from .redaction import redact
 
 
 def install():

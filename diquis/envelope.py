@@ -26,6 +26,11 @@ class ServiceUnavailable(exceptions.APIException):
     default_detail = "A backing service is unavailable. Nothing was accepted; try again shortly."
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+
+
 def envelope_of(data_serializer, name):
     """The OpenAPI shape of an envelope around `data_serializer`."""
     return inline_serializer(

@@ -3,7 +3,7 @@ traceback. The one place where the domain's plain errors (tenants.exceptions) ge
 
 import logging
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError
 from django.http import Http404
 from redis.exceptions import RedisError
@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from tenants.exceptions import AccountDeactivated, Conflict, InvalidCredentials, Refused, TenantInvalid, TenantsError
 
-from .envelope import NOT_AUTHORIZED, NOT_FOUND, ServiceUnavailable, envelope
+from .envelope import NOT_AUTHORIZED, NOT_FOUND, PayloadTooLarge, ServiceUnavailable, envelope
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ def _as_api_exception(exc, context):
         return exceptions.NotFound()
     if isinstance(exc, PermissionDenied):
         return exceptions.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):  # Django's DATA_UPLOAD_MAX_MEMORY_SIZE, met while DRF reads the body
+        return PayloadTooLarge()
     if isinstance(exc, DataError):
         # The database refused a value of the request (a NUL character, a number out of range): bad input,
         # not a backing service that is down.

@@ -26,20 +26,22 @@ ERROR_DESCRIPTIONS = {
     "403": 'Authenticated but wrong role or wrong tenant: `["Not Authorized"]` (or `["Tenant invalid"]`).',
     "404": 'Unknown object: `["Not Found"]`.',
     "409": "Conflict: exists already, an operation is in flight, or the wrong state.",
-    "429": "Too many sign-in attempts from this address or for this account; see `Retry-After`.",
+    "413": "The request body is larger than the server takes.",
+    "429": "Too many requests: sign-in attempts from this address or for this account, or creations and refreshes "
+    "of this user; see `Retry-After`.",
     "503": "A backing service (Redis, the database) is down and nothing was accepted.",
 }
 
 # Statuses that depend on the call's meaning rather than its shape (the rest is derived below).
 EXTRA_ERRORS = {
     ("/api/tokens", "post"): {"401", "403", "429"},
-    ("/api/tokens/refresh", "post"): {"401", "403"},
-    ("/api/tokens/{refresh_token}", "get"): {"401", "403"},
-    ("/api/tenants", "post"): {"409"},
+    ("/api/tokens/refresh", "post"): {"401", "403", "429"},
+    ("/api/tokens/{refresh_token}", "get"): {"401", "403", "429"},
+    ("/api/tenants", "post"): {"409", "429"},
     ("/api/tenants/{tenant_id}", "put"): {"400", "409"},
     ("/api/tenants/{tenant_id}", "delete"): {"400", "409"},
     ("/api/tenants/{tenant_id}/retry", "post"): {"409"},
-    ("/api/users", "post"): {"409"},
+    ("/api/users", "post"): {"409", "429"},
 }
 
 # Path parameters that name no object: a bad one is a 401, not a 404.
@@ -95,6 +97,8 @@ def _errors_of(path, method, operation):
     statuses = {"503"}
     if operation.get("requestBody") or any(p["in"] == "query" for p in operation.get("parameters", [])):
         statuses.add("400")
+    if operation.get("requestBody"):
+        statuses.add("413")
     if operation.get("security") and {} not in operation["security"]:
         statuses |= {"401", "403"}
     if "{" in path and (path, method) not in NOT_AN_OBJECT:

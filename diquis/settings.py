@@ -27,6 +27,17 @@ if not SECRET_KEY:
     # `make run` passes a fresh random key; this fallback only serves one-off DEBUG commands.
     SECRET_KEY = "django-insecure-diquis-development-only"
 
+# A rotation: the new key in SECRET_KEY, the old ones here until what they signed has expired (sessions, JWTs,
+# the tenant admin passwords waiting in the vault, which stay decryptable).
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
+if not DEBUG:
+    # Django's own measure of a weak key (security.W009), refused at start-up rather than only warned of. Not
+    # applied to the fallbacks: rotating away from a weak key is what they are for.
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must have at least 50 characters, 5 of them different, when DEBUG is false."
+        )
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
 # --- transport security (`manage.py check --deploy` passes with DEBUG=false) -----------------------------
@@ -38,11 +49,30 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 315
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 # Where TLS ends at a proxy, it redirects to HTTPS and says so in X-Forwarded-Proto; set these to match.
+# SECURE_PROXY_SSL_HEADER=true trusts that header (only behind a proxy that always sets it): Django then
+# knows a request was HTTPS, which HSTS, secure redirects, CSRF's origin check and the hub's Origin check need.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp) on every response: scripts, styles, images and connections from this
+# origin only (the admin, Swagger UI and rq-dashboard ship their assets; the hub is same-origin). Swagger UI
+# draws its icons as data: images. rq-dashboard's own pages need more (jobs.dashboard says what and why).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 INSTALLED_APPS = [
     "daphne",
@@ -53,6 +83,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "corsheaders",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -65,6 +96,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Static files (admin, Swagger UI, the live tenant page) served by the same Daphne, DEBUG or not.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -153,6 +185,7 @@ RQ_QUEUES = {"default": {"URL": RQ_REDIS_URL, "DEFAULT_TIMEOUT": 600}}
 RQ = {"WORKER_CLASS": "jobs.worker.Worker"}
 
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=5000)
+CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="diquis:asgi")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -177,7 +210,7 @@ CHANNEL_LAYERS = {
             # safety net, but with this headroom the live path does not lose them in a burst.
             "capacity": CHANNEL_LAYER_CAPACITY,
             "expiry": 60,
-            "prefix": env.str("CHANNEL_LAYER_PREFIX", default="diquis:asgi"),
+            "prefix": CHANNEL_LAYER_PREFIX,
         },
     }
 }
@@ -208,16 +241,22 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["diquis.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "diquis.exception_handler.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "diquis.openapi.OperationIdSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_RATES": {
         "login_address": env.str("LOGIN_RATE_PER_ADDRESS", default="30/min"),
         "login_email": env.str("LOGIN_RATE_PER_EMAIL", default="10/min"),
+        # Per user: what costs the server a password hash (a user), a database (a tenant), new tokens.
+        "user_create": env.str("USER_CREATE_RATE", default="30/min"),
+        "tenant_create": env.str("TENANT_CREATE_RATE", default="60/min"),
+        "token_refresh": env.str("TOKEN_REFRESH_RATE", default="30/min"),
     },
-    # Behind a proxy, set the number of proxies so the client address is read from X-Forwarded-For.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0) or None,
+    # The client address of the throttles: REMOTE_ADDR unless NUM_PROXIES proxies of ours stand in front and
+    # append to X-Forwarded-For (then the address they saw). 0 trusts no header; DRF's None would take the
+    # whole header, which any client writes, as the address: every request a fresh budget.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 
 SIMPLE_JWT = {
@@ -226,6 +265,8 @@ SIMPLE_JWT = {
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
     "UPDATE_LAST_LOGIN": False,
+    # simplejwt's AccessToken, verified with SECRET_KEY and then SECRET_KEY_FALLBACKS (a key rotation).
+    "AUTH_TOKEN_CLASSES": ("tenants.signing.AccessToken",),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -259,9 +300,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     # A line written by a job says which: its id, its operation (task) and its subject ("tenant:<id>"),
     # set by jobs.context while the job runs; a line written outside a job has none of these fields.
-    "filters": {"job": {"()": "jobs.context.JobLogFilter"}},
+    # Every line of every logger, minus the secrets some URLs carry (a refresh token in a path, diquis.redaction).
+    "filters": {"job": {"()": "jobs.context.JobLogFilter"}, "redact": {"()": "diquis.redaction.RedactSecrets"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(job_fields)s%(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["job"]}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["job", "redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -296,7 +338,7 @@ DIQUIS_TENANT_DATABASE_STORE = ""
 DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS", default=4)
 
 # The websocket refuses tokens whose tenant is no longer usable.
-NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_is_usable"
+NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_refusal"
 # SignalR clients of the hub (API.md, "SignalR clients"; notifications/signalr.py says how a socket's framing
 # is chosen). A browser that did not negotiate gets this long to send SignalR's handshake before it is
 # taken as a plain client; the other three are SignalR's own defaults (its HubOptions), in seconds.
@@ -304,6 +346,19 @@ NOTIFICATIONS_HANDSHAKE_WAIT = env.float("NOTIFICATIONS_HANDSHAKE_WAIT", default
 SIGNALR_HANDSHAKE_TIMEOUT = env.float("SIGNALR_HANDSHAKE_TIMEOUT", default=15.0)
 SIGNALR_KEEP_ALIVE_INTERVAL = env.float("SIGNALR_KEEP_ALIVE_INTERVAL", default=15.0)
 SIGNALR_CLIENT_TIMEOUT = env.float("SIGNALR_CLIENT_TIMEOUT", default=30.0)
+# An open socket checks again this often (seconds) that its token or session still stands, its user is still
+# active and its tenant still usable, and closes (4401, or 4403 for the tenant) when not; a sign-out or a
+# tenant's deactivation also closes it at once.
+NOTIFICATIONS_RECHECK_INTERVAL = env.float("NOTIFICATIONS_RECHECK_INTERVAL", default=30.0)
+# A socket opened with the admin's session cookie ends after this long (seconds) however active; the page's
+# script reconnects, which checks the session afresh.
+NOTIFICATIONS_SESSION_SOCKET_MAX_AGE = env.int("NOTIFICATIONS_SESSION_SOCKET_MAX_AGE", default=3600)
+# Open sockets per user, across every server process (the next handshake is refused), counted in Redis.
+NOTIFICATIONS_MAX_SOCKETS_PER_USER = env.int("NOTIFICATIONS_MAX_SOCKETS_PER_USER", default=20)
+NOTIFICATIONS_PRESENCE_PREFIX = f"{CHANNEL_LAYER_PREFIX}:sockets"
+# The most notifications one `?since=` replays; then a ReplayTruncated frame says where the REST list
+# (GET /api/notifications?after=) takes over.
+NOTIFICATIONS_REPLAY_LIMIT = env.int("NOTIFICATIONS_REPLAY_LIMIT", default=1000)
 
 # Where rq-dashboard is mounted (jobs.dashboard); the admin links attempts to it.
 JOB_DASHBOARD_MOUNT = "/rq"

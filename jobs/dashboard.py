@@ -9,9 +9,12 @@ executor that leaves behind broke the connection's next request with "CurrentThr
 
 import functools
 import io
+import posixpath
+import re
 import sys
 from urllib.parse import urlsplit
 
+from csp.decorators import csp_update
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
@@ -19,13 +22,12 @@ from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 from rq.exceptions import NoSuchJobError
 from rq_dashboard.cli import make_flask_app
 from rq_dashboard.web import setup_rq_connection
+from werkzeug.exceptions import HTTPException
 
 from .access import is_root, refusal, root_required
 
 MOUNT = settings.JOB_DASHBOARD_MOUNT
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# rq-dashboard also accepts GET for "requeue every failed job"; its own pages only ever POST there.
-STATE_CHANGING_PREFIXES = ("/requeue/",)
 
 
 def django_rq_urls():
@@ -65,6 +67,27 @@ def dashboard_app():
     return flask_app()
 
 
+def normalised(path):
+    """The dashboard path as one canonical string: no repeated slashes (Django has decoded `%2F` into one
+    already), no `.` or `..` segments, a trailing slash kept. The app is handed this path, so the path that
+    is checked is the path that is routed."""
+    collapsed = re.sub(r"/+", "/", "/" + path)
+    canonical = posixpath.normpath(collapsed)
+    if collapsed.endswith("/") and canonical != "/":
+        canonical += "/"
+    return canonical
+
+
+def changes_state_on_get(app, path_info):
+    """Would a GET of this path run a view that also takes POST? rq-dashboard accepts GET for "requeue
+    every failed job", which its own pages only ever POST: asked of its router, not of a list of prefixes."""
+    try:
+        rule, _ = app.url_map.bind("dashboard").match(path_info, method="GET", return_rule=True)
+    except HTTPException:  # not found, not allowed, or a redirect: nothing runs
+        return False
+    return "POST" in rule.methods
+
+
 def call_wsgi(app, request, path_info):
     """Run a WSGI app for this Django request (mounted at MOUNT) and return its answer as a Django response."""
     body = request.body
@@ -101,13 +124,24 @@ def call_wsgi(app, request, path_info):
     return response
 
 
+# rq-dashboard's pages run an inline script (its per-request set-up), compile their row templates with
+# underscore's _.template (new Function) and put style attributes in their markup: its own code, which the
+# project's policy would block. The exception is for its pages only, which only a signed-in root sees.
+DASHBOARD_CSP = {"script-src": ["'unsafe-inline'", "'unsafe-eval'"], "style-src": ["'unsafe-inline'"]}
+
+
+@csp_update(DASHBOARD_CSP)
+def serve_dashboard(request, app, path_info):
+    return call_wsgi(app, request, path_info)
+
+
 @csrf_exempt  # rq-dashboard's pages post without Django's token; same_origin() guards them instead
 def dashboard_view(request, path=""):
     if not is_root(request.user):
         return refusal(request.user, request.get_full_path())
-    path_info = "/" + path
-    if request.method in SAFE_METHODS and path_info.startswith(STATE_CHANGING_PREFIXES):
+    app, path_info = dashboard_app(), normalised(path)
+    if request.method in SAFE_METHODS and changes_state_on_get(app, path_info):
         return HttpResponseNotAllowed(["POST"])
     if request.method not in SAFE_METHODS and not same_origin(request):
         return HttpResponseForbidden("Cross-origin request refused.")
-    return call_wsgi(dashboard_app(), request, path_info)
+    return serve_dashboard(request, app, path_info)

@@ -1,16 +1,21 @@
 """Who is on the other end of a websocket: a simplejwt access token (query string or `bearer` subprotocol)
 or the Django session of a signed-in staff user. Also the Origin check for browsers."""
 
+import time
+from importlib import import_module
+
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.contrib import auth
+from django.http.request import split_domain_port, validate_host
 from django.utils.module_loading import import_string
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
-from rest_framework_simplejwt.tokens import AccessToken
 
+from .framing import REVOKED
 from .scope import header_value, query_value
 
 BEARER = "bearer"
@@ -30,30 +35,63 @@ def token_from_scope(scope):
     return None, False
 
 
-def _token_usable(token):
-    """The project's own extra check of a valid token (e.g. its tenant is still active)."""
+def _token_refusal(token):
+    """The project's own check of a valid token (NOTIFICATIONS_TOKEN_CHECK): None while it stands, else
+    the close code."""
     check = getattr(settings, "NOTIFICATIONS_TOKEN_CHECK", None)
-    return import_string(check)(token) if check else True
+    return import_string(check)(token) if check else None
 
 
 class Principal:
-    """The socket's identity: a user id and, for token sockets, when the token expires."""
+    """The socket's identity: a user id, when it must end at the latest, and what to check again while
+    it stays open (the access token, or the session's key)."""
 
-    def __init__(self, user_id, expires_at=None, via_subprotocol=False):
+    def __init__(self, user_id, expires_at=None, via_subprotocol=False, *, token=None, session_key=None):
         self.user_id = str(user_id)
         self.expires_at = expires_at
         self.via_subprotocol = via_subprotocol
+        self.token = token
+        self.session_key = session_key
+
+    def refusal(self):
+        """None while the socket may stay open, else the close code. Reads the database: run it in a thread."""
+        if self.token is not None:
+            return _token_refusal(self.token)
+        user = auth.get_user(_SessionOnly(self.session_key))  # Django's own rule: the session, its hash
+        return None if _is_hub_staff(user) and str(user.pk) == self.user_id else REVOKED
+
+
+class _SessionOnly:
+    """What django.contrib.auth.get_user reads of a request: its session, loaded afresh."""
+
+    def __init__(self, session_key):
+        self.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+
+def _is_hub_staff(user):
+    return user is not None and user.is_authenticated and user.is_active and user.is_staff
 
 
 def principal_for_token(raw, via_subprotocol=False):
     """The Principal of a raw access token, or None. Shared by the websocket and SignalR's negotiate."""
     try:
-        token = AccessToken(raw)  # signature, expiry and token type, by simplejwt itself
+        # Signature, expiry and token type, by simplejwt itself, with the project's access token class.
+        token = simplejwt_settings.AUTH_TOKEN_CLASSES[0](raw)
     except TokenError:
         return None
-    if not _token_usable(token):
+    if _token_refusal(token) is not None:
         return None
-    return Principal(token[simplejwt_settings.USER_ID_CLAIM], token["exp"], via_subprotocol)
+    return Principal(token[simplejwt_settings.USER_ID_CLAIM], token["exp"], via_subprotocol, token=token)
+
+
+def principal_for_session(scope):
+    """The Principal of a signed-in staff user's session, or None. Its socket ends after
+    NOTIFICATIONS_SESSION_SOCKET_MAX_AGE at the latest (the session itself is checked again meanwhile)."""
+    user, session = scope.get("user"), scope.get("session")
+    if not _is_hub_staff(user) or session is None or not session.session_key:
+        return None
+    expires_at = time.time() + settings.NOTIFICATIONS_SESSION_SOCKET_MAX_AGE
+    return Principal(user.pk, expires_at, session_key=session.session_key)
 
 
 class TokenOrSessionMiddleware(BaseMiddleware):
@@ -68,24 +106,50 @@ class TokenOrSessionMiddleware(BaseMiddleware):
         raw, via_subprotocol = token_from_scope(scope)
         if raw:
             return await database_sync_to_async(principal_for_token)(raw, via_subprotocol)
-        user = scope.get("user")
-        if user is not None and user.is_authenticated and user.is_active and user.is_staff:
-            return Principal(user.pk)
-        return None
+        return principal_for_session(scope)
 
 
-class KnownOriginValidator(OriginValidator):
-    """Browsers always send Origin: it must be an allowed host (or a CORS origin). Non-browser clients
-    (SignalR's .NET/Python clients, scripts) send none and are judged by their token alone."""
+class SameOriginValidator(OriginValidator):
+    """Browsers always send Origin. It must be the origin the socket was opened on (the scheme, host and
+    port of the handshake itself, its host an allowed one), or one of CSRF_TRUSTED_ORIGINS and
+    CORS_ALLOWED_ORIGINS, scheme and port included. Non-browser clients (SignalR's .NET/Python clients,
+    scripts) send none and are judged by their token alone."""
 
+    def __init__(self, application):
+        super().__init__(application, allowed_origins=[])
+
+    async def __call__(self, scope, receive, send):
+        origins = [*trusted_origins(), *own_origin(scope)]
+        return await _OriginsOf(self.application, origins)(scope, receive, send)
+
+
+class _OriginsOf(OriginValidator):
     def valid_origin(self, parsed_origin):
         return parsed_origin is None or self.validate_origin(parsed_origin)
 
 
-def allowed_origins():
-    """Host patterns (any scheme and port, as Django's ALLOWED_HOSTS) plus the exact CORS origins."""
-    return list(settings.ALLOWED_HOSTS) + list(getattr(settings, "CORS_ALLOWED_ORIGINS", []))
+def trusted_origins():
+    """CSRF_TRUSTED_ORIGINS (Django's `https://*.example.com` is channels' `https://.example.com`) and the
+    CORS origins, exact."""
+    csrf = [origin.replace("://*.", "://.", 1) for origin in settings.CSRF_TRUSTED_ORIGINS]
+    return [*csrf, *getattr(settings, "CORS_ALLOWED_ORIGINS", [])]
+
+
+def own_origin(scope):
+    """[the handshake's own origin], or [] when its Host is missing or not an allowed host. Behind a TLS
+    proxy, SECURE_PROXY_SSL_HEADER says the scheme, as it does for Django's requests."""
+    host = header_value(scope, b"host")
+    domain, _port = split_domain_port(host or "")
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+        return []
+    secure = scope.get("scheme") == "wss"
+    proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy_header:
+        name, value = proxy_header
+        wire_name = name.removeprefix("HTTP_").replace("_", "-").lower().encode()
+        secure = (header_value(scope, wire_name) or "").split(",")[0].strip() == value
+    return [f"{'https' if secure else 'http'}://{host.lower()}"]
 
 
 def websocket_stack(app):
-    return KnownOriginValidator(AuthMiddlewareStack(TokenOrSessionMiddleware(app)), allowed_origins())
+    return SameOriginValidator(AuthMiddlewareStack(TokenOrSessionMiddleware(app)))

@@ -7,6 +7,7 @@ how it looks on the wire is the socket's framing: API.md's plain frames or Signa
 
 import asyncio
 import contextlib
+import random
 import time
 
 from channels.consumer import get_handler_name
@@ -14,15 +15,25 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import signalr
+from . import presence, signalr
 from .auth import BEARER
-from .framing import CLIENT_TIMEOUT, HANDSHAKE_FAILED, SHUTTING_DOWN, TOKEN_EXPIRED, PlainFraming
+from .framing import (
+    CLIENT_TIMEOUT,
+    FORBIDDEN,
+    HANDSHAKE_FAILED,
+    SHUTTING_DOWN,
+    SIGNED_OUT,
+    TENANT_FORBIDDEN,
+    TOKEN_EXPIRED,
+    PlainFraming,
+)
 from .groups import user_group
 from .scope import query_value
 from .selectors import notifications_after
 
 REFUSED = 4401
 REPLAY_BATCH = 500
+REPLAY_TRUNCATED = "ReplayTruncated"
 # How long a stopping server spends on one socket's goodbye and group cleanup.
 SHUTDOWN_GRACE = 2.0
 
@@ -46,7 +57,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.framing = None
+        self.principal = self.framing = None
         self.joined = False
         self.closing = False
         self.timers = []
@@ -58,7 +69,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.principal = self.scope.get("principal")
         self.expectation = signalr.expectation(self.scope, self.principal) if self.principal else None
-        if self.expectation is None:
+        if self.expectation is None or not await self.counted_in():
             self.closing = True
             await self.close(code=REFUSED)  # before accept: the handshake is refused (HTTP 403)
             return
@@ -113,23 +124,60 @@ class NotificationConsumer(AsyncWebsocketConsumer):
                 await self.replay(since)
         if self.principal.expires_at:
             self.later(max(0.0, self.principal.expires_at - time.time()), lambda: self.end(TOKEN_EXPIRED))
+        self.background(self.watch())
         if framing.keeps_alive:
             self.background(self.keep_alive())
 
     async def replay(self, since):
+        """What the user missed, oldest first, up to NOTIFICATIONS_REPLAY_LIMIT; past it, one
+        ReplayTruncated frame names the last id sent, for the client to list the rest over REST."""
+        left = settings.NOTIFICATIONS_REPLAY_LIMIT
         while True:
-            batch = await database_sync_to_async(
-                lambda after: [
-                    n.frame()
-                    for n in notifications_after(user_id=self.principal.user_id, after=after, limit=REPLAY_BATCH)
-                ]
-            )(since)
-            for frame in batch:
+            requested = min(REPLAY_BATCH, left + 1)  # one more than may be sent: is there more?
+            batch = await database_sync_to_async(self.notifications_after)(since, requested)
+            for frame in batch[:left]:
                 self.replayed_ids.add(frame["id"])
                 await self.send_text(self.framing.notification(frame))
-            if len(batch) < REPLAY_BATCH:
+                since = frame["id"]
+            if len(batch) > left:
+                data = {"after": since, "message": "More notifications: GET /api/notifications?after=<after>."}
+                await self.send_text(self.framing.notification({"id": None, "event": REPLAY_TRUNCATED, "data": data}))
                 return
-            since = batch[-1]["id"]
+            if len(batch) < requested:
+                return
+            left -= len(batch)
+
+    def notifications_after(self, after, limit):
+        return [n.frame() for n in notifications_after(user_id=self.principal.user_id, after=after, limit=limit)]
+
+    # --- while the socket stays open: is it still welcome? ---------------------------------------------
+
+    async def counted_in(self):
+        """The user's sockets are counted across servers; past NOTIFICATIONS_MAX_SOCKETS_PER_USER, no more."""
+        limit = settings.NOTIFICATIONS_MAX_SOCKETS_PER_USER
+        return await presence.join(self.principal.user_id, self.channel_name, limit=limit, lease=self.lease)
+
+    @property
+    def lease(self):
+        return 3 * float(settings.NOTIFICATIONS_RECHECK_INTERVAL)
+
+    async def watch(self):
+        """Every NOTIFICATIONS_RECHECK_INTERVAL: the token or session still stands (not signed out, the user
+        active, the tenant usable), or the socket ends; and the socket's place in the count is renewed."""
+        interval = float(settings.NOTIFICATIONS_RECHECK_INTERVAL)
+        while not self.closing:
+            # Spread over the interval: sockets opened in a burst do not all check in the same instant, on the
+            # one thread that also runs the process's sync views.
+            await asyncio.sleep(interval * random.uniform(0.75, 1.0))
+            refusal = await database_sync_to_async(self.principal.refusal)()
+            if refusal is not None:
+                await self.end(TENANT_FORBIDDEN if refusal == FORBIDDEN else SIGNED_OUT)
+                return
+            await presence.renew(self.principal.user_id, self.channel_name, lease=self.lease)
+
+    async def sockets_close(self, message):
+        """A revocation (sign-out, the tenant deactivated) closes the user's sockets at once."""
+        await self.end(TENANT_FORBIDDEN if message["code"] == FORBIDDEN else SIGNED_OUT)
 
     # --- what flows ------------------------------------------------------------------------------------
 
@@ -195,6 +243,8 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         self.closing = True
         self.cancel_timers()
         await self.leave_group()
+        if self.principal is not None:
+            await presence.leave(self.principal.user_id, self.channel_name)
 
     async def leave_group(self):
         async with self.delivering:

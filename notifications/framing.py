@@ -28,7 +28,14 @@ class Goodbye(NamedTuple):
 
 # A server may only close with 1000 or an application code (3000-4999; Daphne's websocket library enforces
 # it), so "going away" and "protocol error" get 4xxx codes named after their HTTP cousins.
-TOKEN_EXPIRED = Goodbye(4401, "Token expired.", allow_reconnect=False)
+# Why a socket is refused or closed once open (API.md, "WebSocket"), as a token check says it
+# (NOTIFICATIONS_TOKEN_CHECK) and a revocation asks for it (services.close_sockets).
+REVOKED = 4401  # the token or session no longer stands: expired, signed out, a new password, the user inactive
+FORBIDDEN = 4403  # the user may no longer use the hub (e.g. their tenant was deactivated)
+
+TOKEN_EXPIRED = Goodbye(REVOKED, "Token expired.", allow_reconnect=False)
+SIGNED_OUT = Goodbye(REVOKED, "Not authorized: the token or session was revoked.", allow_reconnect=False)
+TENANT_FORBIDDEN = Goodbye(FORBIDDEN, "Forbidden: the tenant is not usable.", allow_reconnect=False)
 SHUTTING_DOWN = Goodbye(4503, None, allow_reconnect=True)
 CLIENT_TIMEOUT = Goodbye(4408, "Client timeout elapsed without a message from the client.", allow_reconnect=True)
 INVALID_MESSAGE = Goodbye(4400, "Invalid message.", allow_reconnect=False)

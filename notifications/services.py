@@ -11,6 +11,7 @@ from .models import Notification
 logger = logging.getLogger(__name__)
 
 PUSH_MESSAGE_TYPE = "notification.push"
+CLOSE_MESSAGE_TYPE = "sockets.close"
 
 
 def _push(user_id, frame):
@@ -19,6 +20,15 @@ def _push(user_id, frame):
         group_send(user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame})
     except Exception as error:  # Redis down must never fail the job that notifies
         logger.warning("notification %s not pushed: %s", frame.get("id"), type(error).__name__)
+
+
+def close_sockets(user_id, code):
+    """Close every open socket of the user with `code` (notifications.auth: REVOKED, FORBIDDEN), at once.
+    Best effort: a socket the message misses finds out at its next check (NOTIFICATIONS_RECHECK_INTERVAL)."""
+    try:
+        group_send(user_group(user_id), {"type": CLOSE_MESSAGE_TYPE, "code": code})
+    except Exception as error:  # Redis down must never fail the sign-out or the job
+        logger.warning("sockets of a user not closed at once: %s", type(error).__name__)
 
 
 def notify(user_id, event, data, *, persist=True):

@@ -9,6 +9,9 @@ from .selectors import notifications_after
 from .services import mark_read
 
 PAGE_SIZE = 500
+# Notification ids are a BigAutoField: nothing larger exists, and a longer string is not a number to parse.
+MAX_ID = 2**63 - 1
+AFTER_RULE = f"A whole number from 0 to {MAX_ID} is required."
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -20,7 +23,7 @@ class NotificationSerializer(serializers.ModelSerializer):
 
 
 class MarkReadSerializer(serializers.Serializer):
-    upTo = serializers.IntegerField(min_value=0)
+    upTo = serializers.IntegerField(min_value=0, max_value=MAX_ID)
 
 
 class NotificationListView(APIView):
@@ -32,8 +35,8 @@ class NotificationListView(APIView):
         after = request.query_params.get("after")
         if after is not None:
             # Digits only: DRF's IntegerField would also take "0.0" or " 7", which the schema's integer does not.
-            if not after.isascii() or not after.isdigit():
-                raise serializers.ValidationError({"after": ["A non-negative whole number is required."]})
+            if not after.isascii() or not after.isdigit() or len(after) > len(str(MAX_ID)) or int(after) > MAX_ID:
+                raise serializers.ValidationError({"after": [AFTER_RULE]})
             after = int(after)
         items = notifications_after(user_id=request.user.pk, after=after, limit=PAGE_SIZE)
         return ok(NotificationSerializer(items, many=True).data)

@@ -10,6 +10,7 @@ from diquis.envelope import envelope_of, ok
 
 from .models import User
 from .serializers import UTCDateTimeField
+from .throttles import TokenRefreshThrottle
 from .tokens import refresh_tokens
 from .views import TOKENS, AnonymousTokenEndpoint
 
@@ -42,6 +43,8 @@ class ProfileView(APIView):
 
 class TokenRefreshByPathView(AnonymousTokenEndpoint):
     """GET /api/tokens/{refreshToken}: the original client's refresh; answers as POST /api/tokens/refresh."""
+
+    throttle_classes = [TokenRefreshThrottle]
 
     @extend_schema(responses=TOKENS)
     def get(self, request, refresh_token):

@@ -1,7 +1,11 @@
 """The notifications of the tenants domain, worded exactly as API.md's table says."""
 
-from notifications.services import notify
+from notifications.framing import FORBIDDEN
+from notifications.services import close_sockets, notify
 from notifications.timestamps import format_utc
+
+from .connections import use_tenant
+from .selectors import users_of
 
 TENANT_CREATED = "TenantCreated"
 TENANT_CREATION_FAILED = "TenantCreationFailed"
@@ -44,3 +48,11 @@ def operation_failed(*, user_id, operation, tenant_id, error):
 def progress(*, user_id, tenant_id, step, index, count):
     data = {"tenantId": tenant_id, "step": step, "stepIndex": index, "stepCount": count, "timestamp": format_utc()}
     return notify(user_id, TENANT_PROVISIONING_PROGRESS, data, persist=False)
+
+
+def sockets_closed(tenant):
+    """Close the open sockets of every user of a tenant that was just deactivated (4403)."""
+    with use_tenant(tenant):
+        user_ids = [str(user_id) for user_id in users_of(tenant.id).values_list("pk", flat=True)]
+    for user_id in user_ids:
+        close_sockets(user_id, FORBIDDEN)

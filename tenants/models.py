@@ -57,6 +57,8 @@ class Tenant(models.Model):
     is_provisioned = models.BooleanField(default=False)
     # The admin's password, Fernet-encrypted, only until the job has created the admin user.
     encrypted_admin_password = models.TextField(null=True, blank=True, editable=False)
+    # Carried by every token of its users; a deactivation raises it, so no token issued before one works again.
+    token_generation = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_on"]
@@ -120,6 +122,8 @@ class User(AbstractBaseUser):
     roles = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     created_on = models.DateTimeField(auto_now_add=True)
+    # Carried by the user's tokens: raised by a sign-out, a new password or a deactivation, it revokes them all.
+    token_generation = models.PositiveIntegerField(default=0, editable=False)
 
     objects = UserManager()
 
@@ -133,6 +137,23 @@ class User(AbstractBaseUser):
 
     def __str__(self):
         return f"{self.email} ({self.tenant_id})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        user._active_when_loaded = user.is_active
+        return user
+
+    def save(self, *args, **kwargs):
+        """A new password (set_password leaves the raw one in `_password` until saved; a rehash of the same
+        password at sign-in does not) or a deactivation revokes the user's tokens, for good."""
+        deactivated = getattr(self, "_active_when_loaded", False) and not self.is_active
+        if not self._state.adding and (self._password is not None or deactivated):
+            self.token_generation += 1
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "token_generation"}
+        self._active_when_loaded = self.is_active
+        super().save(*args, **kwargs)
 
     @property
     def is_root(self):

@@ -4,9 +4,9 @@ A claim that disagrees with an explicit subdomain or header is refused."""
 
 from django.conf import settings
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken
 
 from .models import ROOT_TENANT_ID
+from .signing import AccessToken
 
 TENANT_CLAIM = "tenant"
 TENANT_HEADER = "HTTP_TENANT"

@@ -5,9 +5,12 @@ after commit. The slow work happens in tenants.tasks.
 """
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from jobs.enqueue import enqueue, requeue
 from jobs.models import Job
+from notifications.framing import REVOKED
+from notifications.services import close_sockets
 
 from . import tasks
 from .exceptions import Conflict, EmailInUse, OperationInFlight, Refused, TenantExists
@@ -130,3 +133,16 @@ def create_user(*, tenant_id, email, password, first_name="", last_name="", role
             )
     except IntegrityError as error:
         raise EmailInUse() from error
+
+
+def revoke_tokens(*, user_id):
+    """Sign the user out everywhere: no token issued until now works again (tenants.tokens), and the user's
+    open sockets close. In the database of the current tenant, where the user lives."""
+    User.objects.filter(pk=user_id).update(token_generation=F("token_generation") + 1)
+    close_sockets(str(user_id), REVOKED)
+
+
+def revoke_tokens_at_sign_out(sender, user=None, **kwargs):
+    """Django's user_logged_out receiver: signing out of the admin signs the root out everywhere."""
+    if user is not None:
+        revoke_tokens(user_id=user.pk)

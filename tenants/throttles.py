@@ -1,11 +1,18 @@
 """Sign-in throttling, with DRF's own throttle machinery: one budget per client address and one per
-(tenant, email), so neither spraying one address nor one account at many passwords goes unchecked."""
+(tenant, email), so neither spraying one address nor one account at many passwords goes unchecked.
+
+The API's sign-in and the admin's login share them (same scopes, same counters): a root account has one
+budget, whichever door is knocked on. A view tells where its form keeps the email (`login_email_field`)
+and, when the request has no tenant of its own, whose accounts it signs in (`login_tenant`)."""
 
 import hashlib
 import logging
 
 from redis.exceptions import RedisError
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, SimpleRateThrottle
+from rest_framework_simplejwt.exceptions import TokenError
+
+from .signing import RefreshToken
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +37,48 @@ class LoginEmailThrottle(FailOpen, SimpleRateThrottle):
     scope = "login_email"
 
     def get_cache_key(self, request, view):
-        email = str(request.data.get("email", "")).strip().lower() if hasattr(request.data, "get") else ""
+        data = request.data if hasattr(request, "data") else request.POST  # DRF's request, or Django's form
+        field = getattr(view, "login_email_field", "email")
+        email = str(data.get(field, "")).strip().lower() if hasattr(data, "get") else ""
         if not email:
             return None
-        tenant = getattr(getattr(request, "tenant", None), "id", "")
+        tenant = getattr(getattr(request, "tenant", None), "id", None) or getattr(view, "login_tenant", "")
         # Hashed: the cache (Redis) never holds the address book of who tried to sign in.
         ident = hashlib.sha256(f"{tenant}:{email}".encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+def login_wait(request, view):
+    """None when this sign-in may be tried, else how many seconds to wait. Every budget is charged, as DRF's
+    own check_throttles does, so the address and the account both count the attempt."""
+    waits = [
+        throttle.wait()
+        for throttle in (LoginAddressThrottle(), LoginEmailThrottle())
+        if not throttle.allow_request(request, view)
+    ]
+    return max((wait or 0) for wait in waits) if waits else None
+
+
+class CostlyWriteThrottle(FailOpen, ScopedRateThrottle):
+    """DRF's ScopedRateThrottle (the view's `throttle_scope` names the rate; one budget per signed-in user)
+    for a write that costs the server a password hash or a database clone: POST only, reads are free."""
+
+    def allow_request(self, request, view):
+        return request.method != "POST" or super().allow_request(request, view)
+
+
+class TokenRefreshThrottle(FailOpen, SimpleRateThrottle):
+    """A budget per user for minting tokens by refresh: the user is the (verified) refresh token's, or,
+    for a token that does not verify, the client address. Keyed on a verified token only, so nobody can
+    spend another user's budget by writing their id into a forged one."""
+
+    scope = "token_refresh"
+
+    def get_cache_key(self, request, view):
+        body = request.data if hasattr(request.data, "get") else {}
+        raw = view.kwargs.get("refresh_token") or body.get("refreshToken")
+        try:
+            ident = f"user:{RefreshToken(str(raw))['user_id']}" if raw else self.get_ident(request)
+        except (TokenError, KeyError):
+            ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,5 +1,6 @@
 """The tenants API (API.md): thin views that validate with a serializer and call a service."""
 
+from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -22,11 +23,12 @@ from .serializers import (
     UpdateTenantSerializer,
     UserSerializer,
 )
-from .throttles import LoginAddressThrottle, LoginEmailThrottle
+from .throttles import CostlyWriteThrottle, LoginAddressThrottle, LoginEmailThrottle, TokenRefreshThrottle
 
 UPDATE_INITIATED = "Tenant update initiated. The tenant will be updated in the background."
 DELETION_INITIATED = "Tenant deletion initiated. The tenant will be removed in the background."
 RETRY_INITIATED = "Tenant retry initiated. The failed operation will run again in the background."
+SIGNED_OUT = "Signed out: every token of this user is revoked."
 
 
 ACCEPTED = envelope_of(serializers.CharField(), "AcceptedEnvelope")
@@ -54,6 +56,8 @@ class TenantOptionsView(APIView):
 
 class TenantListView(APIView):
     permission_classes = [IsRoot]
+    throttle_classes = [CostlyWriteThrottle]
+    throttle_scope = "tenant_create"
 
     @extend_schema(
         parameters=[OpenApiParameter("status", enum=ProvisioningStatus.values, required=False)],
@@ -123,13 +127,19 @@ TOKENS = envelope_of(TokenResponseSerializer(), "TokenEnvelope")
 
 class AnonymousTokenEndpoint(APIView):
     """Sign-in and refresh take credentials in the body, not a bearer token; their refusals are still
-    401 with a WWW-Authenticate challenge (DRF turns a 401 without one into a 403)."""
+    401 with a WWW-Authenticate challenge (DRF turns a 401 without one into a 403). What they answer
+    holds tokens: no cache (a browser's, a proxy's) may keep it."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
 
     def get_authenticate_header(self, request):
         return 'Bearer realm="api"'
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        add_never_cache_headers(response)
+        return response
 
 
 class TokenView(AnonymousTokenEndpoint):
@@ -143,11 +153,23 @@ class TokenView(AnonymousTokenEndpoint):
 
 
 class TokenRefreshView(AnonymousTokenEndpoint):
+    throttle_classes = [TokenRefreshThrottle]
+
     @extend_schema(request=RefreshRequestSerializer, responses=TOKENS)
     def post(self, request):
         body = RefreshRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         return ok(tokens.refresh_tokens(body.validated_data["refreshToken"]))
+
+
+class TokenRevokeView(APIView):
+    """POST /api/tokens/revoke: sign out everywhere. Every token of the signed-in user stops working (this
+    one included), refresh tokens too, and the user's open sockets close with 4401."""
+
+    @extend_schema(request=None, responses=envelope_of(serializers.CharField(allow_null=True), "RevokedEnvelope"))
+    def post(self, request):
+        services.revoke_tokens(user_id=request.user.pk)
+        return ok(None, [SIGNED_OUT])
 
 
 class MeView(APIView):
@@ -158,6 +180,8 @@ class MeView(APIView):
 
 class UserListView(APIView):
     permission_classes = [IsTenantAdmin]
+    throttle_classes = [CostlyWriteThrottle]
+    throttle_scope = "user_create"
 
     @extend_schema(responses=envelope_of(UserSerializer(many=True), "UserListEnvelope"))
     def get(self, request):

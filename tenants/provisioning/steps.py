@@ -38,7 +38,10 @@ CREATE_ADMIN_USER = Step("create-admin-user", "Creating admin user", databases.e
 
 
 def apply_changes(tenant, *, name, is_active):
-    """The update itself; saved with the tenant's return to Active (_finish), in one transaction."""
+    """The update itself; saved with the tenant's return to Active (_finish), in one transaction. A
+    deactivation revokes every token of the tenant's users: a later reactivation does not revive them."""
+    if tenant.is_active and not is_active:
+        tenant.token_generation += 1
     tenant.name, tenant.is_active = name, is_active
 
 
@@ -125,8 +128,11 @@ def run_tenant_update(*, tenant_id, initiated_by, name, is_active):
     tenant = _begin(tenant_id, S.UPDATING)
     if tenant is None:
         return
+    was_active = tenant.is_active
     StepRunner(tenant, initiated_by, step_count=1).run(APPLY_CHANGES, name=name, is_active=is_active)
-    _finish(tenant, initiated_by, Operation.UPDATE, ["name", "is_active"])
+    _finish(tenant, initiated_by, Operation.UPDATE, ["name", "is_active", "token_generation"])
+    if was_active and not tenant.is_active:
+        events.sockets_closed(tenant)
 
 
 def run_tenant_deletion(*, tenant_id, initiated_by):

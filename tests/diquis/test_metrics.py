@@ -151,7 +151,8 @@ def test_open_websockets_are_counted_while_they_are_open():
     client = Client()
     client.force_login(make_root_user())
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    headers = [(b"cookie", cookie.encode()), (b"origin", b"http://localhost")]
+    # the socket's own origin: its Host too (issue 18, finding 8)
+    headers = [(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")]
     before = open_sockets()
 
     async def open_two_then_close():

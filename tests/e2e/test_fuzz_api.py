@@ -46,7 +46,17 @@ EXCLUDED_CHECKS = [
 ]
 # Sign-in is throttled per address, and every request of the fuzzer comes from one: without more room
 # it would fuzz the 429 instead of the sign-in (the throttle has tests of its own).
-STACK_ENV = {"LOGIN_RATE_PER_ADDRESS": "100000/min", "LOGIN_RATE_PER_EMAIL": "100000/min"}
+# The same for the per-user budgets of creations and refreshes (issue 18, finding 9).
+STACK_ENV = {
+    "LOGIN_RATE_PER_ADDRESS": "100000/min",
+    "LOGIN_RATE_PER_EMAIL": "100000/min",
+    "USER_CREATE_RATE": "100000/min",
+    "TENANT_CREATE_RATE": "100000/min",
+    "TOKEN_REFRESH_RATE": "100000/min",
+}
+# Signing out revokes the token the fuzzer sends with every request: everything after it would be a 401.
+# It has tests of its own (tests/tenants/test_token_revocation.py).
+EXCLUDED_PATHS = ["/api/tokens/revoke"]
 # Failures found by this test in code it does not own, reported to their owners: accepted here (a
 # schemathesis baseline) so that everything else stays guarded. Delete an entry once it is fixed.
 KNOWN_FAILURES = []  # failures accepted by name, each with a reason; none at present
@@ -69,6 +79,7 @@ def run_schemathesis(stack, token, workdir):
         "all",
         "--exclude-checks",
         ",".join(EXCLUDED_CHECKS),
+        *[argument for path in EXCLUDED_PATHS for argument in ("--exclude-path", path)],
         "--max-examples",
         str(EXAMPLES),
         "--request-timeout",
