@@ -33,6 +33,7 @@ from tests.support.live_tenants import (
     socket,
     status_of,
 )
+from tests.support.ports import free_port
 from tests.support.redis_server import PrivateRedis
 
 S = ProvisioningStatus
@@ -192,10 +193,9 @@ def test_postgres_sessions_cut_under_the_stack_are_reopened(transactional_db, tm
 
 def test_database_down_answers_503_in_the_envelope(transactional_db, tmp_path):
     """A web process whose database does not answer: the API says 503, and nothing is accepted."""
-    port = live.free_port()
-    web = live.start_web(tmp_path, port, DATABASE_URL=f"postgres://postgres@127.0.0.1:{live.free_port()}/nowhere")
+    web = live.start_web(tmp_path, DATABASE_URL=f"postgres://postgres@127.0.0.1:{free_port()}/nowhere")
     try:
-        response = post_tenant(type("Stack", (), {"url": f"http://127.0.0.1:{port}"}), root_token(), "nodb")
+        response = post_tenant(web, root_token(), "nodb")
         assert response.status_code == 503, response.text
         body = response.json()
         assert body["succeeded"] is False and body["data"] is None

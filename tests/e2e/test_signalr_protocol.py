@@ -38,9 +38,8 @@ HUB_ENV = {
 @pytest.fixture(scope="module")
 def hub(django_db_setup, tmp_path_factory):
     """One Daphne (no worker: the tests notify in-process) for the module."""
-    port = live.free_port()
-    web = live.start_web(tmp_path_factory.mktemp("hub"), port, **HUB_ENV)
-    yield f"127.0.0.1:{port}"
+    web = live.start_web(tmp_path_factory.mktemp("hub"), **HUB_ENV)
+    yield f"127.0.0.1:{web.port}"
     web.stop()
 
 
@@ -353,10 +352,9 @@ def test_both_kinds_of_socket_of_one_user_get_the_same_notification_and_others_n
 
 def test_a_stopping_server_tells_signalr_clients_to_reconnect(transactional_db, tmp_path):
     user = UserFactory(roles=["root"])
-    port = live.free_port()
-    web = live.start_web(tmp_path, port, name="stopping", **HUB_ENV)
+    web = live.start_web(tmp_path, name="stopping", **HUB_ENV)
     try:
-        hub_address = f"127.0.0.1:{port}"
+        hub_address = f"127.0.0.1:{web.port}"
         with shaken(hub_address, user) as ws, socket(hub_address, token_for(user)) as plain:
             assert json.loads(plain.ws.recv(timeout=5)) == PLAIN_CONNECTED
             # Daphne 4.2 forgets its applications on shutdown (KeyError in kill_all_applications) while the
