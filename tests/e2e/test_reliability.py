@@ -9,6 +9,7 @@ The figures these tests measure are printed (`pytest -s` shows them) as `FIGURE 
 
 import signal
 import time
+import uuid
 
 import httpx
 import pytest
@@ -197,7 +198,8 @@ def test_postgres_sessions_cut_under_the_stack_are_reopened(transactional_db, tm
     session of Daphne and the worker is terminated, as a restart would, and both go on serving at once.
     Daphne keeps its sessions between requests (its pool), the case where a dead session could be handed
     to the next request."""
-    stack = LiveStack(tmp_path, PGAPPNAME="diquis-pg-restart")
+    application_name = f"diquis-pg-restart-{uuid.uuid4().hex[:8]}"  # its own: pg_terminate_backend reaches all
+    stack = LiveStack(tmp_path, PGAPPNAME=application_name)
     try:
         token = root_token()
         assert post_tenant(stack, token, "before-cut").status_code == 202
@@ -206,7 +208,7 @@ def test_postgres_sessions_cut_under_the_stack_are_reopened(transactional_db, tm
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-                    ["diquis-pg-restart"],
+                    [application_name],
                 )
                 terminated = cursor.fetchone()[0]
             figure("PostgreSQL sessions of the stack terminated (persistent connections)", terminated)
