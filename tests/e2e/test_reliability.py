@@ -89,7 +89,7 @@ def test_redis_down_at_creation_is_accepted_and_finishes_once_redis_is_back(redi
         # An open socket cannot hear its group any more: it is closed (1011) so that the client reconnects
         # and replays, instead of waiting on a dead subscription.
         with pytest.raises(ConnectionClosed):
-            drain(ws, 10)
+            drain(ws, 30)
     sweeps_before = sweeps_without_redis(stack.workers[0])
     started = time.monotonic()
     response = post_tenant(stack, token, "outage", timeout=15)  # one that waited for Redis would time out

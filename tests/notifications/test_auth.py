@@ -39,16 +39,20 @@ def run(coroutine_function, *args):
 
 
 async def _open(path, headers=(), subprotocols=None):
+    """Connect; once accepted, every frame until a close or a moment of silence after the first one."""
     communicator = WebsocketCommunicator(application, path, headers=list(headers), subprotocols=subprotocols)
-    connected, detail = await communicator.connect(timeout=5)
+    connected, detail = await communicator.connect(timeout=30)
     result = {"connected": connected, "detail": detail, "frames": []}
     if connected:
-        while not await communicator.receive_nothing(timeout=0.3):
-            message = await communicator.receive_output(timeout=1)
+        message = await communicator.receive_output(timeout=30)  # an accepted socket says something first
+        while True:
             if message["type"] == "websocket.close":
                 result["closed"] = message.get("code")
                 return result
             result["frames"].append(message.get("text"))
+            if await communicator.receive_nothing(timeout=0.3):
+                break
+            message = await communicator.receive_output(timeout=30)
         await communicator.disconnect()
     return result
 
@@ -171,13 +175,13 @@ def test_the_socket_is_closed_with_4401_when_its_token_expires(user):
     assert closed_at >= expires_at  # at its expiry, not before
 
 
-async def _replay(token, since):
+async def _replay(token, since, count):
+    """Connected and the `count` frames replayed after it; then nothing more."""
     communicator = WebsocketCommunicator(application, f"/hubs/notifications?access_token={token}&since={since}")
-    connected, _ = await communicator.connect(timeout=5)
+    connected, _ = await communicator.connect(timeout=30)
     assert connected
-    frames = []
-    while not await communicator.receive_nothing(timeout=0.5):
-        frames.append(await communicator.receive_json_from(timeout=1))
+    frames = [await communicator.receive_json_from(timeout=30) for _ in range(1 + count)]
+    assert await communicator.receive_nothing(timeout=0.5), "more than was replayed"
     await communicator.disconnect()
     return frames
 
@@ -187,13 +191,13 @@ def test_since_replays_only_the_callers_notifications_in_order(user):
     first = notify(user.pk, "TenantCreated", {"n": 1})
     notify(other.pk, "TenantCreated", {"n": "other"})
     second = notify(user.pk, "TenantUpdated", {"n": 2})
-    frames = run(_replay, access_for(user), first.id - 1)
+    frames = run(_replay, access_for(user), first.id - 1, 2)
     assert frames[0] == CONNECTED
     assert frames[1:] == [
         {"id": first.id, "event": "TenantCreated", "data": {"n": 1}},
         {"id": second.id, "event": "TenantUpdated", "data": {"n": 2}},
     ]
-    assert run(_replay, access_for(user), second.id)[1:] == []
+    assert run(_replay, access_for(user), second.id, 0) == [CONNECTED]
 
 
 def test_a_push_is_not_held_up_by_a_busy_sync_thread(user):
