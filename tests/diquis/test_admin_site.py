@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from tests.conftest import make_root_user
+from tests.support.users import make_root_user
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ the Origin (API.md, "Envelope"): never Django's HTML CSRF page, which once answe
 import pytest
 from django.test import Client
 
-from tests.conftest import make_root_user
+from tests.support.users import make_root_user
 
 NOT_FOUND = {"succeeded": False, "data": None, "messages": ["Not Found"]}
 # The original web client's Products page posts to a path this API does not have.
