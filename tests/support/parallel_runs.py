@@ -53,7 +53,8 @@ def redis_database_is_free(url):
 
 
 def take_slot(redis_url_for):
-    """Lock the first slot that no other run holds and whose Redis database is free (or a run's leftover)."""
+    """Lock the first slot that no other run holds and whose Redis database (`redis_url_for(slot)`, None when
+    the slot does not choose it) is free, or holds a run's leftovers."""
     for slot in SLOTS:
         path = lock_path(slot)
         used_by_a_run_before = path.exists()
@@ -77,14 +78,11 @@ def take_slot(redis_url_for):
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config, parser, args):
     if SLOT_VARIABLE not in os.environ:
-        redis_url = os.environ.get("REDIS_URL") or ini_default(early_config, "REDIS_URL")
-
-        def redis_url_for(slot):
-            if redis_url is None or "REDIS_URL" in os.environ:
-                return None  # not the slot's to choose
-            return redis_url.replace(f"{{{SLOT_VARIABLE}}}", str(slot))
-
-        os.environ[SLOT_VARIABLE] = str(take_slot(redis_url_for))
+        # The Redis URL a slot gives the run, unless the environment names one (then no slot decides it).
+        template = None if "REDIS_URL" in os.environ else ini_default(early_config, "REDIS_URL")
+        placeholder = f"{{{SLOT_VARIABLE}}}"
+        slot = take_slot(lambda slot: template.replace(placeholder, str(slot)) if template else None)
+        os.environ[SLOT_VARIABLE] = str(slot)
     return (yield)
 
 
