@@ -19,6 +19,7 @@ NEXT_RELEASE_SETTINGS = "tests.support.settings_next_migrations"
 PROVISION = """
 import json
 from tenants.models import ProvisioningStatus, Tenant, User
+from tenants.provisioning.steps import run_tenant_creation
 from tenants.provisioning.template import template_name
 from tenants.vault import encrypt_password
 root = User.objects.get(tenant_id="root")
@@ -33,6 +34,7 @@ print(json.dumps({{"template": template_name()}}))
 
 DEPROVISION = """
 from tenants.models import ProvisioningStatus, Tenant
+from tenants.provisioning.steps import run_tenant_deletion
 Tenant.objects.filter(pk={tenant_id!r}).update(status=ProvisioningStatus.DELETING, operation="delete")
 run_tenant_deletion(tenant_id={tenant_id!r}, initiated_by=None)
 """
