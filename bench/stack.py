@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.live import Listening, Process, descendants, free_port
+from tests.support.live import Listening, Process, descendants
+from tests.support.ports import free_port
 
 from . import environment
 

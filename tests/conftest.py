@@ -1,7 +1,5 @@
-"""Fixtures of the suite. Everything runs against the real PostgreSQL and Redis named in pytest.ini; every
-test leaves no key, queue or database behind."""
-
-import contextlib
+"""Fixtures of the suite. Everything runs against the real PostgreSQL and Redis named in pytest.ini (the run's
+own slot of them: tests/support/parallel_runs.py); every test leaves no key, queue or database behind."""
 
 import pytest
 from django.conf import settings
@@ -14,12 +12,20 @@ from tests.support.tenant_databases import drop_test_tenant_databases
 from tests.support.users import client_for
 
 
-@pytest.fixture(autouse=True)
-def _clean_redis():
-    """No key survives a test: the suite owns the Redis database named in REDIS_URL."""
+@pytest.fixture(autouse=True, scope="session")
+def _redis_empty_at_start_and_end():
+    """The run owns the Redis database named in REDIS_URL: what an earlier run left there (killed before its
+    clean-up) must not meet the first test."""
+    redis().flushdb()
     yield
-    with contextlib.suppress(Exception):
-        redis().flushdb()
+    redis().flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(_redis_empty_at_start_and_end):
+    """No key survives a test. A Redis that cannot be flushed fails the test: its keys would meet the next."""
+    yield
+    redis().flushdb()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -30,8 +36,6 @@ def _clean_tenant_databases(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         drop_test_tenant_databases()
         connection.close()
-    with contextlib.suppress(Exception):
-        redis().flushdb()
 
 
 @pytest.fixture

@@ -1,11 +1,13 @@
 """Production settings (DEBUG=false): Django's deployment checks pass, a missing secret is refused, and
 cookies and headers are the secure ones; CORS for the original web client on another origin (API.md,
 "Compatibility calls"): django-cors-headers, on /api/ and /hubs/ only, for the origins of
-CORS_ALLOWED_ORIGINS (empty by default).
+CORS_ALLOWED_ORIGINS (a comma-separated list in the environment, empty by default).
 
 The checks run `manage.py` in a subprocess, as an operator would, with the suite's environment and the
 variables named in each test (the refusal of the development root password: tests/tenants/test_seed.py).
 """
+
+import json
 
 import pytest
 from django.conf import settings
@@ -86,6 +88,31 @@ def test_no_origin_is_allowed_by_default(db):
     assert settings.CORS_ALLOWED_ORIGINS == []
     response = preflight("/api/tokens", APP)
     assert "access-control-allow-origin" not in response.headers
+
+
+PREFLIGHT_FROM_EACH_ORIGIN = """
+import json
+from django.conf import settings
+from django.test import Client
+answers = {
+    origin: Client().options(
+        "/api/tokens", headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+    ).headers.get("access-control-allow-origin")
+    for origin in ["https://app.diquis.example", "https://second.diquis.example", "https://evil.example"]
+}
+print(json.dumps({"setting": settings.CORS_ALLOWED_ORIGINS, "answers": answers}))
+"""
+
+
+def test_cors_allowed_origins_are_read_from_the_environment_as_a_comma_separated_list():
+    done = manage(
+        "shell", "-c", PREFLIGHT_FROM_EACH_ORIGIN, CORS_ALLOWED_ORIGINS=f"{APP},https://second.diquis.example"
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "setting": [APP, "https://second.diquis.example"],
+        "answers": {APP: APP, "https://second.diquis.example": "https://second.diquis.example", FOREIGN: None},
+    }
 
 
 @override_settings(CORS_ALLOWED_ORIGINS=[APP])

@@ -11,10 +11,9 @@ from tests.support.users import ROOT_PASSWORD, make_root_user
 
 @pytest.fixture
 def web(transactional_db, tmp_path):
-    port = live.free_port()
-    process = live.start_web(tmp_path, port)
+    process = live.start_web(tmp_path)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield process.url
     finally:
         process.stop()
 

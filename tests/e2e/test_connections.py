@@ -88,10 +88,9 @@ class Sampler:
 def web(transactional_db, tenant_databases, tmp_path):
     """One Daphne process whose every database session carries a name of its own (libpq's PGAPPNAME)."""
     name = f"diquis-web-{uuid.uuid4().hex[:8]}"
-    port = live.free_port()
-    process = live.start_web(tmp_path, port, PGAPPNAME=name)
+    process = live.start_web(tmp_path, PGAPPNAME=name)
     try:
-        yield f"http://127.0.0.1:{port}", name
+        yield process.url, name
     finally:
         process.stop()
 

@@ -1,4 +1,5 @@
-"""HTTP -> a real RQ worker -> a websocket frame, on the real stack (Daphne + worker processes)."""
+"""HTTP -> a real RQ worker -> a websocket frame, on the real stack (Daphne + worker processes): each operation
+succeeding, and each failing after its last attempt (one notification), then retried."""
 
 import contextlib
 import re
@@ -7,11 +8,15 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from jobs.models import Job
 from tenants.models import ProvisioningStatus, Tenant
-from tenants.provisioning.steps import CREATE_ADMIN_USER
-from tests.support.fault_injection import write_fault
+from tenants.provisioning.steps import APPLY_CHANGES, CREATE_ADMIN_USER, REMOVE_TENANT_DATA
+from tests.support.fault_injection import wait_until, write_fault
 from tests.support.live import drain, recv_json, wait_for_event
+from tests.support.live_tenants import tenant_databases
 from tests.support.users import make_root_user
+
+S = ProvisioningStatus
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 PASSWORD = "Another-Root-Pass-1!"
@@ -62,6 +67,42 @@ def create(stack, token, tenant_id, **extra):
     response = api(stack, token, "POST", "/api/tenants", json=body)
     assert response.status_code == 202, response.text
     return body
+
+
+@pytest.fixture
+def faulty_stack(live_stack, tmp_path):
+    """The live stack, its worker reading a faults file (`stack.faults`; armed by write_fault)."""
+    live_stack.faults = tmp_path / "faults.json"
+    live_stack.workers.pop().stop()
+    live_stack.add_worker(DIQUIS_FAULTS_FILE=str(live_stack.faults))
+    return live_stack
+
+
+def failed_once(ws, event, message, tenant_id):
+    """Wait for the one `event` of a failed operation (after its last attempt), and see no second one."""
+    frame, before = wait_for_event(ws, event, timeout=60)
+    data = frame["data"]
+    assert TIMESTAMP.match(data.pop("timestamp"))
+    assert data == {"type": "error", "message": message, "tenantId": tenant_id}
+    assert event not in [f["event"] for f in before]
+    assert [f["event"] for f in drain(ws, 1.5)] == []  # once, not once per attempt
+
+
+def operation_jobs(tenant_id, task):
+    return list(Job.objects.filter(subject=f"tenant:{tenant_id}", task=f"tenants.tasks.{task}"))
+
+
+def the_one_job_once_ended(tenant_id, task):
+    """The operation's one job, once it has recorded its end (a moment after the notification)."""
+    wait_until(
+        lambda: (
+            [job.status for job in operation_jobs(tenant_id, task)] in ([Job.Status.SUCCEEDED], [Job.Status.FAILED])
+        ),
+        timeout=30,
+        what=f"the {task} job of {tenant_id} ended",
+    )
+    (job,) = operation_jobs(tenant_id, task)
+    return job
 
 
 def test_creation_notifies_the_initiator_on_every_socket_and_nobody_else(live_stack, two_roots):
@@ -120,28 +161,19 @@ def test_update_notifies_and_deactivation_locks_the_tenant_out(live_stack, two_r
     assert (me.status_code, me.json()["messages"]) == (403, ["Tenant invalid"])
 
 
-def test_a_failing_creation_fails_once_after_the_last_retry_and_retry_then_succeeds(live_stack, two_roots, tmp_path):
-    token_a, _ = two_roots
-    faults = tmp_path / "faults.json"
-    write_fault(faults, CREATE_ADMIN_USER, "broken", message="Injected failure")
-    stack = live_stack
-    stack.workers.pop().stop()
-    stack.add_worker(DIQUIS_FAULTS_FILE=str(faults))
+def test_a_failing_creation_fails_once_after_the_last_retry_and_retry_then_succeeds(faulty_stack, two_roots):
+    stack, (token_a, _) = faulty_stack, two_roots
+    write_fault(stack.faults, CREATE_ADMIN_USER, "broken", message="Injected failure")
     with socket(stack, token_a) as ws:
         create(stack, token_a, "broken")
-        frame, before = wait_for_event(ws, "TenantCreationFailed", timeout=30)
-        data = frame["data"]
-        assert TIMESTAMP.match(data.pop("timestamp"))
-        assert data == {"type": "error", "message": "Tenant creation failed: Injected failure", "tenantId": "broken"}
-        assert "TenantCreationFailed" not in [f["event"] for f in before]
-        assert [f["event"] for f in drain(ws, 1.5)] == []  # once, not once per attempt
+        failed_once(ws, "TenantCreationFailed", "Tenant creation failed: Injected failure", "broken")
 
         tenant = Tenant.objects.get(pk="broken")
         assert (tenant.status, tenant.provisioning_error) == (ProvisioningStatus.FAILED, "Injected failure")
         assert tenant.attempt_count == 3
         assert sign_in(stack, "admin@broken.test", "Tenant-Admin-Pass-9!", tenant="broken").status_code == 403
 
-        faults.unlink()
+        stack.faults.unlink()
         assert api(stack, token_a, "POST", "/api/tenants/broken/retry").status_code == 202
         wait_for_event(ws, "TenantCreated", timeout=30)
     tenant.refresh_from_db()
@@ -165,3 +197,61 @@ def test_the_admin_password_never_reaches_redis_or_the_logs(live_stack, two_root
     for process in [live_stack.web, *live_stack.workers]:
         assert password not in process.output()
     assert sign_in(live_stack, "admin@secretive.test", password, tenant="secretive").status_code == 200
+
+
+def test_a_failing_update_fails_once_leaves_the_tenant_usable_and_retry_runs_the_update_again(faulty_stack, two_roots):
+    stack, (token_a, _) = faulty_stack, two_roots
+    with socket(stack, token_a) as ws:
+        body = create(stack, token_a, "acme")
+        wait_for_event(ws, "TenantCreated")
+        write_fault(stack.faults, APPLY_CHANGES, "acme", message="Injected failure")
+        update = api(stack, token_a, "PUT", "/api/tenants/acme", json={"name": "Acme Two", "isActive": True})
+        assert update.status_code == 202
+        failed_once(ws, "TenantUpdateFailed", "Tenant update failed: Injected failure", "acme")
+
+        tenant = Tenant.objects.get(pk="acme")
+        assert (tenant.status, tenant.provisioning_error, tenant.name) == (S.FAILED, "Injected failure", "Acme Academy")
+        job = the_one_job_once_ended("acme", "apply_tenant_update")
+        assert (job.status, job.attempts) == (Job.Status.FAILED, 3)
+        # A failed update leaves the tenant as it was, and usable (API.md, "Tenant resolution").
+        signed_in = sign_in(stack, body["adminEmail"], body["password"], tenant="acme")
+        assert signed_in.status_code == 200
+        me = api(stack, signed_in.json()["data"]["token"], "GET", "/api/users/me")
+        assert (me.status_code, me.json()["data"]["tenant"]) == (200, "acme")
+
+        stack.faults.unlink()
+        assert api(stack, token_a, "POST", "/api/tenants/acme/retry").status_code == 202
+        frame, _ = wait_for_event(ws, "TenantUpdated", timeout=30)
+        assert frame["data"]["tenantName"] == "Acme Two"
+    tenant.refresh_from_db()
+    assert (tenant.status, tenant.provisioning_error, tenant.name) == (S.ACTIVE, None, "Acme Two")
+    job = the_one_job_once_ended("acme", "apply_tenant_update")  # the same job ran again, no new one
+    assert (job.status, job.attempts) == (Job.Status.SUCCEEDED, 4)
+
+
+def test_a_failing_deletion_fails_once_keeps_the_tenant_and_its_database_and_retry_deletes_them(
+    faulty_stack, two_roots
+):
+    stack, (token_a, _) = faulty_stack, two_roots
+    with socket(stack, token_a) as ws:
+        create(stack, token_a, "doomed", hasIsolatedDatabase=True)
+        wait_for_event(ws, "TenantCreated", timeout=60)
+        database = Tenant.objects.get(pk="doomed").database_name
+        write_fault(stack.faults, REMOVE_TENANT_DATA, "doomed", message="Injected failure")
+        assert api(stack, token_a, "DELETE", "/api/tenants/doomed").status_code == 202
+        failed_once(ws, "TenantDeletionFailed", "Tenant deletion failed: Injected failure", "doomed")
+
+        tenant = Tenant.objects.get(pk="doomed")
+        assert (tenant.status, tenant.provisioning_error) == (S.FAILED, "Injected failure")
+        assert tenant_databases("doomed") == [database]
+        job = the_one_job_once_ended("doomed", "deprovision_tenant")
+        assert (job.status, job.attempts) == (Job.Status.FAILED, 3)
+
+        stack.faults.unlink()
+        assert api(stack, token_a, "POST", "/api/tenants/doomed/retry").status_code == 202
+        frame, _ = wait_for_event(ws, "TenantDeleted", timeout=30)
+        assert frame["data"]["tenantId"] == "doomed"
+    assert not Tenant.objects.filter(pk="doomed").exists()
+    assert tenant_databases("doomed") == []
+    job = the_one_job_once_ended("doomed", "deprovision_tenant")
+    assert (job.status, job.attempts) == (Job.Status.SUCCEEDED, 4)

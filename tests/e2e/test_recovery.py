@@ -9,6 +9,7 @@ Figures are printed as `FIGURE <name>: <value>` (`pytest -s`).
 import os
 import signal
 import time
+import uuid
 
 import pytest
 from django.db import connection
@@ -39,8 +40,22 @@ from tests.support.tenant_databases import drop_test_tenant_databases, main_data
 S = ProvisioningStatus
 
 
+WARM_SHUTDOWN = "warm shut down requested"  # what RQ's worker logs when SIGTERM reaches it
+
+
 def attempts_of(tenant_id):
     return list(Attempt.objects.filter(job__subject=f"tenant:{tenant_id}").order_by("number"))
+
+
+def has_beaten(attempt, since=None):
+    """The attempt's heartbeat was written after it started (and after `since`)."""
+    attempt.refresh_from_db()
+    return attempt.heartbeat_at > max(attempt.started_at, since or attempt.started_at)
+
+
+def own_name(name):
+    """`name` made this run's own: another run on the machine may look for sessions by the same name."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -147,16 +162,18 @@ def test_a_horse_killed_on_every_attempt_ends_failed_and_notified_once(start_sta
 
 
 def test_postgres_connections_cut_mid_job_fail_the_attempt_and_the_retry_succeeds(start_stack, fault):
-    stack = start_stack(PGAPPNAME="diquis-fault-test")
+    application_name = own_name("diquis-fault-test")  # pg_terminate_backend below reaches the whole server
+    stack = start_stack(PGAPPNAME=application_name)
     token = root_token()
     fault.hold(CREATE_ADMIN_USER, "cut")
     assert post_tenant(stack, token, "cut").status_code == 202
     fault.wait_held()
-    time.sleep(2)  # the attempt's heartbeat thread has its own session by now
+    # The attempt's heartbeat thread has beaten once: it has its own session now.
+    wait_until(lambda: has_beaten(Attempt.objects.get(job__subject="tenant:cut")), timeout=30, what="a heartbeat")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-            ["diquis-fault-test"],
+            [application_name],
         )
         terminated = cursor.fetchone()[0]
     figure("PostgreSQL sessions of the stack terminated mid-job", terminated)
@@ -182,7 +199,15 @@ def test_sigterm_lets_the_job_in_hand_finish_then_the_worker_exits(start_stack, 
     worker = stack.workers[0]
     children = worker.children()  # the work-horse and the scheduler
     worker.popen.send_signal(signal.SIGTERM)
-    time.sleep(3)
+    wait_until(lambda: WARM_SHUTDOWN in worker.output(), timeout=30, what="the worker heard SIGTERM")
+    heard_at = timezone.now()
+    # The job goes on after the stop request: its heartbeat beats again (a worker that had left would have
+    # taken its work-horse down, or be gone by then).
+    wait_until(
+        lambda: has_beaten(Attempt.objects.get(job__subject="tenant:graceful"), since=heard_at),
+        timeout=30,
+        what="a heartbeat after the stop request",
+    )
     assert worker.alive() and not gone(horse), "the worker must wait for the job in hand"
     fault.release()
     took = wait_until(lambda: finished("graceful"), timeout=30, what="the job in hand finished")
@@ -216,9 +241,10 @@ def test_a_worker_stopped_during_its_sweep_exits_and_leaves_no_process(transacti
     with raw_cursor(main_database()) as blocker:
         blocker.execute("BEGIN")
         blocker.execute("LOCK TABLE jobs_job IN ACCESS EXCLUSIVE MODE")
-        worker = live.start_worker(tmp_path, PGAPPNAME="diquis-sweep-stop")
+        application_name = own_name("diquis-sweep-stop")
+        worker = live.start_worker(tmp_path, PGAPPNAME=application_name)
         try:
-            wait_until(lambda: sweep_waits_on_a_lock("diquis-sweep-stop"), timeout=30, what="the sweep blocked")
+            wait_until(lambda: sweep_waits_on_a_lock(application_name), timeout=30, what="the sweep blocked")
             children = worker.children()
             worker.popen.send_signal(signal.SIGTERM)
             time.sleep(1)

@@ -23,10 +23,9 @@ CLIENTS = 50
 @pytest.fixture
 def two_webs(transactional_db, tmp_path):
     stack = live.LiveStack(tmp_path)
-    port = live.free_port()
-    second = live.start_web(tmp_path, port, name="web2")
+    second = live.start_web(tmp_path, name="web2")
     try:
-        yield stack, [stack.url, f"http://127.0.0.1:{port}"]
+        yield stack, [stack.url, second.url]
     finally:
         second.stop()
         stack.stop()

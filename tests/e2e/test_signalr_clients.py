@@ -5,6 +5,7 @@ TenantCreated with the data of API.md."""
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import queue
@@ -23,6 +24,7 @@ from tests.support import live
 from tests.support.users import make_root_user
 
 NODE_CLIENT = live.ROOT / "tests" / "support" / "signalr_client"
+INSTALL_LOCK = live.ROOT / "var" / "signalr-client-install.lock"  # not in node_modules: `npm ci` empties that
 PASSWORD = "Another-Root-Pass-1!"  # make_root_user's
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 CONNECTED_MESSAGE = "Successfully connected to notification hub"
@@ -45,10 +47,13 @@ def node():
     assert node and npm, "Node.js and npm are needed to run Microsoft's SignalR client"
     installed = NODE_CLIENT / "node_modules" / ".package-lock.json"
     lock = NODE_CLIENT / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_CLIENT, check=True, timeout=600
-        )
+    INSTALL_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(INSTALL_LOCK, "a") as install_lock:  # another run of the suite in this tree may install too
+        fcntl.flock(install_lock, fcntl.LOCK_EX)
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_CLIENT, check=True, timeout=600
+            )
     return node
 
 

@@ -2,21 +2,24 @@
 again, what it records as abandoned (and what not), and that every outcome is recorded once."""
 
 import contextlib
+import json
+import threading
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
 from jobs import enqueue as durable
+from jobs.locks import holding
 from jobs.models import Attempt, Job
 from jobs.outcomes import ALREADY_RECORDED, FAILED_FOR_GOOD, RETRY_SCHEDULED, attempt_failed
 from jobs.recovery import ABANDONED_ERROR, sweep
 from jobs.registry import durable_task
 from jobs.runner import HANDED_BACK, SUCCEEDED, run_job
-from tests.support.tenant_databases import main_database, raw_cursor
+from tests.support.production import manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -79,10 +82,27 @@ def running_attempt(job, *, silent_for=3600):
 
 @contextlib.contextmanager
 def lock_held_elsewhere(subject):
-    """Another session (another worker's process) holds the subject's advisory lock."""
-    with raw_cursor(main_database()) as other:
-        other.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [subject])
+    """Another session (as another worker's process would) holds the subject's lock, taken by jobs.locks itself
+    in a thread of its own."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold():
+        try:
+            with holding(subject, wait=30) as held:
+                if held:
+                    taken.set()
+                    release.wait(timeout=300)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold, name="lock-holder", daemon=True)
+    holder.start()
+    try:
+        assert taken.wait(timeout=60), "the other session could not take the lock"
         yield
+    finally:
+        release.set()
+        holder.join(timeout=60)
 
 
 # --- stranded jobs -------------------------------------------------------------------------------------------
@@ -208,15 +228,37 @@ def test_a_failure_handler_that_raises_does_not_keep_the_job_open():
     assert job.status == Job.Status.FAILED
 
 
-def test_a_retry_is_scheduled_with_its_interval(settings):
-    settings.DIQUIS_JOB_RETRY_INTERVALS = [30]
-    job = new_job()
-    attempt = running_attempt(job)
-    assert attempt_failed(attempt, error="boom") == RETRY_SCHEDULED
-    job.refresh_from_db()
-    assert job.status == Job.Status.RETRY_WAIT
-    assert 25 < (job.run_after - timezone.now()).total_seconds() <= 30
-    assert carrier_ids() == []  # pushed by the sweep once due, not by RQ's scheduler
+def test_the_default_retry_intervals_are_5_30_120_then_120_again():
+    """The default of settings.py, read as a process without DIQUIS_JOB_RETRY_INTERVALS (the suite sets 0)."""
+    done = manage("shell", "-c", DEFAULT_INTERVALS, DIQUIS_JOB_RETRY_INTERVALS=None)
+    assert done.returncode == 0, done.stderr
+    read = json.loads(done.stdout.strip().splitlines()[-1])
+    assert read == {"setting": [5, 30, 120], "waits": [5, 30, 120, 120, 120]}
+
+
+DEFAULT_INTERVALS = """
+import json
+from django.conf import settings
+from jobs.enqueue import retry_interval
+print(json.dumps({"setting": settings.DIQUIS_JOB_RETRY_INTERVALS, "waits": [retry_interval(n) for n in range(1, 6)]}))
+"""
+
+
+def test_each_failed_attempt_waits_its_interval_before_the_retry(settings):
+    """With the default list: 5, 30, 120, and the last one again. `run_after` is the moment of the failure
+    plus the wait, the moment being somewhere between `before` and `after`."""
+    settings.DIQUIS_JOB_RETRY_INTERVALS = [5, 30, 120]
+    job = new_job(max_attempts=5)
+    for wait in [5, 30, 120, 120]:
+        attempt = running_attempt(job)
+        before = timezone.now()
+        assert attempt_failed(attempt, error="boom") == RETRY_SCHEDULED
+        after = timezone.now()
+        job.refresh_from_db()
+        assert job.status == Job.Status.RETRY_WAIT
+        assert before + timedelta(seconds=wait) <= job.run_after <= after + timedelta(seconds=wait), wait
+        assert carrier_ids() == []  # pushed by the sweep once due, not by RQ's scheduler
+    assert attempt_failed(running_attempt(job), error="boom") == FAILED_FOR_GOOD
 
 
 # --- the runner --------------------------------------------------------------------------------------------

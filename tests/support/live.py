@@ -4,7 +4,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,9 @@ from pathlib import Path
 import httpx
 from django.db import connection
 
+from tests.support.ports import start_listening, wait_listening
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stack_env(**overrides):
@@ -35,6 +30,8 @@ def stack_env(**overrides):
 
 
 class Process:
+    port = None  # the port it listens on, for a server
+
     def __init__(self, name, argv, env, log_dir):
         self.name = name
         Path(log_dir).mkdir(parents=True, exist_ok=True)
@@ -110,25 +107,6 @@ def start_worker(log_dir, name="worker", **env):
     )
 
 
-def start_web(log_dir, port, name="web", **env):
-    process = Process(
-        name,
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "diquis.asgi:application"],
-        stack_env(**{"DIQUIS_WEB_DATABASE_POOL": "true", **env}),  # as in production (pytest.ini turns it off)
-        log_dir,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if not process.alive():
-            raise RuntimeError(f"daphne exited:\n{process.output()}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)  # database down: 503 after the pool's wait
-            return process
-        time.sleep(0.2)
-    process.stop()
-    raise RuntimeError("daphne did not start in 30 s")
-
-
 class Listening:
     """The addresses of a Daphne listening on 127.0.0.1:`self.port`."""
 
@@ -141,14 +119,47 @@ class Listening:
         return f"ws://127.0.0.1:{self.port}/hubs/notifications"
 
 
+class Web(Listening, Process):
+    """A Daphne process; `url` and `ws_url` point at it."""
+
+
+def start_web(log_dir, port=None, name="web", **env):
+    """Daphne, listening on `port` (`process.port`): a free port when None, found again on a clash; a given
+    one (a restart where the clients expect it) is waited for while somebody else holds it."""
+    environment = stack_env(**{"DIQUIS_WEB_DATABASE_POOL": "true", **env})  # as in production (pytest.ini: off)
+
+    def start(chosen):
+        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(chosen), "diquis.asgi:application"]
+        process = Web(name, argv, environment, log_dir)
+        try:
+            wait_listening(process.popen, chosen, output=process.output, timeout=60)
+        except BaseException:
+            process.stop()
+            raise
+        process.port = chosen
+        return process
+
+    process = start_listening(start, port=port)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not process.alive():
+            raise RuntimeError(f"daphne exited:\n{process.output()}")
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{process.url}/health", timeout=5)  # database down: 503 after the pool's wait
+            return process
+        time.sleep(0.2)
+    process.stop()
+    raise RuntimeError("daphne did not start in 30 s")
+
+
 class LiveStack(Listening):
     """One Daphne and one worker; `url` and `ws_url` point at them."""
 
     def __init__(self, log_dir, **env):
         self.log_dir = log_dir
-        self.port = free_port()
         self.env = env
-        self.web = start_web(log_dir, self.port, **env)
+        self.web = start_web(log_dir, **env)
+        self.port = self.web.port
         self.workers = [start_worker(log_dir, **env)]
 
     def add_worker(self, name=None, **env):

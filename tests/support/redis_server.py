@@ -2,7 +2,8 @@
 
 It listens on a free port of 127.0.0.1, keeps nothing on disk (`--save "" --appendonly no`), and is owned by
 the test: `stop()` ends the process (everything in it is lost, as with a crashed Redis without persistence),
-`start()` brings a fresh one up on the same port, so clients configured with `url` find it again.
+`start()` brings a fresh one up on the same port, so clients configured with `url` find it again (waiting, should
+somebody else have taken the port meanwhile; the first start takes a free port, another one on a clash).
 """
 
 import contextlib
@@ -14,15 +15,15 @@ from pathlib import Path
 
 import redis
 
-from tests.support.live import free_port
+from tests.support.ports import start_listening, wait_listening
 
 
 class PrivateRedis:
     def __init__(self, log_dir, port=None):
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (apt package redis-server)")
-        self.port = port or free_port()
-        self.log_path = Path(log_dir) / f"redis-{self.port}.log"
+        self.port = port  # chosen by the first start() when None
+        self.log_path = Path(log_dir) / "redis.log"
         self.process = None
 
     def url(self, db=0):
@@ -34,12 +35,24 @@ class PrivateRedis:
     def start(self, timeout=15):
         if self.alive():
             return self
+        self.process = start_listening(lambda port: self._start_on(port, timeout), port=self.port)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if self.client().ping():
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout}s")
+
+    def _start_on(self, port, timeout):
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
+            offset = log.tell()
+            process = subprocess.Popen(
                 [
                     "redis-server",
-                    "--port", str(self.port),
+                    "--port", str(port),
                     "--bind", "127.0.0.1",
                     "--save", "",
                     "--appendonly", "no",
@@ -48,16 +61,20 @@ class PrivateRedis:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited:\n{self.log_path.read_text(errors='replace')}")
-            with contextlib.suppress(redis.RedisError):
-                if self.client().ping():
-                    return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout}s")
+
+        def output():
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+
+        try:
+            wait_listening(process, port, output=output, timeout=timeout)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        self.port = port
+        return process
 
     def alive(self):
         return self.process is not None and self.process.poll() is None

@@ -1,8 +1,9 @@
 """Who may call what: every endpoint of API.md x every kind of caller, one cell per test.
 
 The expected statuses are the one table below; each cell is a fresh database with the same cast
-(tenants A and B, an inactive tenant C, a failed tenant to retry) and one request. A refused call must
-answer in the envelope with the line API.md gives for its status, and must change nothing.
+(tenants A and B, an inactive tenant C, a failed tenant to retry, a notification for each user) and one
+request. A refused call must answer in the envelope with the line API.md gives for its status, and must
+change nothing; a granted one must show, or do, what its row of API.md says, for that caller only.
 """
 
 import json
@@ -11,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from jobs.models import Job
 from notifications.models import Notification
@@ -63,7 +64,7 @@ BODIES = {
     },
     ("PUT", "/api/tenants/acme"): lambda: {"name": "Acme Renamed", "isActive": True},
     ("POST", "/api/users"): lambda: {"email": "new@matrix.test", "password": NEW_PASSWORD, "role": "basic"},
-    ("POST", "/api/notifications/read"): lambda: {"upTo": 0},
+    ("POST", "/api/notifications/read"): lambda: {"upTo": Notification.objects.order_by("-id").first().id},
 }
 
 
@@ -103,7 +104,7 @@ def cast(db):
         attempts=3,
         max_attempts=3,
     )
-    return {
+    users = {
         "root": root_user(),
         "admin_a": user("acme", "admin@acme.test", Role.ADMIN),
         "user_a": user("acme", "user@acme.test"),
@@ -111,6 +112,9 @@ def cast(db):
         "deactivated": user("acme", "gone@acme.test", Role.ADMIN, is_active=False),
         "inactive_tenant": user("closed", "admin@closed.test", Role.ADMIN),
     }
+    for name, someone in users.items():
+        Notification.objects.create(user_id=someone.pk, event="Probe", data={"for": name})
+    return users
 
 
 def bearer_for(caller, cast):
@@ -161,6 +165,91 @@ def test_authorization_matrix(cast, method, path, caller, status):
     if status >= 400:
         assert payload == {"succeeded": False, "data": None, "messages": [expected_message(path, caller, status)]}
         assert state() == before
-    elif (method, path) == ("GET", "/api/users"):
-        # 200 for an admin means the users of the admin's own tenant, never another's
-        assert {u["tenant"] for u in payload["data"]} == {cast[caller].tenant_id}
+    else:
+        GRANTED[(method, path)](payload["data"], cast.get(caller), cast)
+
+
+# --- what a granted call shows or does, by row (`me`: the caller's user; None for a call that is anonymous) ---
+
+
+def root_was_signed_in(data, me, cast):
+    """Sign-in with root's credentials and refresh of root's token: new tokens, for root whoever asks."""
+    for token in (AccessToken(data["token"]), RefreshToken(data["refreshToken"])):
+        assert (token["user_id"], token["tenant"]) == (str(cast["root"].pk), ROOT_TENANT_ID)
+
+
+def tenant_options(data, me, cast):
+    assert data == [{"id": "root", "name": "Root"}, {"id": "acme", "name": "Acme"}, {"id": "beta", "name": "Beta"}]
+
+
+def every_tenant(data, me, cast):
+    assert {t["id"] for t in data} == {"root", "acme", "beta", "closed", "broken"}
+
+
+def tenant_acme(data, me, cast):
+    assert (data["id"], data["name"], data["status"]) == ("acme", "Acme", S.ACTIVE)
+
+
+def job_for(tenant_id, task, status):
+    def check(data, me, cast):
+        assert data == tenant_id
+        assert Tenant.objects.get(pk=tenant_id).status == status
+        job = Job.objects.filter(subject=f"tenant:{tenant_id}").order_by("-created_at").first()
+        assert (job.task, job.status, job.kwargs["initiated_by"]) == (f"tenants.tasks.{task}", "queued", str(me.pk))
+
+    return check
+
+
+def users_of_my_tenant(data, me, cast):
+    expected = {u.email for u in cast.values() if u.tenant_id == me.tenant_id}
+    assert {u["email"] for u in data} == expected
+    assert {u["tenant"] for u in data} == {me.tenant_id}
+
+
+def user_created_in_my_tenant(data, me, cast):
+    assert (data["email"], data["tenant"], data["roles"]) == ("new@matrix.test", me.tenant_id, ["basic"])
+    assert list(User.objects.filter(email="new@matrix.test").values_list("tenant_id", flat=True)) == [me.tenant_id]
+
+
+def myself(data, me, cast):
+    assert (data["id"], data["email"]) == (str(me.pk), me.email)
+
+
+def my_notifications(data, me, cast):
+    assert [(n["event"], n["data"]) for n in data] == [("Probe", {"for": name_of(me, cast)})]
+
+
+def only_mine_read(data, me, cast):
+    assert data == 1
+    read = Notification.objects.filter(read=True).values_list("data__for", flat=True)
+    assert list(read) == [name_of(me, cast)]
+
+
+def name_of(me, cast):
+    (name,) = [name for name, someone in cast.items() if someone.pk == me.pk]
+    return name
+
+
+GRANTED = {
+    ("GET", "/api/tenants/tenant-options"): tenant_options,
+    ("POST", "/api/tokens"): root_was_signed_in,
+    ("POST", "/api/tokens/refresh"): root_was_signed_in,
+    ("GET", "/api/tokens/{refresh}"): root_was_signed_in,
+    ("GET", "/api/tenants"): every_tenant,
+    ("GET", "/api/tenants/acme"): tenant_acme,
+    ("POST", "/api/tenants"): job_for("newcomer", "provision_tenant", S.PENDING),
+    ("PUT", "/api/tenants/acme"): job_for("acme", "apply_tenant_update", S.UPDATING),
+    ("POST", "/api/tenants/broken/retry"): job_for("broken", "provision_tenant", S.PENDING),
+    ("DELETE", "/api/tenants/acme"): job_for("acme", "deprovision_tenant", S.DELETING),
+    ("GET", "/api/users"): users_of_my_tenant,
+    ("POST", "/api/users"): user_created_in_my_tenant,
+    ("GET", "/api/users/me"): myself,
+    ("GET", "/api/identity/profile"): myself,
+    ("GET", "/api/notifications"): my_notifications,
+    ("POST", "/api/notifications/read"): only_mine_read,
+}
+
+
+def test_every_row_of_the_table_has_its_check_of_a_granted_call():
+    rows = {tuple(line.split()[:2]) for line in MATRIX.strip().splitlines()}
+    assert rows == set(GRANTED)

@@ -72,7 +72,8 @@ def test_users_are_visible_only_through_their_own_tenant(tenants):
     for tenant_id, token in tokens.items():
         assert create_user(token, f"member@{tenant_id}.test").status_code == 201
         assert create_user(token, "same@everyone.test").status_code == 201  # one email, three tenants
-        assert create_user(token, "same@everyone.test").status_code == 409  # but once per tenant
+        again = create_user(token, "same@everyone.test")  # but once per tenant
+        assert (again.status_code, again.json()["messages"]) == (409, ["Email already in use"])
     for tenant_id, token in tokens.items():
         listed = client(token).get("/api/users")
         assert emails(listed) == sorted([f"admin@{tenant_id}.test", f"member@{tenant_id}.test", "same@everyone.test"])
@@ -96,31 +97,45 @@ def test_the_rows_of_an_isolated_tenant_are_physically_in_its_own_database_only(
     assert tables == {"tenants_user", "django_migrations"}
 
 
+NOT_AUTHORIZED = {"succeeded": False, "data": None, "messages": ["Not Authorized"]}
 HEADERS = [None, "alpha", "beta", "gamma", "root", "nobody"]
 HOSTS = [None, "alpha.testserver", "beta.testserver", "beta.localhost", "gamma.localhost", "root.testserver"]
 
 
-def test_the_admin_token_of_alpha_never_reads_beta_whatever_the_header_or_subdomain(tenants):
+def test_the_admin_token_of_alpha_never_reads_or_writes_beta_whatever_the_header_or_subdomain(tenants):
+    """Every combination of header and subdomain: alpha's own (or none) is served from alpha's database, any
+    other is 403 and writes nothing anywhere. Each combination creates a user of its own, so that the rows
+    show which of them wrote, and where."""
     token = admin_token("alpha")
     create_user(admin_token("beta"), "secret@beta.test")
-    for header in HEADERS:
-        for host in HOSTS:
-            api = client(token, tenant=header, host=host)
-            explicit = {value.split(".")[0] for value in (header, host) if value}
-            for path in ("/api/users", "/api/users/me"):
-                response = api.get(path)
-                assert b"beta.test" not in response.content, (header, host, path)
-                if explicit <= {"alpha"}:
-                    assert response.status_code == 200, (header, host, path)
-                else:
-                    assert response.status_code == 403, (header, host, path)
-                    assert response.json()["messages"] == ["Not Authorized"]
-            created = api.post("/api/users", {"email": "x@x.test", "password": MEMBER_PASSWORD}, format="json")
-            assert created.status_code in (201, 403, 409), (header, host, created.content)
+    written = []
+    for number, (header, host) in enumerate((header, host) for header in HEADERS for host in HOSTS):
+        api = client(token, tenant=header, host=host)
+        explicit = {value.split(".")[0] for value in (header, host) if value}
+        served = explicit <= {"alpha"}
+        for path in ("/api/users", "/api/users/me"):
+            response = api.get(path)
+            assert b"beta.test" not in response.content, (header, host, path)
+            if served:
+                assert response.status_code == 200, (header, host, path)
+            else:
+                assert response.json() == NOT_AUTHORIZED, (header, host, path)
+        email = f"probe-{number}@x.test"
+        created = api.post("/api/users", {"email": email, "password": MEMBER_PASSWORD}, format="json")
+        if served:
+            assert created.status_code == 201, (header, host, created.content)
+            assert (created.json()["data"]["email"], created.json()["data"]["tenant"]) == (email, "alpha")
+            written.append(email)
+        else:
+            assert (created.status_code, created.json()) == (403, NOT_AUTHORIZED), (header, host)
+    assert len(written) == 4  # header none or alpha x host none or alpha's
+    probes = "SELECT tenant_id, email FROM tenants_user WHERE email LIKE %s ORDER BY 2"
+    assert query(f"{PREFIX}alpha", probes, ["probe-%"]) == sorted(("alpha", email) for email in written)
     assert query(f"{PREFIX}beta", "SELECT email FROM tenants_user ORDER BY 1") == [
         ("admin@beta.test",),
         ("secret@beta.test",),
     ]
+    assert not User.objects.filter(email__startswith="probe-").exists()  # the main database (gamma, root)
 
 
 def test_sign_in_to_an_isolated_tenant_reads_only_its_database(tenants):

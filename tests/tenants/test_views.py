@@ -2,9 +2,10 @@
 
 import pytest
 
+from jobs.enqueue import queue
 from jobs.models import Job
 from tenants import views
-from tenants.models import ProvisioningStatus, Role, Tenant
+from tenants.models import ProvisioningStatus, Role, Tenant, User
 from tests.support.factories import TenantFactory, UserFactory
 from tests.support.users import client_for
 
@@ -20,6 +21,13 @@ VALID = {
 
 def body(response):
     return response.json()
+
+
+def refused(*messages):
+    return {"succeeded": False, "data": None, "messages": list(messages)}
+
+
+IN_FLIGHT = "An operation on this tenant is still in progress"
 
 
 @pytest.fixture
@@ -200,8 +208,7 @@ def test_update_ignores_extra_fields_of_the_whole_tenant_object(root_api):
 
 def test_update_of_root_is_400(root_api):
     response = root_api.put("/api/tenants/root", {"name": "x", "isActive": True}, format="json")
-    assert response.status_code == 400
-    assert body(response)["messages"] == ["Cannot edit root tenant"]
+    assert (response.status_code, body(response)) == (400, refused("Cannot edit root tenant"))
 
 
 def test_update_404_and_400(root_api):
@@ -217,8 +224,9 @@ def test_update_404_and_400(root_api):
 def test_update_while_in_flight_is_409(root_api, status):
     TenantFactory(id="acme", status=status)
     response = root_api.put("/api/tenants/acme", {"name": "x", "isActive": True}, format="json")
-    assert response.status_code == 409
+    assert (response.status_code, body(response)) == (409, refused(IN_FLIGHT))
     assert Tenant.objects.get(pk="acme").status == status
+    assert not Job.objects.exists()
 
 
 def test_update_refuses_non_root(tenant_admin_api):
@@ -229,44 +237,103 @@ def test_update_refuses_non_root(tenant_admin_api):
 # --- POST /api/tenants/{id}/retry ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [S.ACTIVE, S.PENDING, S.PROVISIONING, S.UPDATING])
+@pytest.mark.parametrize("status", [S.ACTIVE, S.PENDING, S.PROVISIONING, S.UPDATING, S.DELETING])
 def test_retry_unless_failed_is_409(root_api, status):
     TenantFactory(id="acme", status=status)
-    assert root_api.post("/api/tenants/acme/retry").status_code == 409
+    response = root_api.post("/api/tenants/acme/retry")
+    assert (response.status_code, body(response)) == (
+        409,
+        refused(f"Only a failed tenant can be retried (status is {status})"),
+    )
+    assert Tenant.objects.get(pk="acme").status == status
+    assert not Job.objects.exists()
+
+
+def test_retry_of_a_failed_tenant_without_a_failed_job_is_409(root_api):
+    TenantFactory(id="acme", status=S.FAILED)
+    response = root_api.post("/api/tenants/acme/retry")
+    assert (response.status_code, body(response)) == (409, refused("There is no failed operation to retry"))
+    assert Tenant.objects.get(pk="acme").status == S.FAILED
 
 
 def test_retry_404(root_api):
-    assert root_api.post("/api/tenants/nope/retry").status_code == 404
+    response = root_api.post("/api/tenants/nope/retry")
+    assert (response.status_code, body(response)) == (404, refused("Not Found"))
 
 
-def test_retry_of_a_failed_creation_requeues_its_job(root_api, root_user):
+def test_retry_of_a_failed_creation_requeues_its_job(root_api, root_user, django_capture_on_commit_callbacks):
     root_api.post("/api/tenants", VALID, format="json")
     Job.objects.filter(subject="tenant:demo-academy").update(status=Job.Status.FAILED, attempts=3)
     Tenant.objects.filter(pk="demo-academy").update(status=S.FAILED, provisioning_error="boom")
-    response = root_api.post("/api/tenants/demo-academy/retry")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = root_api.post("/api/tenants/demo-academy/retry")
     assert response.status_code == 202
+    assert body(response) == {"succeeded": True, "data": "demo-academy", "messages": [views.RETRY_INITIATED]}
+    assert response["Location"] == "/api/tenants/demo-academy"
     tenant = Tenant.objects.get(pk="demo-academy")
     assert (tenant.status, tenant.provisioning_error) == (S.PENDING, None)
     job = Job.objects.get(subject="tenant:demo-academy")
     assert job.status == Job.Status.QUEUED
     assert job.max_attempts == 6
+    assert queue().get_job_ids() == [job.rq_job_id]  # handed to Redis after commit
 
 
 # --- DELETE /api/tenants/{id} --------------------------------------------------------------------------
 
 
-def test_delete_answers_202_and_moves_to_deleting(root_api):
+def test_delete_answers_202_moves_to_deleting_and_enqueues_the_deletion(
+    root_api, root_user, django_capture_on_commit_callbacks
+):
     TenantFactory(id="acme")
-    response = root_api.delete("/api/tenants/acme")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = root_api.delete("/api/tenants/acme")
     assert response.status_code == 202
+    assert body(response) == {
+        "succeeded": True,
+        "data": "acme",
+        "messages": ["Tenant deletion initiated. The tenant will be removed in the background."],
+    }
+    assert response["Location"] == "/api/tenants/acme"
     assert Tenant.objects.get(pk="acme").status == S.DELETING
+    job = Job.objects.get(subject="tenant:acme")
+    assert (job.task, job.kwargs, job.status) == (
+        "tenants.tasks.deprovision_tenant",
+        {"tenant_id": "acme", "initiated_by": str(root_user.pk)},
+        Job.Status.QUEUED,
+    )
+    assert queue().get_job_ids() == [job.rq_job_id]  # handed to Redis after commit
 
 
-def test_delete_of_root_is_400_unknown_404_in_flight_409(root_api):
-    assert root_api.delete("/api/tenants/root").status_code == 400
-    assert root_api.delete("/api/tenants/nope").status_code == 404
-    TenantFactory(id="busy", status=S.PROVISIONING)
-    assert root_api.delete("/api/tenants/busy").status_code == 409
+def test_delete_of_root_is_400(root_api):
+    response = root_api.delete("/api/tenants/root")
+    assert (response.status_code, body(response)) == (400, refused("Cannot delete root tenant"))
+    assert Tenant.objects.get(pk="root").status == S.ACTIVE
+    assert not Job.objects.exists()
+
+
+def test_delete_of_an_unknown_tenant_is_404(root_api):
+    response = root_api.delete("/api/tenants/nope")
+    assert (response.status_code, body(response)) == (404, refused("Not Found"))
+
+
+@pytest.mark.parametrize("status", [S.PENDING, S.PROVISIONING, S.UPDATING, S.DELETING])
+def test_delete_while_in_flight_is_409(root_api, status):
+    TenantFactory(id="busy", status=status)
+    response = root_api.delete("/api/tenants/busy")
+    assert (response.status_code, body(response)) == (409, refused(IN_FLIGHT))
+    assert Tenant.objects.get(pk="busy").status == status
+    assert not Job.objects.exists()
+
+
+# --- POST /api/users (the Users table of API.md; who may: tests/tenants/test_permissions.py) ---------------
+
+
+def test_a_user_whose_email_the_tenant_has_already_is_409(root_api):
+    new_user = {"email": "twice@diquis.test", "password": "Sturdy-Pass-2026!", "role": "admin"}
+    assert root_api.post("/api/users", new_user, format="json").status_code == 201
+    again = root_api.post("/api/users", {**new_user, "email": "Twice@Diquis.test"}, format="json")
+    assert (again.status_code, body(again)) == (409, refused("Email already in use"))
+    assert User.objects.filter(email="twice@diquis.test").count() == 1
 
 
 # --- a tenant deleted meanwhile (found by the fuzzer, tests/e2e/test_fuzz_api.py) ------------------------
@@ -274,7 +341,7 @@ def test_delete_of_root_is_400_unknown_404_in_flight_409(root_api):
 # the worker meanwhile): a 500, the service's `DoesNotExist` escaping. The fuzzer met it as a second DELETE
 # racing the first one's job.
 
-NOT_FOUND = {"succeeded": False, "data": None, "messages": ["Not Found"]}
+NOT_FOUND = refused("Not Found")
 
 
 @pytest.fixture

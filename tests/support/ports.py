@@ -1,0 +1,83 @@
+"""Ports for the servers a test starts (Daphne, private redis-servers), and the proof that one listens.
+
+A port found free is free only at that moment: another run's server, or an outgoing connection, may take it
+before the server started for it binds. So a start is confirmed by the process itself listening on the port
+(its own socket, read from /proc), never by something answering there, and a clash is tried again.
+"""
+
+import socket
+import time
+from pathlib import Path
+
+ADDRESS_IN_USE = "Address already in use"
+LISTEN = "0A"  # the TCP state in /proc/net/tcp
+
+
+class PortTaken(Exception):
+    """The process could not bind its port: somebody else has it."""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def listens(pid, port):
+    """Does process `pid` itself hold a listening TCP socket on `port`?"""
+    try:
+        inodes = _socket_inodes(pid)
+    except OSError:
+        return False
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == LISTEN and fields[9] in inodes:
+                return True
+    return False
+
+
+def wait_listening(process, port, *, output, timeout):
+    """Wait until `process` (a Popen) listens on `port`. PortTaken if it exited because the port was in use,
+    RuntimeError if it exited otherwise or took longer than `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            text = output()
+            if ADDRESS_IN_USE in text:
+                raise PortTaken(port)
+            raise RuntimeError(f"exited ({process.returncode}) before listening on {port}:\n{text[-3000:]}")
+        if listens(process.pid, port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"not listening on {port} within {timeout}s:\n{output()[-3000:]}")
+
+
+def start_listening(start, *, port=None, attempts=20, pause=0.5):
+    """`start(port)` until the server it starts binds: on a new free port each time, or, when `port` is given
+    (a server restarted where its clients expect it), on that one, waiting for its holder to let go."""
+    for _ in range(attempts):
+        chosen = port or free_port()
+        try:
+            return start(chosen)
+        except PortTaken:
+            if port is not None:
+                time.sleep(pause)
+    raise RuntimeError(f"no port to listen on after {attempts} attempts" + (f" (port {port})" if port else ""))
