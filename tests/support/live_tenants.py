@@ -4,6 +4,7 @@ source of truth) what became of it. Shared by the fault and recovery tests of te
 import contextlib
 
 import httpx
+from django.conf import settings
 from django.db import connection
 from websockets.sync.client import connect
 
@@ -62,9 +63,13 @@ def admin_users(tenant_id):
 
 
 def tenant_databases(tenant_id):
-    """The databases on the server whose name contains the tenant's id."""
+    """The databases of this run (its tenant database prefix) whose name contains the tenant's id; another
+    run beside it has databases of the same tenant ids under its own prefix."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{tenant_id}%"])
+        cursor.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s) AND strpos(datname, %s) > 0",
+            [settings.DIQUIS_TENANT_DATABASE_PREFIX, tenant_id],
+        )
         return sorted(row[0] for row in cursor.fetchall())
 
 
