@@ -6,6 +6,8 @@ import yaml
 from django.core.management import call_command
 from django.test import Client
 
+from tests.support.contract import TENANT_FIELDS
+
 # Every HTTP endpoint of API.md, with the success status it documents.
 API_MD = {
     ("/api/tokens", "post"): "200",
@@ -34,17 +36,6 @@ WITH_BODY = {
     ("/api/tenants/{tenant_id}", "put"): {"name", "isActive"},
     ("/api/users", "post"): {"email", "password", "firstName", "lastName", "role"},
     ("/api/notifications/read", "post"): {"upTo"},
-}
-TENANT_FIELDS = {
-    "id",
-    "name",
-    "isActive",
-    "createdOn",
-    "status",
-    "provisioningError",
-    "lastProvisioningAttempt",
-    "hasIsolatedDatabase",
-    "adminEmail",
 }
 
 

@@ -6,6 +6,7 @@ from jobs.enqueue import queue
 from jobs.models import Job
 from tenants import views
 from tenants.models import ProvisioningStatus, Role, Tenant, User
+from tests.support.contract import TENANT_FIELDS
 from tests.support.factories import TenantFactory, UserFactory
 from tests.support.users import client_for
 
@@ -137,17 +138,7 @@ def test_list_is_newest_first_and_filters_by_status(root_api):
     TenantFactory(id="newer", status=S.FAILED, provisioning_error="boom")
     data = body(root_api.get("/api/tenants"))["data"]
     assert [t["id"] for t in data] == ["newer", "older", "root"]
-    assert set(data[0]) == {
-        "id",
-        "name",
-        "isActive",
-        "createdOn",
-        "status",
-        "provisioningError",
-        "lastProvisioningAttempt",
-        "hasIsolatedDatabase",
-        "adminEmail",
-    }
+    assert set(data[0]) == TENANT_FIELDS
     failed = body(root_api.get("/api/tenants?status=Failed"))["data"]
     assert [(t["id"], t["provisioningError"]) for t in failed] == [("newer", "boom")]
     assert root_api.get("/api/tenants?status=Bogus").status_code == 400
