@@ -35,7 +35,7 @@ from tests.support.live_tenants import (
     status_of,
     tenant_databases,
 )
-from tests.support.tenant_databases import drop_test_tenant_databases, main_database, raw_cursor
+from tests.support.tenant_databases import drop_test_tenant_databases, main_database, raw_cursor, terminate_sessions
 
 S = ProvisioningStatus
 
@@ -170,12 +170,7 @@ def test_postgres_connections_cut_mid_job_fail_the_attempt_and_the_retry_succeed
     fault.wait_held()
     # The attempt's heartbeat thread has beaten once: it has its own session now.
     wait_until(lambda: has_beaten(Attempt.objects.get(job__subject="tenant:cut")), timeout=30, what="a heartbeat")
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-            [application_name],
-        )
-        terminated = cursor.fetchone()[0]
+    terminated = terminate_sessions(application_name)
     figure("PostgreSQL sessions of the stack terminated mid-job", terminated)
     assert terminated >= 2  # the job's own session (it held the tenant's lock) and its heartbeat's
     fault.release()

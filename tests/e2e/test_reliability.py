@@ -13,7 +13,6 @@ import uuid
 
 import httpx
 import pytest
-from django.db import connection
 from websockets.exceptions import ConnectionClosed
 
 from jobs.models import Job
@@ -37,6 +36,7 @@ from tests.support.live_tenants import (
 )
 from tests.support.ports import free_port
 from tests.support.redis_server import PrivateRedis
+from tests.support.tenant_databases import terminate_sessions
 
 S = ProvisioningStatus
 
@@ -205,12 +205,7 @@ def test_postgres_sessions_cut_under_the_stack_are_reopened(transactional_db, tm
         assert post_tenant(stack, token, "before-cut").status_code == 202
         wait_until(lambda: is_active("before-cut"), timeout=30, what="first tenant Active")
         with socket(stack, token) as ws:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
-                    [application_name],
-                )
-                terminated = cursor.fetchone()[0]
+            terminated = terminate_sessions(application_name)
             figure("PostgreSQL sessions of the stack terminated (persistent connections)", terminated)
             assert terminated >= 1
             for attempt in range(3):  # every request after the cut succeeds, the first one included

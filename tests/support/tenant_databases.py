@@ -105,6 +105,17 @@ def sessions_on(database_name, application_name=None):
     return query(main_database(), statement, params)[0][0]
 
 
+def terminate_sessions(application_name):
+    """pg_terminate_backend every session of `application_name` (the server's, whoever runs it: give the
+    processes a name of the test's own). Returns how many were terminated."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            [application_name],
+        )
+        return cursor.fetchone()[0]
+
+
 def new_tenant(tenant_id, *, isolated=True, **fields):
     """A tenant as POST /api/tenants leaves it: Pending, its admin's password encrypted."""
     return Tenant.objects.create(
