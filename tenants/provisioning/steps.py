@@ -47,7 +47,6 @@ def apply_changes(tenant, *, name, is_active):
 
 APPLY_CHANGES = Step("apply-changes", "Applying changes", apply_changes)
 REMOVE_TENANT_DATA = Step("remove-tenant-data", "Removing tenant data", databases.drop_tenant_data)
-STEPS = (CREATE_DATABASE, APPLY_MIGRATIONS, CREATE_ADMIN_USER, APPLY_CHANGES, REMOVE_TENANT_DATA)
 
 
 def creation_steps(tenant):
