@@ -29,6 +29,8 @@ DOMAIN_STATUS = (
 
 def _from_domain(error, context):
     code = next((code for kind, code in DOMAIN_STATUS if isinstance(error, kind)), status.HTTP_400_BAD_REQUEST)
+    if error.field and code == status.HTTP_400_BAD_REQUEST:
+        return exceptions.ValidationError({error.field: [error.message]})
     exc = exceptions.APIException(error.message)
     exc.status_code = code
     exc.envelope_message = True

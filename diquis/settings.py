@@ -331,6 +331,12 @@ DIQUIS_TENANT_SQLITE_DIR = Path(env.str("DIQUIS_TENANT_SQLITE_DIR", default=str(
 # DatabaseStore beside the main database (tenants.provisioning.stores). Empty: its PostgreSQL server, or the
 # SQLite folder of the embedded default. The benchmarks' variant worker (bench/variant_worker.py) sets one.
 DIQUIS_TENANT_DATABASE_STORE = ""
+# Extra PostgreSQL servers for tenant databases (API.md): `name=postgres://user:password@host:port/db`, comma
+# separated; `migrate` registers or updates each (tenants.servers). Connections to them give up after
+# DIQUIS_SERVER_CONNECT_TIMEOUT seconds (libpq's connect_timeout; 2 is its smallest), so a server that is down
+# answers its tenants 503 quickly instead of hanging them.
+DIQUIS_DATABASE_SERVERS = env.str("DIQUIS_DATABASE_SERVERS", default="")
+DIQUIS_SERVER_CONNECT_TIMEOUT = env.int("DIQUIS_SERVER_CONNECT_TIMEOUT", default=2)
 # The database sessions a web or worker process may keep once its requests and jobs have ended, however
 # many isolated tenants it has served: tenant databases' connections close when the request or job ends
 # (tenants.connections); the main one's are the web process's pool (at most this many; diquis.database_pool),

@@ -1,30 +1,44 @@
 """Where a tenant's data lives, and the connection to it.
 
 A shared tenant uses the main database (`default`). An isolated tenant has a database of its own, known
-to Django under the alias `tenant_<id>`, registered on first use with the main database's settings and
-its own name. Connections to tenant databases are closed when the request or job that used them ends,
-so a process that has served many tenants does not hold a connection to each.
+to Django under the alias `tenant_<id>`, registered on first use with the settings of the server it is on
+(`main`, the main database's own, or a DatabaseServer of the catalog) and its own name. Connections to
+tenant databases are closed when the request or job that used them ends, so a process that has served many
+tenants does not hold a connection to each: a process holds at most one connection per tenant database per
+thread at a time, and none once its requests and jobs have ended.
+
+Every connection to a server other than the main database's gives up after DIQUIS_SERVER_CONNECT_TIMEOUT
+seconds: a server that is down costs its own tenants a quick 503, and nobody else anything.
 """
 
 import contextlib
 import copy
 import hashlib
 import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
 from django.db.utils import ConnectionDoesNotExist, load_backend
 
+from .models import MAIN_SERVER, DatabaseServer
 from .routing import current_database, use_database
+from .vault import decrypt_secret
 
 ALIAS_PREFIX = "tenant_"
 # PostgreSQL truncates identifiers longer than this many bytes; two long ids must not end up as one name.
 MAX_DATABASE_NAME_BYTES = 63
 
+SERVER_ALIAS_PREFIX = "server_"
+# How long a process trusts what it read of a server's row (its host, port, credentials) before reading it again.
+SERVER_SETTINGS_TTL = 30.0
+
 _registration = threading.Lock()
-# Tenant (and scratch) aliases of this process -> their database names.
-_database_names: dict[str, str] = {}
+# Tenant, scratch and server aliases of this process -> (database name, server name).
+_database_names: dict[str, tuple[str, str]] = {}
+# Server name -> (read at, Django settings of its maintenance database).
+_server_settings: dict[str, tuple[float, dict]] = {}
 
 
 class DatabaseNotAssigned(Exception):
@@ -52,7 +66,7 @@ def alias_for(tenant):
     if not tenant.database_name:
         raise DatabaseNotAssigned(f"tenant {tenant.id} has no database yet")
     alias = alias_name(tenant.id)
-    register_database(alias, tenant.database_name)
+    register_database(alias, tenant.database_name, server=tenant.database_server_id or MAIN_SERVER)
     attach(alias)
     return alias
 
@@ -61,8 +75,51 @@ def alias_name(tenant_id):
     return f"{ALIAS_PREFIX}{tenant_id}"
 
 
-def register_database(alias, database_name):
-    """Let `alias` name `database_name` on the main server (or a file beside the main SQLite one).
+def server_settings(server_name):
+    """Django settings for the maintenance database of a server: the main database's own for `main`, those
+    of its DatabaseServer row (the password decrypted in this process only) for any other."""
+    if server_name == MAIN_SERVER:
+        config = copy.deepcopy(connections.settings["default"])
+        config["OPTIONS"].pop("pool", None)  # a connection for one request or job, then closed
+        return config
+    cached = _server_settings.get(server_name)
+    if cached is not None and time.monotonic() - cached[0] < SERVER_SETTINGS_TTL:
+        return copy.deepcopy(cached[1])
+    server = DatabaseServer.objects.using("default").get(pk=server_name)
+    config = copy.deepcopy(connections.settings["default"])
+    config["OPTIONS"].pop("pool", None)
+    config["OPTIONS"]["connect_timeout"] = settings.DIQUIS_SERVER_CONNECT_TIMEOUT
+    config.update(
+        ENGINE="django.db.backends.postgresql",  # whatever the main database is: servers are PostgreSQL
+        HOST=server.host,
+        PORT=str(server.port),
+        USER=server.user,
+        PASSWORD=decrypt_secret(server.encrypted_password) if server.encrypted_password else "",
+        NAME=server.maintenance_database,
+        CONN_MAX_AGE=0,
+    )
+    _server_settings[server_name] = (time.monotonic(), config)
+    return copy.deepcopy(config)
+
+
+def forget_server(server_name):
+    """Read the server's row again at its next use in this process (its settings have changed)."""
+    _server_settings.pop(server_name, None)
+
+
+def server_alias(server_name):
+    """The alias of a server's maintenance database (`default` for `main`): where its catalog is read."""
+    if server_name == MAIN_SERVER:
+        return "default"
+    alias = f"{SERVER_ALIAS_PREFIX}{server_name}"
+    register_database(alias, None, server=server_name)
+    attach(alias)
+    return alias
+
+
+def register_database(alias, database_name, *, server=MAIN_SERVER):
+    """Let `alias` name `database_name` on `server` (or a file beside the main SQLite one); a database name of
+    None is the server's maintenance database.
 
     Tenant aliases are not added to settings.DATABASES: Django would then keep and walk one per tenant
     ever served. They are known here, and a connection object for one is made in the thread that needs
@@ -70,7 +127,7 @@ def register_database(alias, database_name):
     Django's test framework lets tests use such connections, as it does any made at run time.
     """
     with _registration:
-        _database_names[alias] = database_name
+        _database_names[alias] = (database_name, server)
 
 
 def attach(alias):
@@ -80,13 +137,13 @@ def attach(alias):
     except ConnectionDoesNotExist:
         if alias not in _database_names:
             raise
-    config = copy.deepcopy(connections.settings["default"])
+    name, server = _database_names[alias]
     # Connected for one request or job, then closed: a pool per tenant database would hold sessions on it.
-    config["OPTIONS"].pop("pool", None)
-    name = _database_names[alias]
-    if config["ENGINE"].endswith("sqlite3"):
-        name = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, name))
-    config["NAME"] = name
+    config = server_settings(server)
+    if name is not None:
+        if config["ENGINE"].endswith("sqlite3"):
+            name = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, name))
+        config["NAME"] = name
     config["TEST"] = {**config.get("TEST", {}), "NAME": config["NAME"]}
     connection = load_backend(config["ENGINE"]).DatabaseWrapper(config, alias)
     connections[alias] = connection
@@ -132,10 +189,11 @@ def use_tenant(tenant):
 
 
 @contextlib.contextmanager
-def temporary_connection(database_name):
-    """A Django alias on `database_name` for one piece of work (migrating a template), gone afterwards."""
-    alias = f"scratch_{database_name}"
-    register_database(alias, database_name)
+def temporary_connection(database_name, *, server=MAIN_SERVER):
+    """A Django alias on `database_name` of `server` for one piece of work (migrating a template), gone
+    afterwards."""
+    alias = f"scratch_{server}_{database_name}"
+    register_database(alias, database_name, server=server)
     attach(alias)
     try:
         yield alias

@@ -10,10 +10,14 @@ class TenantsError(Exception):
     """A request the domain refuses; `message` says why (the class's default unless one is given)."""
 
     message = "The request cannot be carried out"
+    #: The camelCase field of the request the error is about, if one is (the API's `errors`).
+    field = None
 
-    def __init__(self, message=None):
+    def __init__(self, message=None, *, field=None):
         if message is not None:
             self.message = message
+        if field is not None:
+            self.field = field
         super().__init__(self.message)
 
 
@@ -53,3 +57,9 @@ class TenantInvalid(TenantsError):
 
 class AccountDeactivated(TenantsError):
     message = "User account deactivated"
+
+
+class NoServerAvailable(TenantsError):
+    """No Active database server answers: an isolated tenant cannot be placed (the job retries, then fails)."""
+
+    message = "No database server is available for the tenant's database"

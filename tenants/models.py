@@ -13,12 +13,14 @@ class ProvisioningStatus(models.TextChoices):
     FAILED = "Failed"
     UPDATING = "Updating"
     DELETING = "Deleting"
+    MOVING = "Moving"
 
 
 class Operation(models.TextChoices):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    MOVE = "move"
 
 
 S = ProvisioningStatus
@@ -26,12 +28,53 @@ S = ProvisioningStatus
 TRANSITIONS = {
     S.PENDING: {S.PROVISIONING, S.FAILED},
     S.PROVISIONING: {S.PROVISIONING, S.ACTIVE, S.FAILED},
-    S.ACTIVE: {S.UPDATING, S.DELETING},
+    S.ACTIVE: {S.UPDATING, S.DELETING, S.MOVING},
     S.UPDATING: {S.UPDATING, S.ACTIVE, S.FAILED},
     S.FAILED: {S.PENDING, S.UPDATING, S.DELETING},
     S.DELETING: {S.DELETING, S.FAILED},
+    # A move that fails leaves the tenant whole on its old server: Active again, with the error (API.md).
+    S.MOVING: {S.MOVING, S.ACTIVE},
 }
-IN_FLIGHT = frozenset({S.PENDING, S.PROVISIONING, S.UPDATING, S.DELETING})
+IN_FLIGHT = frozenset({S.PENDING, S.PROVISIONING, S.UPDATING, S.DELETING, S.MOVING})
+MAIN_SERVER = "main"
+
+
+class ServerStatus(models.TextChoices):
+    ACTIVE = "Active"
+    DRAINING = "Draining"
+    DISABLED = "Disabled"
+
+
+class DatabaseServer(models.Model):
+    """A PostgreSQL server that holds tenant databases (API.md, "Database servers").
+
+    `main`, the main database's own server, is always there (seeded by `migrate`); its connection settings
+    are the main database's, so its row stores none. Another server's password is kept encrypted with the
+    vault's key (tenants.vault) and never leaves the process that connects.
+    """
+
+    name = models.SlugField(primary_key=True, max_length=50)
+    host = models.CharField(max_length=255, blank=True)
+    port = models.PositiveIntegerField(default=5432)
+    maintenance_database = models.CharField(max_length=63, default="postgres")
+    user = models.CharField(max_length=63, blank=True)
+    encrypted_password = models.TextField(blank=True, editable=False)
+    weight = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=10, choices=ServerStatus.choices, default=ServerStatus.ACTIVE)
+    created_on = models.DateTimeField(auto_now_add=True)
+    # As last seen by a check (registration, placement, the health sweep); null before the first one.
+    reachable = models.BooleanField(null=True, editable=False)
+    last_checked = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["created_on", "name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_main(self):
+        return self.name == MAIN_SERVER
 
 
 class IllegalTransition(Exception):
@@ -48,6 +91,14 @@ class Tenant(models.Model):
     last_provisioning_attempt = models.DateTimeField(null=True, blank=True)
     has_isolated_database = models.BooleanField(default=False)
     database_name = models.CharField(max_length=63, null=True, blank=True)
+    # The server an isolated tenant's database is on (null for a shared tenant, and until it is placed).
+    database_server = models.ForeignKey(
+        DatabaseServer, null=True, blank=True, on_delete=models.PROTECT, related_name="tenants"
+    )
+    # While a move runs: the server the tenant's database is being copied to.
+    move_target = models.ForeignKey(
+        DatabaseServer, null=True, blank=True, on_delete=models.PROTECT, related_name="incoming_tenants"
+    )
     admin_email = models.EmailField()
     # For retries: the operation in flight (or the last one), how many attempts it has had, who asked.
     operation = models.CharField(max_length=10, choices=Operation.choices, default=Operation.CREATE)

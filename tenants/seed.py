@@ -1,11 +1,11 @@
-"""`migrate` leaves the root tenant and the root user in place (idempotent)."""
+"""`migrate` leaves the root tenant, the root user and the `main` database server in place (idempotent)."""
 
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import DEFAULT_DB_ALIAS
 
-from .models import ROOT_TENANT_ID, ProvisioningStatus, Role, Tenant, User
+from .models import MAIN_SERVER, ROOT_TENANT_ID, DatabaseServer, ProvisioningStatus, Role, Tenant, User
 
 DEVELOPMENT_ROOT_PASSWORD = "Password123!"
 
@@ -18,6 +18,7 @@ def seed_root(using=DEFAULT_DB_ALIAS, **kwargs):
         raise ImproperlyConfigured("DIQUIS_ROOT_EMAIL and DIQUIS_ROOT_PASSWORD are required when DEBUG is false.")
     if not settings.DEBUG:
         _refuse_weak(email, password)
+    DatabaseServer.objects.using(using).get_or_create(name=MAIN_SERVER)
     Tenant.objects.using(using).get_or_create(
         id=ROOT_TENANT_ID,
         defaults={

@@ -27,6 +27,7 @@ class TenantSerializer(serializers.ModelSerializer):
     hasIsolatedDatabase = serializers.BooleanField(source="has_isolated_database")
     adminEmail = serializers.EmailField(source="admin_email")
     status = serializers.ChoiceField(choices=ProvisioningStatus.choices)
+    databaseServer = serializers.CharField(source="database_server_id", allow_null=True)
 
     class Meta:
         model = Tenant
@@ -40,6 +41,7 @@ class TenantSerializer(serializers.ModelSerializer):
             "lastProvisioningAttempt",
             "hasIsolatedDatabase",
             "adminEmail",
+            "databaseServer",
         ]
         read_only_fields = fields
 
@@ -78,6 +80,7 @@ class CreateTenantSerializer(serializers.Serializer):
     adminEmail = serializers.EmailField(max_length=254)
     password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
     hasIsolatedDatabase = serializers.BooleanField(default=False)
+    databaseServer = serializers.CharField(min_length=1, max_length=50, required=False, allow_null=True, default=None)
 
     def validate_id(self, value):
         try:

@@ -14,7 +14,7 @@ from notifications.services import close_sockets
 
 from . import tasks
 from .exceptions import Conflict, EmailInUse, OperationInFlight, Refused, TenantExists
-from .models import Operation, ProvisioningStatus, Role, Tenant, User
+from .models import DatabaseServer, Operation, ProvisioningStatus, Role, ServerStatus, Tenant, User
 from .selectors import find_user
 from .vault import encrypt_password
 
@@ -40,13 +40,31 @@ def _start(tenant, *, status, operation, initiated_by):
     tenant.save(update_fields=["status", "operation", "initiated_by", "provisioning_error"])
 
 
+def _named_server(name, *, has_isolated_database):
+    """The server a root admin asked for at creation, if any: known, Active, and for an isolated tenant only."""
+    if name is None:
+        return None
+    if not has_isolated_database:
+        raise Refused("A shared tenant has no database server of its own", field="databaseServer")
+    server = DatabaseServer.objects.filter(pk=name).first()
+    if server is None:
+        raise Refused(f"Unknown database server '{name}'", field="databaseServer")
+    if server.status != ServerStatus.ACTIVE:
+        raise Refused(f"Database server '{name}' is {server.status}, not Active", field="databaseServer")
+    return server
+
+
 @transaction.atomic
-def create_tenant(*, tenant_id, name, admin_email, password, has_isolated_database, initiated_by):
+def create_tenant(*, tenant_id, name, admin_email, password, has_isolated_database, initiated_by, database_server=None):
+    """A new tenant, Pending, and the job that provisions it. An isolated tenant goes on `database_server` when
+    named, else on the one provisioning.placement picks when the job starts."""
+    server = _named_server(database_server, has_isolated_database=has_isolated_database)
     tenant = Tenant(
         id=tenant_id,
         name=name,
         admin_email=admin_email.lower(),
         has_isolated_database=has_isolated_database,
+        database_server=server,
         status=S.PENDING,
         operation=Operation.CREATE,
         initiated_by=initiated_by,

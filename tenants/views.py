@@ -80,6 +80,7 @@ class TenantListView(APIView):
             admin_email=data["adminEmail"],
             password=data["password"],
             has_isolated_database=data["hasIsolatedDatabase"],
+            database_server=data["databaseServer"],
             initiated_by=request.user.pk,
         )
         return _accepted(tenant.id, services.CREATION_INITIATED)

@@ -17,8 +17,8 @@ from django.db.migrations.executor import MigrationExecutor
 from ..connections import alias_for, alias_name, database_name_for, forget_database, release_connection, use_tenant
 from ..models import Role, User
 from ..vault import decrypt_password
-from . import spares
-from .stores import main_store
+from . import placement, spares
+from .stores import store_for
 from .template import ensure_template
 
 logger = logging.getLogger(__name__)
@@ -47,12 +47,14 @@ def create_database(store, name):
 
 
 def ensure_tenant_database(tenant):
-    """Give an isolated tenant its database. Returns how it was made, or None if it was there already (or
-    the tenant is shared)."""
+    """Give an isolated tenant its database, on the server it was placed on (placed now, if it was not yet).
+    Returns how it was made, or None if it was there already (or the tenant is shared)."""
     if not tenant.has_isolated_database:
         return None
+    if tenant.database_server_id is None:
+        placement.place(tenant)
     name = tenant.database_name or database_name_for(tenant.id)
-    store = main_store()
+    store = store_for(tenant.database_server_id)
     how = None
     if not store.exists(name):
         how = create_database(store, name)
@@ -116,4 +118,4 @@ def drop_tenant_data(tenant):
         return
     name = tenant.database_name or database_name_for(tenant.id)
     forget_database(alias_name(tenant.id))
-    main_store().drop(name)
+    store_for(tenant.database_server_id).drop(name)

@@ -18,6 +18,7 @@ from django.core.management import call_command
 from django.db.migrations.loader import MigrationLoader
 
 from ..connections import temporary_connection
+from ..models import MAIN_SERVER
 from ..routing import TENANT_SIDE_MODELS
 
 logger = logging.getLogger(__name__)
@@ -49,14 +50,15 @@ def template_name(fingerprint=None):
     return f"{template_prefix()}{fingerprint or migration_fingerprint()}"
 
 
-def migrate_database(database_name):
+def migrate_database(database_name, *, server=MAIN_SERVER):
     """Apply every migration to a database through a connection that is closed and forgotten after."""
-    with temporary_connection(database_name) as alias:
+    with temporary_connection(database_name, server=server) as alias:
         call_command("migrate", database=alias, interactive=False, verbosity=0)
 
 
 def ensure_template(store):
-    """The name of the current template in `store`, building it first if no process has yet."""
+    """The name of the current template in `store`, building it first if no process has yet. Every server
+    has its own, of the same name (and fingerprint)."""
     name = template_name()
     if store.exists(name):
         return name
@@ -74,7 +76,7 @@ def _build(store, name):
     store.drop(building)  # what a crashed build left behind
     store.create(building)
     try:
-        migrate_database(building)
+        migrate_database(building, server=store.server)
         store.publish(building, name)
     except BaseException:
         store.drop(building)

@@ -32,7 +32,7 @@ API_MD = {
 WITH_BODY = {
     ("/api/tokens", "post"): {"email", "password"},
     ("/api/tokens/refresh", "post"): {"refreshToken"},
-    ("/api/tenants", "post"): {"id", "name", "adminEmail", "password", "hasIsolatedDatabase"},
+    ("/api/tenants", "post"): {"id", "name", "adminEmail", "password", "hasIsolatedDatabase", "databaseServer"},
     ("/api/tenants/{tenant_id}", "put"): {"name", "isActive"},
     ("/api/users", "post"): {"email", "password", "firstName", "lastName", "role"},
     ("/api/notifications/read", "post"): {"upTo"},

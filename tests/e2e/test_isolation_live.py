@@ -9,10 +9,11 @@ from django.conf import settings
 
 from jobs.models import Job
 from notifications.models import Notification
+from tenants.models import MAIN_SERVER
 from tenants.provisioning import spares
 from tenants.provisioning.stores import main_store
 from tenants.provisioning.template import template_name
-from tenants.tasks import SPARE_REFILL_SUBJECT
+from tenants.tasks import spare_refill_subject
 from tests.support.fault_injection import wait_until
 from tests.support.live import LiveStack
 from tests.support.tenant_databases import (
@@ -154,7 +155,7 @@ def test_with_spares_on_tenants_get_ready_made_databases_and_the_worker_tops_the
         admins = query(f"{PREFIX}second", "SELECT tenant_id, email FROM tenants_user")
         assert admins == [("second", "admin@second.test")]
         wait_until(lambda: len(current_spares()) == 2, timeout=60, what="the spares topped up again")
-        refills = Job.objects.filter(subject=SPARE_REFILL_SUBJECT)
+        refills = Job.objects.filter(subject=spare_refill_subject(MAIN_SERVER))
         assert refills.exclude(status=Job.Status.SUCCEEDED).count() == 0 and refills.count() >= 2
     finally:
         stack.stop()

@@ -1,7 +1,7 @@
 """What API.md says, written out once for the tests that check it (never derived from the serializers: a test
 that read the fields from the code could not fail when the code drifts from the contract)."""
 
-# API.md, "Tenants": the keys of a Tenant object.
+# API.md, "Tenants": the keys of a Tenant object (`databaseServer`: null for a shared tenant).
 TENANT_FIELDS = frozenset(
     {
         "id",
@@ -13,5 +13,6 @@ TENANT_FIELDS = frozenset(
         "lastProvisioningAttempt",
         "hasIsolatedDatabase",
         "adminEmail",
+        "databaseServer",
     }
 )

@@ -14,7 +14,7 @@ from tests.support.tenant_databases import applied_migrations, new_tenant, query
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
-NEW_MIGRATION = ("tenants", "0003_user_nickname")
+NEW_MIGRATION = ("tenants", "0004_user_nickname")
 NEXT_RELEASE_SETTINGS = "tests.support.settings_next_migrations"
 
 

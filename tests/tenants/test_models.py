@@ -26,6 +26,9 @@ LEGAL = {
     (S.FAILED, S.DELETING),
     (S.DELETING, S.DELETING),
     (S.DELETING, S.FAILED),
+    (S.ACTIVE, S.MOVING),  # a move of the tenant's database to another server
+    (S.MOVING, S.MOVING),  # a resumed attempt
+    (S.MOVING, S.ACTIVE),  # moved, or failed and whole on its old server (API.md)
 }
 PAIRS = list(itertools.product(S, S))
 

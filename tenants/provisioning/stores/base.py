@@ -13,6 +13,8 @@ from typing import Protocol
 class DatabaseStore(Protocol):
     #: What the store keeps databases in: "postgresql" or "sqlite".
     vendor: str
+    #: The name of the DatabaseServer it is (`main` for the main database's).
+    server: str
 
     def exists(self, name: str) -> bool:
         """Return whether a database of this name is there."""

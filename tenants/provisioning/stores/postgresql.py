@@ -17,6 +17,8 @@ from psycopg import errors, sql
 
 from jobs.locks import subject_lock
 
+from ...models import MAIN_SERVER
+
 logger = logging.getLogger(__name__)
 
 # PostgreSQL refuses to clone a database while anyone is connected to it, after waiting up to 5 s itself
@@ -39,11 +41,11 @@ def identifier(name):
 class PostgreSQLStore:
     vendor = "postgresql"
 
-    def __init__(self, alias="default"):
-        self.alias = alias
+    def __init__(self, alias="default", *, server=MAIN_SERVER):
+        self.alias, self.server = alias, server
 
     def __repr__(self):
-        return f"PostgreSQLStore({self.alias!r})"
+        return f"PostgreSQLStore({self.alias!r}, server={self.server!r})"
 
     @contextlib.contextmanager
     def _server_cursor(self):
@@ -101,5 +103,6 @@ class PostgreSQLStore:
             cursor.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(building, final))
 
     def exclusive(self, key):
-        """A PostgreSQL advisory lock on `key`, held through the main database (the catalog's)."""
-        return subject_lock(key)
+        """A PostgreSQL advisory lock on `key` for this server, held through the main database (the catalog's):
+        every process that works on the server takes it there."""
+        return subject_lock(key if self.server == MAIN_SERVER else f"{key}:{self.server}")

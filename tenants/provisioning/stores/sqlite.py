@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from ...connections import sqlite_file
+from ...models import MAIN_SERVER
 
 # SQLite's companions of a database file (rollback journal, write-ahead log).
 SIDECAR_SUFFIXES = ("-journal", "-wal", "-shm")
@@ -23,6 +24,7 @@ def glob_escape(text):
 
 class SQLiteStore:
     vendor = "sqlite"
+    server = MAIN_SERVER  # the embedded default has one server: the main database's folder
 
     def __init__(self, folder):
         self.folder = Path(folder)

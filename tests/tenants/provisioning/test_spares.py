@@ -10,11 +10,12 @@ from django.test import override_settings
 
 from jobs.models import Job
 from notifications.models import Notification
+from tenants.models import MAIN_SERVER
 from tenants.provisioning import spares
 from tenants.provisioning.databases import CLAIMED, CLONED, create_database, ensure_migrated, ensure_tenant_database
 from tenants.provisioning.stores import main_store
 from tenants.provisioning.template import ensure_template, template_name
-from tenants.tasks import SPARE_REFILL_SUBJECT, provision_tenant, refill_spare_databases, request_spare_refill
+from tenants.tasks import provision_tenant, refill_spare_databases, request_spare_refill, spare_refill_subject
 from tests.support.tenant_databases import (
     NEXT_RELEASE,
     applied_migrations,
@@ -39,7 +40,7 @@ def _spares_on(settings, tenant_databases):
 
 
 def refill_jobs(status=Job.Status.QUEUED):
-    return Job.objects.filter(subject=SPARE_REFILL_SUBJECT, status=status).count()
+    return Job.objects.filter(subject=spare_refill_subject(MAIN_SERVER), status=status).count()
 
 
 def current_spares():
@@ -75,7 +76,7 @@ def test_creating_an_isolated_tenant_asks_for_a_refill_once_after_its_notificati
     new_tenant("alpha")
     provision_tenant(tenant_id="alpha", initiated_by=root_user.pk)
     created = Notification.objects.get(event="TenantCreated", data__tenantId="alpha")
-    assert Job.objects.get(subject=SPARE_REFILL_SUBJECT).created_at > created.created_on
+    assert Job.objects.get(subject=spare_refill_subject(MAIN_SERVER)).created_at > created.created_on
     new_tenant("beta")
     provision_tenant(tenant_id="beta", initiated_by=root_user.pk)
     assert refill_jobs() == 1  # one waiting refill is enough
@@ -127,7 +128,7 @@ def test_a_new_migration_drops_the_old_templates_spares_and_never_hands_them_out
         name = isolated_database(tenant)
         new_template = template_name()
         assert templates() == {new_template}  # the old template and both its spares are gone
-        assert ("tenants", "0003_user_nickname") in {(a, n) for a, n, _ in applied_migrations(name)}
+        assert ("tenants", "0004_user_nickname") in {(a, n) for a, n, _ in applied_migrations(name)}
         ensure_migrated(tenant)
     assert not spares.spares_of(main_store(), old_template)
 
