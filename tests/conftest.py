@@ -7,6 +7,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tenants.models import ROOT_TENANT_ID, User
+from tests.support.postgres_clusters import ExtraPostgresServers, remove_leftover_clusters
 from tests.support.redis_client import redis
 from tests.support.tenant_databases import drop_test_tenant_databases
 from tests.support.users import client_for
@@ -36,6 +37,36 @@ def _clean_tenant_databases(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         drop_test_tenant_databases()
         connection.close()
+
+
+@pytest.fixture(scope="session")
+def extra_postgres_servers():
+    """Two private PostgreSQL servers beside the main one (tests/support/postgres_clusters.py): `logical` and
+    `plain`. Started when the first test asks for them, removed at the end of the session, failed tests or not."""
+    servers = ExtraPostgresServers.start()
+    _extra_postgres_servers.append(servers)
+    try:
+        yield servers
+    finally:
+        _extra_postgres_servers.remove(servers)
+        servers.remove()
+
+
+_extra_postgres_servers = []  # the session's, once started
+
+
+def pytest_sessionstart(session):
+    """The private PostgreSQL servers a killed run left running stop now, not when the next one starts."""
+    remove_leftover_clusters()
+
+
+def pytest_runtest_setup(item):
+    """A test that stopped an extra server and failed before starting it again must not fail the next ones:
+    every test that asks for the servers finds them running."""
+    if "extra_postgres_servers" in item.fixturenames:
+        for servers in _extra_postgres_servers:
+            for cluster in servers:
+                cluster.start_again()
 
 
 @pytest.fixture
