@@ -24,12 +24,12 @@ from notifications.models import Notification
 
 from . import services
 from .exceptions import TenantsError
-from .models import ProvisioningStatus, Tenant, User
+from .models import DatabaseServer, ProvisioningStatus, ServerStatus, Tenant, User
 from .validators import validate_tenant_id
 
 S = ProvisioningStatus
 # The statuses whose badge spins: a job is working on the tenant right now.
-SPINNING = frozenset({S.PROVISIONING, S.UPDATING, S.DELETING})
+SPINNING = frozenset({S.PROVISIONING, S.UPDATING, S.DELETING, S.MOVING})
 SPINNER = mark_safe('<span class="tenant-spinner" aria-hidden="true"></span>')
 
 UPDATE_INITIATED = "Tenant update initiated for {}. It will be updated in the background."
@@ -71,6 +71,12 @@ class TenantCreationForm(forms.ModelForm):
     password = forms.CharField(
         widget=forms.PasswordInput(render_value=False), help_text="The password of the tenant's first admin."
     )
+    database_server = forms.ModelChoiceField(
+        queryset=DatabaseServer.objects.filter(status=ServerStatus.ACTIVE),
+        required=False,
+        empty_label="Placed automatically",
+        help_text="For an isolated tenant: the server its database goes on.",
+    )
 
     class Meta:
         model = Tenant
@@ -90,6 +96,8 @@ class TenantCreationForm(forms.ModelForm):
                 password_validation.validate_password(cleaned["password"], user=admin)
             except forms.ValidationError as error:
                 self.add_error("password", error)
+        if cleaned.get("database_server") and not cleaned.get("has_isolated_database"):
+            self.add_error("database_server", "A shared tenant has no database server of its own.")
         return cleaned
 
     def validate_unique(self):
@@ -102,8 +110,8 @@ admin.site.unregister(Group)
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["id", "name_and_error", "status_badge", "active", "isolated", "created", "last_attempt"]
-    list_filter = ["status", "is_active", "has_isolated_database"]
+    list_display = ["id", "name_and_error", "status_badge", "active", "isolated", "server", "created", "last_attempt"]
+    list_filter = ["status", "is_active", "has_isolated_database", "database_server"]
     search_fields = ["id", "name"]
     ordering = ["-created_on"]
     actions = ["retry", "activate", "deactivate", "delete_in_background"]
@@ -114,6 +122,7 @@ class TenantAdmin(admin.ModelAdmin):
         "attempt_count",
         "last_provisioning_attempt",
         "database_name",
+        "database_server",
         "created_on",
     ]
 
@@ -141,6 +150,10 @@ class TenantAdmin(admin.ModelAdmin):
     def isolated(self, tenant):
         return tenant.has_isolated_database
 
+    @admin.display(description="server", ordering="database_server")
+    def server(self, tenant):
+        return tenant.database_server_id or "-"
+
     @admin.display(description="created", ordering="created_on")
     def created(self, tenant):
         return _moment(tenant.created_on)
@@ -162,7 +175,8 @@ class TenantAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": ["id", "name", "admin_email", "password", "has_isolated_database"]})]
+            fields = ["id", "name", "admin_email", "password", "has_isolated_database", "database_server"]
+            return [(None, {"fields": fields})]
         return [
             (None, {"fields": ["id", "name", "is_active", "admin_email", "has_isolated_database"]}),
             ("Provisioning", {"fields": self.status_fields}),
@@ -192,6 +206,7 @@ class TenantAdmin(admin.ModelAdmin):
                 admin_email=form.cleaned_data["admin_email"],
                 password=form.cleaned_data["password"],
                 has_isolated_database=form.cleaned_data["has_isolated_database"],
+                database_server=getattr(form.cleaned_data["database_server"], "name", None),
                 initiated_by=request.user.pk,
             )
         else:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from jobs.models import Attempt, Job
 from tenants import tasks
-from tenants.models import ProvisioningStatus, Tenant, User
+from tenants.models import DatabaseServer, ProvisioningStatus, ServerStatus, Tenant, User
 from tenants.services import subject_for
 from tests.support.factories import TenantFactory
 from tests.support.users import make_root_user
@@ -62,12 +62,12 @@ def test_the_list_shows_badges_errors_and_yes_no_columns_newest_first(admin):
 
     table = html[html.index('id="result_list"') :]
     headers = re.findall(r'<th scope="col"[^>]*>.*?<a [^>]*>([^<]+)</a>', table, re.S)
-    assert headers[:7] == ["Id", "Name", "Status", "Active", "Isolated", "Created", "Last attempt"]
+    assert headers[:8] == ["Id", "Name", "Status", "Active", "Isolated", "Server", "Created", "Last attempt"]
     for status in S.values:
         badge = re.search(rf'<span class="tenant-badge tenant-badge--{status.lower()}"[^>]*>(.*?)</span>', html)
         assert badge, status
         spins = "tenant-spinner" in badge.group(1)
-        assert spins == (status in {"Provisioning", "Updating", "Deleting"}), status
+        assert spins == (status in {"Provisioning", "Updating", "Deleting", "Moving"}), status
     assert '<div class="tenant-error">Database &lt;b&gt;gone&lt;/b&gt;</div>' in html  # red, and escaped
     order = re.findall(r'data-tenant-id="([^"]+)"', html)
     assert order.index("t-deleting") < order.index("t-pending")  # newest first
@@ -151,6 +151,20 @@ def test_the_creation_form_refuses_what_the_api_refuses(admin):
     errors = admin.post(f"{LIST}add/", {**body, "id": "fresh", "password": "123"}).context["adminform"].form.errors
     assert errors["password"]
     assert not Tenant.objects.filter(pk="fresh").exists() and jobs_of("fresh") == []
+
+
+def test_the_creation_form_puts_an_isolated_tenant_on_the_server_asked_for(admin):
+    DatabaseServer.objects.create(name="pg-2", host="10.0.0.5", weight=1)
+    DatabaseServer.objects.create(name="pg-3", host="10.0.0.6", status=ServerStatus.DRAINING)
+    body = {"id": "far", "name": "Far", "admin_email": "a@far.test", "password": "Tenant-Admin-Pass-9!"}
+    form = admin.get(f"{LIST}add/").context["adminform"].form
+    assert [s.name for s in form.fields["database_server"].queryset] == ["main", "pg-2"]  # Active ones only
+    errors = admin.post(f"{LIST}add/", {**body, "database_server": "pg-2"}).context["adminform"].form.errors
+    assert errors["database_server"] == ["A shared tenant has no database server of its own."]
+    response = admin.post(f"{LIST}add/", {**body, "database_server": "pg-2", "has_isolated_database": "on"})
+    assert response.status_code == 302
+    assert Tenant.objects.get(pk="far").database_server_id == "pg-2"
+    assert "pg-2" in admin.get(LIST).content.decode()  # its column in the list
 
 
 def test_retry_runs_again_only_failed_tenants(admin):

@@ -11,7 +11,7 @@
 'use strict';
 (function () {
     const HUB_PATH = '/hubs/notifications';
-    const IN_FLIGHT = new Set(['Pending', 'Provisioning', 'Updating', 'Deleting']);
+    const IN_FLIGHT = new Set(['Pending', 'Provisioning', 'Updating', 'Deleting', 'Moving']);
     const POLL_MS = 10000;
     const TOAST_MS = 8000;
     const MAX_RETRY_MS = 30000;
