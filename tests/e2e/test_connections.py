@@ -1,20 +1,23 @@
 """Connections stay bounded: one Daphne process serves requests for 50 isolated tenants in turn, and
 PostgreSQL then shows no more of its connections than the configured bound, none to a tenant database
-and none to the template (real Daphne, real PostgreSQL)."""
+and none to the template; with tenants on three servers, no server sees more sessions than requests in flight
+(real Daphne, real PostgreSQL servers)."""
 
 import threading
 import time
 import uuid
 
 import httpx
+import psycopg
 import pytest
 from django.conf import settings
 
 from tenants.connections import use_tenant
-from tenants.models import ProvisioningStatus, Role, Tenant, User
+from tenants.models import MAIN_SERVER, ProvisioningStatus, Role, Tenant, User
 from tenants.provisioning.databases import ensure_migrated, ensure_tenant_database
 from tenants.tokens import issue_tokens
 from tests.support import live
+from tests.support.fleet import drop_test_databases_on, register_cluster
 from tests.support.tenant_databases import main_database, new_tenant, query, raw_cursor, templates
 
 TENANTS = 50
@@ -22,6 +25,7 @@ TENANTS = 50
 # gone from the server's view.
 IN_FLIGHT_SESSIONS = settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS + 2
 MEMBER_PASSWORD = "Member-Password-77!"
+CLIENTS = 8
 
 
 def isolated_tenant_with_admin(tenant_id):
@@ -124,6 +128,57 @@ def test_one_process_serving_fifty_isolated_tenants_keeps_its_connections_bounde
     assert held_by_anyone == [(0,)]  # nobody, in any process, is left on a tenant database or a template
     assert len(templates()) == 1  # the tenants were cloned from it, and nobody is on it
     print(f"\nsessions of the web process: {sampler.peak} at most during requests, {peak} between, {at_rest} at rest")
+
+
+def sessions_on(cluster, application_name):
+    with psycopg.connect(cluster.url, autocommit=True) as connection:
+        statement = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+        return connection.execute(statement, [application_name]).fetchone()[0]
+
+
+def test_sessions_on_each_server_stay_within_the_requests_in_flight(web, extra_postgres_servers):
+    """The bound per server (tenants.connections): one session per request or job in flight on one of its
+    tenants, none at rest. Eight clients, twelve tenants spread over three servers by placement."""
+    url, application_name = web
+    clusters = {"pg-logical": extra_postgres_servers.logical, "pg-plain": extra_postgres_servers.plain}
+    for name, cluster in clusters.items():
+        register_cluster(cluster, name)
+    try:
+        tokens = [isolated_tenant_with_admin(f"spread-{n:02d}") for n in range(12)]
+        placed = set(Tenant.objects.filter(id__startswith="spread-").values_list("database_server_id", flat=True))
+        assert placed == {MAIN_SERVER, *clusters}
+        peaks = dict.fromkeys(clusters, 0)
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(0.02):
+                for name, cluster in clusters.items():
+                    peaks[name] = max(peaks[name], sessions_on(cluster, application_name))
+
+        def client(offset):
+            with httpx.Client(base_url=url, timeout=60) as http:
+                for token in tokens[offset:] + tokens[:offset]:
+                    response = http.get("/api/users/me", headers={"authorization": f"Bearer {token}"})
+                    assert response.status_code == 200
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        clients = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(timeout=120)
+        stop.set()
+        sampler.join(timeout=10)
+        assert all(0 < peak <= CLIENTS for peak in peaks.values()), peaks
+        deadline = time.monotonic() + 3
+        while any(sessions_on(c, application_name) for c in clusters.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [sessions_on(c, application_name) for c in clusters.values()] == [0, 0]  # none held at rest
+        print(f"\npeak sessions of the web process per extra server with {CLIENTS} clients: {peaks}")
+    finally:
+        for cluster in clusters.values():
+            drop_test_databases_on(cluster)
 
 
 def test_the_web_process_serves_its_requests_and_handshakes_from_one_pooled_session(web):
