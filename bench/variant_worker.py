@@ -14,12 +14,17 @@ no production function is replaced.
 """
 
 import django
-from django.core.management import call_command
-from django.db import DatabaseError
-from django.test import override_settings
-from psycopg import errors
+from django.apps import apps
 
-from tenants.provisioning.stores import PostgreSQLStore
+if not apps.ready:  # run as `-m`: tenants.provisioning.stores imports the tenants models (DatabaseServer)
+    django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import DatabaseError  # noqa: E402
+from django.test import override_settings  # noqa: E402
+from psycopg import errors  # noqa: E402
+
+from tenants.provisioning.stores import PostgreSQLStore  # noqa: E402
 
 FALLBACK_PREFIX = "fbk-"
 CLONE_PREFIX = "cln-"
@@ -46,5 +51,4 @@ def main():
 
 
 if __name__ == "__main__":
-    django.setup()
     main()
