@@ -162,3 +162,31 @@ async def open_all(listeners, *, at_once, timeout):
 
 async def close_all(listeners):
     await asyncio.gather(*(listener.close() for listener in listeners))
+
+
+@dataclass
+class Answer:
+    started: float  # time.monotonic() when sent
+    seconds: float
+    status: object  # the HTTP status, or the name of the client's error (no answer at all)
+
+
+async def get_each(base_url, requests, *, concurrency, timeout=60):
+    """GET each (path, headers) of `requests` with `concurrency` clients, keeping every answer (status and
+    latency), whatever its status: what a benchmark of failures needs to report."""
+    answers = []
+    pending = iter(requests)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+
+        async def one_client():
+            for path, headers in pending:
+                started = time.monotonic()
+                try:
+                    status = (await client.get(path, headers=headers)).status_code
+                except httpx.HTTPError as error:
+                    status = type(error).__name__
+                answers.append(Answer(started, time.monotonic() - started, status))
+
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    return answers

@@ -36,6 +36,12 @@ class Mode:
     migrate_databases: int
     migrate_parallel: tuple
     migrate_repeats: int
+    # 6. fleet
+    fleet_placement_tenants: int  # isolated creations per placement burst
+    fleet_placement_runs: tuple  # keys of bench.fleet.CONFIGURATIONS, in the order run
+    fleet_stop_tenants_per_server: int
+    fleet_stop_requests: int  # calls per row of the stopped-server measurement
+    fleet_move_megabytes: int  # data in each moved tenant's database
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -71,6 +77,11 @@ FULL = Mode(
     migrate_databases=50,
     migrate_parallel=(1, 4),
     migrate_repeats=2,
+    fleet_placement_tenants=300,
+    fleet_placement_runs=("one server", "three, 1/1/1", "three, 1/2/1", "one server", "three, 1/1/1"),
+    fleet_stop_tenants_per_server=5,
+    fleet_stop_requests=400,
+    fleet_move_megabytes=100,
 )
 
 QUICK = Mode(
@@ -100,4 +111,9 @@ QUICK = Mode(
     migrate_databases=3,
     migrate_parallel=(1, 2),
     migrate_repeats=1,
+    fleet_placement_tenants=8,
+    fleet_placement_runs=("one server", "three, 1/2/1"),
+    fleet_stop_tenants_per_server=2,
+    fleet_stop_requests=40,
+    fleet_move_megabytes=5,
 )

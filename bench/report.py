@@ -155,3 +155,24 @@ def render(*, mode, started, finished, load_before, load_after, busy_before, sec
 
 def utcnow():
     return datetime.datetime.now(datetime.UTC)
+
+
+def splice(text, sections, *, run_line):
+    """RESULTS.md with `sections` put in place of the sections of the same number (or before "What I would
+    change" when new), every other line kept as it was: a run of some sections (`--only ... --splice`) does
+    not refresh the others' figures. Each spliced section carries its own targets and a line saying when and
+    on what code it ran, since the file's header is the other sections'."""
+    lines = text.split("\n")
+    for section in sections:
+        body = [f"## {section.title}", "", f"_{run_line}_", ""]
+        if section.targets:
+            body += ["| target | measured | |", "| --- | --- | --- |", *map(_fmt_target, section.targets), ""]
+        body += [*section.lines, ""]
+        number = section.title.split(" ", 1)[0]
+        start = next((i for i, line in enumerate(lines) if line.startswith(f"## {number} ")), None)
+        if start is None:
+            start = end = next(i for i, line in enumerate(lines) if line == "## What I would change")
+        else:
+            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = body
+    return "\n".join(lines)

@@ -18,8 +18,9 @@ from pathlib import Path
 from . import environment
 from .modes import FULL, QUICK
 from .report import Section, busy_processes, code_version, load_average, render, utcnow
+from .report import splice as report_splice
 
-SECTION_NAMES = ["accept", "notified", "burst", "fanout", "scale"]
+SECTION_NAMES = ["accept", "notified", "burst", "fanout", "scale", "fleet"]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # The quick run is a smoke run: it must not overwrite the full run's figures.
 QUICK_RESULTS = Path(__file__).resolve().parent.parent / "var" / "bench-quick.md"
@@ -56,10 +57,15 @@ def main(argv=None):
         "--output", help=f"where to write the report (default {RESULTS.name}, or {QUICK_RESULTS} quick)"
     )
     parser.add_argument("--render-last", action="store_true", help="only re-render the last run's saved figures")
+    parser.add_argument(
+        "--splice",
+        action="store_true",
+        help=f"write only the sections run into {RESULTS.name}, in place of their previous figures, keeping the rest",
+    )
     args = parser.parse_args(argv)
     if args.render_last:
         environment.prepare()
-        output = write_report(pickle.loads(LAST_RUN.read_bytes()), args.output)
+        output = write_report(pickle.loads(LAST_RUN.read_bytes()), args.output, splice=args.splice)
         print(f"wrote {output}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s bench %(message)s", stream=sys.stderr)
@@ -77,7 +83,8 @@ def main(argv=None):
         django.setup()
         logger.setLevel(logging.INFO)  # Django's LOGGING (LOG_LEVEL) must not hide the bench's progress
         ctx = Context(sandbox, mode)
-        for name in [n.strip() for n in args.only.split(",") if n.strip()]:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        for name in names:
             logger.info("section %s (%s mode; load %s)", name, mode.name, load_average())
             began = time.monotonic()
             try:
@@ -94,6 +101,7 @@ def main(argv=None):
         load_after = load_average()
     saved = {
         "mode": mode,
+        "names": names,
         "started": started,
         "finished": utcnow(),
         "load_before": load_before,
@@ -107,16 +115,28 @@ def main(argv=None):
     }
     LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
     LAST_RUN.write_bytes(pickle.dumps(saved))
-    output = write_report(saved, args.output)
+    output = write_report(saved, args.output, splice=args.splice)
     logger.info("wrote %s (%s)", output, f"failed: {', '.join(failed)}" if failed else "all sections ran")
     return 1 if failed else 0
 
 
-def write_report(saved, output=None):
-    """Render RESULTS.md from a run's saved figures (`--render-last` re-renders the last run)."""
+def write_report(saved, output=None, *, splice=False):
+    """Render RESULTS.md from a run's saved figures (`--render-last` re-renders the last run); with `splice`,
+    only the run's sections, into the existing file."""
     from . import method
 
     mode = saved["mode"]
+    output = Path(output or (QUICK_RESULTS if mode.quick else RESULTS))
+    if splice and output.exists():
+        run_line = (
+            f"Measured by `python -m bench{' --quick' if mode.quick else ''} --only "
+            f"{','.join(saved.get('names', []))} --splice` on "
+            f"{saved['started']:%Y-%m-%d %H:%M} UTC ({(saved['finished'] - saved['started']).total_seconds() / 60:.1f}"
+            f" min), {saved.get('code', 'code not recorded')}; load average at the start {saved['load_before']}, "
+            f"at the end {saved['load_after']}; the other sections are from the run described above."
+        )
+        output.write_text(report_splice(output.read_text(), saved["sections"], run_line=run_line))
+        return output
     text = render(
         mode=mode,
         started=saved["started"],
@@ -130,7 +150,6 @@ def write_report(saved, output=None):
         notes=method.notes(saved["results"]),
         code=saved.get("code", "not recorded"),
     )
-    output = Path(output or (QUICK_RESULTS if mode.quick else RESULTS))
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     return output

@@ -1,0 +1,416 @@
+"""6. The fleet: tenant databases over three PostgreSQL servers (the main one and two private clusters).
+
+- Placement burst: the same burst of isolated creations placed on one server (the two extra ones Disabled)
+  and over three (equal weights, and 1/2/1), measured alternately in the same run: tenants per minute of each,
+  their ratio, and how the tenants spread (each server's count against its weighted share; the databases
+  looked up on each server).
+- A server stopped: tenant-scoped calls of tenants on the other servers before and while one cluster is
+  stopped (alone, and with the stopped server's tenants calling at the same time), what those get and how
+  fast, and how soon they are served again once it is back.
+- A move of a tenant with ~100 MB of data (bench.fleet_move).
+
+The clusters are started at the beginning of the section and removed at its end (bench.fleet_servers), with
+every tenant database made on them.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+
+import httpx
+from django.db.models import Count, Max
+
+from jobs.models import Attempt
+from tenants.models import MAIN_SERVER, ProvisioningStatus, Tenant
+
+from . import fixtures, fleet_move
+from .clients import Answer, get_each
+from .fleet_servers import LOGICAL, PLAIN, Fleet
+from .fleet_tenants import SUBMITTERS, clear_tenants, create_tenants, tenant_tokens
+from .report import Section
+from .stack import Web, start_worker, wait_for_workers
+from .stats import Summary, fmt_ratio, ms, ratio, triple
+
+WORKERS = 2
+SPREAD_TOLERANCE = 0.10  # each server's count within ±10 % of its weighted share
+SLOWDOWN_GOAL = 1.2  # p50 / p99 of the other servers' tenants while one server is stopped, against before
+REFUSAL_GOAL_SECONDS = 3.0  # a stopped server's tenant gets its 503 within this
+CALLERS = 4  # clients calling as the other servers' tenants
+RECOVERY_TIMEOUT = 60
+logger = logging.getLogger("bench")
+
+# Placement configurations: server -> weight (the servers not named are Disabled).
+CONFIGURATIONS = {
+    "one server": {MAIN_SERVER: 1},
+    "three, 1/1/1": {MAIN_SERVER: 1, LOGICAL: 1, PLAIN: 1},
+    "three, 1/2/1": {MAIN_SERVER: 1, LOGICAL: 2, PLAIN: 1},
+}
+
+
+def warm_up(web, fleet):
+    """One tenant on each server (the first burst clears them): every server has its template (and spares)
+    before the bursts."""
+    bodies = [{**fixtures.tenant_body("flw", isolated=True), "databaseServer": name} for name in fleet.names]
+    create_tenants(web, bodies)
+
+
+# 1. Placement burst
+
+
+def spread(counts, weights, total):
+    """(server, count, weighted share, within tolerance) for every server of `weights`."""
+    rows = []
+    for name, weight in weights.items():
+        share = total * weight / sum(weights.values())
+        rows.append((name, counts.get(name, 0), share, abs(counts.get(name, 0) - share) <= SPREAD_TOLERANCE * share))
+    return rows
+
+
+def placement_burst(web, fleet, *, label, count):
+    """One burst from no tenant at all; its tenants are left in place (the stopped-server part reuses the last
+    burst's)."""
+    clear_tenants(fleet)
+    weights = CONFIGURATIONS[label]
+    fleet.use(weights)
+    bodies = [fixtures.tenant_body("flt", isolated=True) for _ in range(count)]
+    ids = [b["id"] for b in bodies]
+    first_sent = time.time()
+    submitted = create_tenants(web, bodies)
+    last_end = Attempt.objects.filter(job__task__endswith="provision_tenant").aggregate(last=Max("ended_at"))["last"]
+    drained = (last_end.timestamp() - first_sent) if last_end else math.nan
+    active = Tenant.objects.filter(id__in=ids, status=ProvisioningStatus.ACTIVE)
+    counts = dict(active.values_list("database_server").annotate(n=Count("id")))
+    # Where the catalog says each database is, against what each server holds.
+    expected = {
+        name: set(active.filter(database_server=name).values_list("database_name", flat=True)) for name in weights
+    }
+    found = {name: set(fleet.tenant_databases(name)) for name in weights}
+    misplaced = sum(len(expected[name] - found[name]) for name in weights)
+    result = {
+        "label": label,
+        "weights": weights,
+        "count": count,
+        "accepted": submitted.statuses.get(202, 0),
+        "drain_seconds": drained,
+        "per_minute": ratio(count, drained) * 60,
+        "active": active.count(),
+        "failed": Tenant.objects.filter(id__in=ids, status=ProvisioningStatus.FAILED).count(),
+        "counts": counts,
+        "spread": spread(counts, weights, count),
+        "misplaced": misplaced,
+    }
+    return result
+
+
+def report_placement(section, mode, results):
+    section.add(
+        "### Placement burst",
+        "",
+        f"{SUBMITTERS} clients POST isolated creations as fast as they are answered; {WORKERS} workers "
+        "(`rqworker --with-scheduler`) drain them, each creation placed by `placement.place` under its lock. "
+        "`one server`: the two extra servers Disabled, every tenant on `main`; `three`: main plus the two "
+        "clusters, with the weights shown. The configurations alternate "
+        f"({', '.join(mode.fleet_placement_runs)}), {mode.fleet_placement_tenants} tenants each, so a change of "
+        "the machine's load falls on all of them; each server already has its template before the first burst. "
+        "Tenants/min: first POST to the end of the last creation attempt. Before each burst every tenant and its "
+        "database is dropped, on every server.",
+        "",
+    )
+    rows = []
+    for r in results:
+        placed = ", ".join(f"{name} {n} (share {share:.0f})" for name, n, share, _ in r["spread"])
+        within = "yes" if all(ok for *_, ok in r["spread"]) else "**no**"
+        rows.append(
+            [
+                r["label"],
+                r["count"],
+                f"{r['drain_seconds']:.1f}",
+                f"**{r['per_minute']:.0f}**",
+                r["active"],
+                r["failed"],
+                placed,
+                within,
+                r["misplaced"],
+            ]
+        )
+    section.table(
+        [
+            "servers",
+            "tenants",
+            "first POST → last attempt s",
+            "tenants/min",
+            "Active",
+            "Failed",
+            "tenants per server",
+            "within ±10 %",
+            "databases not where the catalog says",
+        ],
+        rows,
+    )
+    rates = {}
+    for r in results:
+        rates.setdefault(r["label"], []).append(r["per_minute"])
+    section.table(["servers", "tenants/min min / median / max"], [[k, triple(v)] for k, v in rates.items()])
+    one = Summary.of(rates.get("one server", [])).median
+    for label in (k for k in rates if k != "one server"):
+        section.add(f"- {label} / one server: {fmt_ratio(ratio(Summary.of(rates[label]).median, one))} (medians)")
+    section.add("")
+    for label in {r["label"] for r in results if r["label"] != "one server"}:
+        runs = [r for r in results if r["label"] == label]
+        worst = max((abs(n - share) / share for r in runs for _, n, share, _ in r["spread"]), default=math.nan)
+        section.target(
+            f"placement {label}: each server within ±10 % of its weighted share",
+            f"largest deviation {worst:.0%}",
+            all(ok for r in runs for *_, ok in r["spread"]),
+        )
+    lost = sum(r["accepted"] - r["active"] - r["failed"] for r in results)
+    failed = sum(r["failed"] for r in results)
+    misplaced = sum(r["misplaced"] for r in results)
+    section.target(
+        "fleet bursts: none lost, none Failed, every database on its server",
+        f"{lost} lost, {failed} Failed, {misplaced} misplaced",
+        not (lost or failed or misplaced),
+    )
+
+
+# 2. A server stopped
+
+
+def me_requests(tokens, count):
+    return [("/api/users/me", {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}) for i in range(count)]
+
+
+def statuses_of(answers):
+    counts = {}
+    for answer in answers:
+        counts[answer.status] = counts.get(answer.status, 0) + 1
+    return ", ".join(f"{status}: {n}" for status, n in sorted(counts.items(), key=lambda kv: str(kv[0]))) or "none"
+
+
+def latencies(answers, status=200):
+    return [a.seconds for a in answers if a.status == status]
+
+
+async def calls_until(base_url, tokens, done):
+    """The stopped server's tenants calling one after another until `done` is set: every answer kept."""
+    answers = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        i = 0
+        while not done.is_set():
+            headers = {"Authorization": f"Bearer {tokens[i % len(tokens)]}"}
+            started = time.monotonic()
+            try:
+                status = (await client.get("/api/users/me", headers=headers)).status_code
+            except httpx.HTTPError as error:
+                status = type(error).__name__
+            answers.append(Answer(started, time.monotonic() - started, status))
+            i += 1
+    return answers
+
+
+async def others_with_stopped_calling(base_url, others, stopped, count):
+    done = asyncio.Event()
+
+    async def others_then_done():
+        try:
+            return await get_each(base_url, me_requests(others, count), concurrency=CALLERS)
+        finally:
+            done.set()
+
+    return await asyncio.gather(others_then_done(), calls_until(base_url, stopped, done))
+
+
+def health(web):
+    with contextlib.suppress(httpx.HTTPError):
+        response = httpx.get(f"{web.url}/health", timeout=30)
+        return f"{response.status_code} {response.text.strip()}"
+    return "no answer"
+
+
+def tenants_on_each_server(web, fleet, per_server):
+    """`per_server` Active isolated tenants on every server: those the last burst left, and new ones (named
+    at creation) where it left fewer."""
+    fleet.use(CONFIGURATIONS["three, 1/1/1"])
+    active = Tenant.objects.filter(status=ProvisioningStatus.ACTIVE, has_isolated_database=True).order_by("id")
+    tenants = {name: list(active.filter(database_server=name)[:per_server]) for name in fleet.names}
+    bodies = [
+        {**fixtures.tenant_body("fls", isolated=True), "databaseServer": name}
+        for name in fleet.names
+        for _ in range(per_server - len(tenants[name]))
+    ]
+    if bodies:
+        create_tenants(web, bodies)
+        for tenant in Tenant.objects.filter(id__in=[b["id"] for b in bodies], status=ProvisioningStatus.ACTIVE):
+            tenants[tenant.database_server_id].append(tenant)
+    return [tenant for name in fleet.names for tenant in tenants[name]]
+
+
+def stopped_server(web, fleet, *, per_server, requests):
+    tenants = tenants_on_each_server(web, fleet, per_server)
+    others = tenant_tokens([t for t in tenants if t.database_server_id != PLAIN])
+    stopped = tenant_tokens([t for t in tenants if t.database_server_id == PLAIN])
+    cluster = fleet.clusters[PLAIN]
+    url = web.url
+    result = {"tenants": len(tenants), "per_server": per_server, "requests": requests}
+    asyncio.run(get_each(url, me_requests(others + stopped, 30), concurrency=CALLERS))  # warm-up
+    result["health before"] = health(web)
+    result["before"] = asyncio.run(get_each(url, me_requests(others, requests), concurrency=CALLERS))
+    began = time.monotonic()
+    cluster.stop("fast")
+    result["stop_seconds"] = time.monotonic() - began
+    try:
+        result["first"] = asyncio.run(get_each(url, me_requests(stopped, len(stopped)), concurrency=1))
+        result["during alone"] = asyncio.run(get_each(url, me_requests(others, requests), concurrency=CALLERS))
+        result["during mixed"], result["stopped calls"] = asyncio.run(
+            others_with_stopped_calling(url, others, stopped, requests)
+        )
+        result["health during"] = health(web)
+    finally:
+        began = time.monotonic()
+        cluster.start_again()
+        result["start_seconds"] = time.monotonic() - began
+    result["recovery_seconds"], result["recovery_statuses"] = recovery(url, stopped)
+    result["after"] = asyncio.run(get_each(url, me_requests(others + stopped, requests), concurrency=CALLERS))
+    result["health after"] = health(web)
+    return result
+
+
+def recovery(url, tokens):
+    """Seconds from the server's start until every one of its tenants is served again (200), and what the
+    calls got on the way."""
+    began = time.monotonic()
+    seen = []
+    while time.monotonic() - began < RECOVERY_TIMEOUT:
+        answers = asyncio.run(get_each(url, me_requests(tokens, len(tokens)), concurrency=1))
+        seen += answers
+        if all(a.status == 200 for a in answers):
+            return time.monotonic() - began, statuses_of(seen)
+        time.sleep(0.2)
+    return math.nan, statuses_of(seen)
+
+
+def report_stopped(section, r):
+    section.add(
+        "### A server stopped",
+        "",
+        f"{r['per_server']} isolated tenants on each server (the last burst's, completed by creations naming "
+        "the server). `GET /api/users/me` with the "
+        f"admins' tokens, {CALLERS} clients, {r['requests']} calls per row, as the tenants of `main` and "
+        f"`{LOGICAL}`; then `{PLAIN}` is stopped (`pg_ctl stop -m fast`, {r['stop_seconds']:.1f} s) and the same "
+        f"calls are made alone, and again while its tenants call too (one client, one call after another, "
+        f"for as long as the others run). Then `{PLAIN}` is started again ({r['start_seconds']:.1f} s) and its "
+        "tenants are called until all are served. Every status is counted; latencies are of the 200s.",
+        "",
+    )
+    rows = []
+    for key, what in (
+        ("before", "others, all servers up"),
+        ("during alone", f"others, {PLAIN} stopped"),
+        ("during mixed", f"others, {PLAIN} stopped, its tenants calling"),
+        ("after", f"all tenants, {PLAIN} back"),
+    ):
+        answers = r[key]
+        s = Summary.of(latencies(answers))
+        rows.append([what, ms(s.median), ms(s.p99), ms(s.max), len(answers), statuses_of(answers)])
+    section.table(["calls", "p50 ms", "p99 ms", "max ms", "calls", "statuses"], rows)
+    before = Summary.of(latencies(r["before"]))
+    ratios = {}
+    for key in ("during alone", "during mixed"):
+        during = Summary.of(latencies(r[key]))
+        ratios[key] = (ratio(during.median, before.median), ratio(during.p99, before.p99))
+        section.add(
+            f"- {key.replace('during ', 'stopped, ')}: p50 {fmt_ratio(ratios[key][0])}, p99 "
+            f"{fmt_ratio(ratios[key][1])} of before"
+        )
+    section.add("")
+    stopped_answers = r["first"] + r["stopped calls"]
+    all_seconds = [a.seconds for a in stopped_answers]
+    s = Summary.of(all_seconds)
+    section.table(
+        ["calls of the stopped server's tenants", "statuses", "ms min / p50 / max", "calls"],
+        [
+            ["first call of each, right after the stop", statuses_of(r["first"]), _triple(r["first"]), len(r["first"])],
+            [
+                "while the others call",
+                statuses_of(r["stopped calls"]),
+                _triple(r["stopped calls"]),
+                len(r["stopped calls"]),
+            ],
+        ],
+    )
+    recovered = "–" if math.isnan(r["recovery_seconds"]) else f"{r['recovery_seconds']:.1f} s"
+    section.add(
+        f"Served again after the start: {recovered} (statuses on the way: {r['recovery_statuses']}).",
+        "",
+        f"`GET /health` before: `{r['health before']}`; during: `{r['health during']}`; after: `{r['health after']}`.",
+        "",
+    )
+    worst = max(max(pair) for pair in ratios.values())
+    section.target(
+        f"other servers' tenants ≤ {SLOWDOWN_GOAL}× while one server is stopped (p50 and p99)",
+        f"alone p50 {fmt_ratio(ratios['during alone'][0])} / p99 {fmt_ratio(ratios['during alone'][1])}; "
+        f"with its tenants calling p50 {fmt_ratio(ratios['during mixed'][0])} / p99 "
+        f"{fmt_ratio(ratios['during mixed'][1])}",
+        worst <= SLOWDOWN_GOAL,
+    )
+    all_503 = all(a.status == 503 for a in stopped_answers)
+    section.target(
+        f"a stopped server's tenant gets 503 within {REFUSAL_GOAL_SECONDS:.0f} s",
+        f"{statuses_of(stopped_answers)}; slowest {ms(s.max)} ms",
+        all_503 and s.max <= REFUSAL_GOAL_SECONDS,
+    )
+
+
+def _triple(answers):
+    s = Summary.of([a.seconds for a in answers])
+    return f"{ms(s.min)} / {ms(s.median)} / {ms(s.max)}"
+
+
+def machine_notes(section):
+    section.add(
+        "Machine notes: the two extra servers are private PostgreSQL 15 clusters on this same machine "
+        "(tests/support/postgres_clusters.py: initdb + pg_ctl on free ports, fsync, synchronous_commit and "
+        "full_page_writes off), started for this section and removed at its end; they share its 2 cores and its "
+        "disk with the main server, Daphne, the workers and the load generators. So three servers add no CPU "
+        "here: what the placement rows can show is what spreading costs (a check of the chosen server, a "
+        "connection per server), not what a real second machine would add.",
+        "",
+    )
+
+
+def run(ctx):
+    mode = ctx.mode
+    section = Section("6. Fleet: tenant databases over several PostgreSQL servers")
+    fixtures.reset()
+    try:
+        # The workers boot Django while the clusters are made: they read the servers only when a job comes.
+        for i in range(WORKERS):
+            start_worker(ctx.sandbox, name=f"worker{i}-fleet")
+        with Fleet.start() as fleet:
+            logger.info("fleet: clusters up (%s)", ", ".join(map(repr, fleet.clusters.values())))
+            web = Web(ctx.sandbox, name="web-fleet")
+            wait_for_workers(WORKERS)
+            try:
+                warm_up(web, fleet)
+                placements = []
+                for label in mode.fleet_placement_runs:
+                    logger.info("fleet: placement burst, %s", label)
+                    placements.append(placement_burst(web, fleet, label=label, count=mode.fleet_placement_tenants))
+                report_placement(section, mode, placements)
+                ctx.results["fleet placement"] = placements
+                logger.info("fleet: a server stopped")
+                stopped = stopped_server(
+                    web, fleet, per_server=mode.fleet_stop_tenants_per_server, requests=mode.fleet_stop_requests
+                )
+                report_stopped(section, stopped)
+            finally:
+                ctx.sandbox.stop_processes()
+            logger.info("fleet: moves")
+            fleet_move.run(ctx, section, fleet)
+            machine_notes(section)
+    finally:
+        ctx.sandbox.stop_processes()
+        fixtures.reset()
+    return section
