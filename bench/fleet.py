@@ -17,13 +17,18 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from django.db import connections
 from django.db.models import Count, Max
 
 from jobs.models import Attempt
 from tenants.models import MAIN_SERVER, ProvisioningStatus, Tenant
+from tests.support.postgres_clusters import PostgresCluster
 
 from . import fixtures, fleet_move
 from .clients import Answer, get_each
@@ -247,18 +252,54 @@ def tenants_on_each_server(web, fleet, per_server):
     return [tenant for name in fleet.names for tenant in tenants[name]]
 
 
-def stopped_server(web, fleet, *, per_server, requests):
+def stop_cluster(cluster):
+    cluster.stop("fast")
+
+
+def freeze_cluster(cluster):
+    os.kill(cluster.postmaster_pid(), signal.SIGSTOP)
+
+
+def thaw_cluster(cluster):
+    os.kill(cluster.postmaster_pid(), signal.SIGCONT)
+
+
+# How a server goes away: (what the report says, how it is done, how it comes back).
+OUTAGES = {
+    "stopped": ("`pg_ctl stop -m fast`: connections refused at once", stop_cluster, PostgresCluster.start_again),
+    "hung": (
+        "the postmaster frozen (SIGSTOP): connections wait unanswered, as with a host that stops answering",
+        freeze_cluster,
+        thaw_cluster,
+    ),
+}
+
+
+def stopped_server(web, fleet, *, per_server, requests, outages):
     tenants = tenants_on_each_server(web, fleet, per_server)
     others = tenant_tokens([t for t in tenants if t.database_server_id != PLAIN])
     stopped = tenant_tokens([t for t in tenants if t.database_server_id == PLAIN])
-    cluster = fleet.clusters[PLAIN]
+    asyncio.run(get_each(web.url, me_requests(others + stopped, 30), concurrency=CALLERS))  # warm-up
+    results = {}
+    for kind in outages:
+        logger.info("fleet: a server %s", kind)
+        results[kind] = outage(web, fleet.clusters[PLAIN], others, stopped, requests=requests, kind=kind)
+        results[kind].update(per_server=per_server, requests=requests)
+    return results
+
+
+def outage(web, cluster, others, stopped, *, requests, kind):
+    """The other servers' tenants' calls before and during the outage, alone and with the stopped server's
+    tenants calling; what those get; how soon they are served once the server is back."""
+    _, go, come_back = OUTAGES[kind]
     url = web.url
-    result = {"tenants": len(tenants), "per_server": per_server, "requests": requests}
-    asyncio.run(get_each(url, me_requests(others + stopped, 30), concurrency=CALLERS))  # warm-up
-    result["health before"] = health(web)
+    result = {"health before": health(web)}
     result["before"] = asyncio.run(get_each(url, me_requests(others, requests), concurrency=CALLERS))
+    result["before mixed"], result["before stopped calls"] = asyncio.run(
+        others_with_stopped_calling(url, others, stopped, requests)
+    )
     began = time.monotonic()
-    cluster.stop("fast")
+    go(cluster)
     result["stop_seconds"] = time.monotonic() - began
     try:
         result["first"] = asyncio.run(get_each(url, me_requests(stopped, len(stopped)), concurrency=1))
@@ -269,7 +310,7 @@ def stopped_server(web, fleet, *, per_server, requests):
         result["health during"] = health(web)
     finally:
         began = time.monotonic()
-        cluster.start_again()
+        come_back(cluster)
         result["start_seconds"] = time.monotonic() - began
     result["recovery_seconds"], result["recovery_statuses"] = recovery(url, stopped)
     result["after"] = asyncio.run(get_each(url, me_requests(others + stopped, requests), concurrency=CALLERS))
@@ -291,76 +332,78 @@ def recovery(url, tokens):
     return math.nan, statuses_of(seen)
 
 
-def report_stopped(section, r):
+def report_stopped(section, results):
+    any_result = next(iter(results.values()))
     section.add(
         "### A server stopped",
         "",
-        f"{r['per_server']} isolated tenants on each server (the last burst's, completed by creations naming "
-        "the server). `GET /api/users/me` with the "
-        f"admins' tokens, {CALLERS} clients, {r['requests']} calls per row, as the tenants of `main` and "
-        f"`{LOGICAL}`; then `{PLAIN}` is stopped (`pg_ctl stop -m fast`, {r['stop_seconds']:.1f} s) and the same "
-        f"calls are made alone, and again while its tenants call too (one client, one call after another, "
-        f"for as long as the others run). Then `{PLAIN}` is started again ({r['start_seconds']:.1f} s) and its "
-        "tenants are called until all are served. Every status is counted; latencies are of the 200s.",
+        f"{any_result['per_server']} isolated tenants on each server (the last burst's, completed by creations "
+        f"naming the server). `GET /api/users/me` with the admins' tokens, {CALLERS} clients, "
+        f"{any_result['requests']} calls per row, as the tenants of `main` and `{LOGICAL}`, alone and while the "
+        f"tenants of `{PLAIN}` call too (one client, one call after another, for as long as the others run); then "
+        f"`{PLAIN}` goes away and the same calls are made again, each row against the same calls made just before. "
+        f"Then `{PLAIN}` comes back and its tenants are called until all are served. How it goes away: "
+        + "; ".join(f"**{kind}**, {OUTAGES[kind][0]}" for kind in results)
+        + ". Every status is counted; latencies are of the 200s.",
         "",
     )
     rows = []
-    for key, what in (
-        ("before", "others, all servers up"),
-        ("during alone", f"others, {PLAIN} stopped"),
-        ("during mixed", f"others, {PLAIN} stopped, its tenants calling"),
-        ("after", f"all tenants, {PLAIN} back"),
-    ):
-        answers = r[key]
-        s = Summary.of(latencies(answers))
-        rows.append([what, ms(s.median), ms(s.p99), ms(s.max), len(answers), statuses_of(answers)])
-    section.table(["calls", "p50 ms", "p99 ms", "max ms", "calls", "statuses"], rows)
-    before = Summary.of(latencies(r["before"]))
+    for kind, r in results.items():
+        for key, what in (
+            ("before", "others, all servers up"),
+            ("during alone", f"others, {PLAIN} {kind}"),
+            ("before mixed", f"others, all servers up, {PLAIN}'s tenants calling"),
+            ("during mixed", f"others, {PLAIN} {kind}, its tenants calling"),
+            ("after", f"all tenants, {PLAIN} back"),
+        ):
+            answers = r[key]
+            s = Summary.of(latencies(answers))
+            rows.append([kind, what, ms(s.median), ms(s.p99), ms(s.max), len(answers), statuses_of(answers)])
+    section.table(["outage", "calls", "p50 ms", "p99 ms", "max ms", "calls", "statuses"], rows)
     ratios = {}
-    for key in ("during alone", "during mixed"):
-        during = Summary.of(latencies(r[key]))
-        ratios[key] = (ratio(during.median, before.median), ratio(during.p99, before.p99))
+    for kind, r in results.items():
+        for key, baseline in (("during alone", "before"), ("during mixed", "before mixed")):
+            before, during = Summary.of(latencies(r[baseline])), Summary.of(latencies(r[key]))
+            ratios[kind, key] = (ratio(during.median, before.median), ratio(during.p99, before.p99))
         section.add(
-            f"- {key.replace('during ', 'stopped, ')}: p50 {fmt_ratio(ratios[key][0])}, p99 "
-            f"{fmt_ratio(ratios[key][1])} of before"
+            f"- {kind} / up, the others alone: p50 {fmt_ratio(ratios[kind, 'during alone'][0])}, p99 "
+            f"{fmt_ratio(ratios[kind, 'during alone'][1])}; with {PLAIN}'s tenants calling in both (served before, "
+            f"refused during): p50 {fmt_ratio(ratios[kind, 'during mixed'][0])}, p99 "
+            f"{fmt_ratio(ratios[kind, 'during mixed'][1])}"
         )
     section.add("")
-    stopped_answers = r["first"] + r["stopped calls"]
-    all_seconds = [a.seconds for a in stopped_answers]
-    s = Summary.of(all_seconds)
-    section.table(
-        ["calls of the stopped server's tenants", "statuses", "ms min / p50 / max", "calls"],
-        [
-            ["first call of each, right after the stop", statuses_of(r["first"]), _triple(r["first"]), len(r["first"])],
-            [
-                "while the others call",
-                statuses_of(r["stopped calls"]),
-                _triple(r["stopped calls"]),
-                len(r["stopped calls"]),
-            ],
-        ],
-    )
-    recovered = "–" if math.isnan(r["recovery_seconds"]) else f"{r['recovery_seconds']:.1f} s"
-    section.add(
-        f"Served again after the start: {recovered} (statuses on the way: {r['recovery_statuses']}).",
-        "",
-        f"`GET /health` before: `{r['health before']}`; during: `{r['health during']}`; after: `{r['health after']}`.",
-        "",
-    )
-    worst = max(max(pair) for pair in ratios.values())
-    section.target(
-        f"other servers' tenants ≤ {SLOWDOWN_GOAL}× while one server is stopped (p50 and p99)",
-        f"alone p50 {fmt_ratio(ratios['during alone'][0])} / p99 {fmt_ratio(ratios['during alone'][1])}; "
-        f"with its tenants calling p50 {fmt_ratio(ratios['during mixed'][0])} / p99 "
-        f"{fmt_ratio(ratios['during mixed'][1])}",
-        worst <= SLOWDOWN_GOAL,
-    )
-    all_503 = all(a.status == 503 for a in stopped_answers)
-    section.target(
-        f"a stopped server's tenant gets 503 within {REFUSAL_GOAL_SECONDS:.0f} s",
-        f"{statuses_of(stopped_answers)}; slowest {ms(s.max)} ms",
-        all_503 and s.max <= REFUSAL_GOAL_SECONDS,
-    )
+    rows = []
+    for kind, r in results.items():
+        for key, what in (("first", "first call of each, right after"), ("stopped calls", "while the others call")):
+            rows.append([kind, what, statuses_of(r[key]), _triple(r[key]), len(r[key])])
+    section.table(["outage", f"calls of {PLAIN}'s tenants", "statuses", "ms min / p50 / max", "calls"], rows)
+    for kind, r in results.items():
+        recovered = "–" if math.isnan(r["recovery_seconds"]) else f"{r['recovery_seconds']:.1f} s"
+        section.add(
+            f"- {kind}: gone in {r['stop_seconds']:.1f} s, back in {r['start_seconds']:.1f} s; its tenants served "
+            f"again {recovered} after that (statuses on the way: {r['recovery_statuses']}). `GET /health` before: "
+            f"`{r['health before']}`; during: `{r['health during']}`; after: `{r['health after']}`."
+        )
+    section.add("")
+    for kind, r in results.items():
+        worst = max(max(ratios[kind, key]) for key in ("during alone", "during mixed"))
+        section.target(
+            f"{kind} server: other servers' tenants ≤ {SLOWDOWN_GOAL}× (p50 and p99)",
+            f"alone {_pair(ratios[kind, 'during alone'])}; with its tenants calling "
+            f"{_pair(ratios[kind, 'during mixed'])}",
+            worst <= SLOWDOWN_GOAL,
+        )
+        answers = r["first"] + r["stopped calls"]
+        slowest = Summary.of([a.seconds for a in answers]).max
+        section.target(
+            f"{kind} server: its tenants get 503 within {REFUSAL_GOAL_SECONDS:.0f} s",
+            f"{statuses_of(answers)}; slowest {ms(slowest)} ms",
+            all(a.status == 503 for a in answers) and slowest <= REFUSAL_GOAL_SECONDS,
+        )
+
+
+def _pair(ratios):
+    return f"p50 {fmt_ratio(ratios[0])} / p99 {fmt_ratio(ratios[1])}"
 
 
 def _triple(answers):
@@ -380,18 +423,34 @@ def machine_notes(section):
     )
 
 
+def start_fleet():
+    """Fleet.start in a thread of its own: its Django connection is closed when done."""
+    try:
+        return Fleet.start()
+    finally:
+        connections.close_all()
+
+
 def run(ctx):
     mode = ctx.mode
     section = Section("6. Fleet: tenant databases over several PostgreSQL servers")
     fixtures.reset()
     try:
-        # The workers boot Django while the clusters are made: they read the servers only when a job comes.
+        # The clusters are made while the workers and Daphne boot: none reads the servers before a request.
         for i in range(WORKERS):
             start_worker(ctx.sandbox, name=f"worker{i}-fleet")
-        with Fleet.start() as fleet:
+        with ThreadPoolExecutor(1) as pool:
+            starting = pool.submit(start_fleet)
+            try:
+                web = Web(ctx.sandbox, name="web-fleet")
+                wait_for_workers(WORKERS)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    starting.result().remove()
+                raise
+            fleet = starting.result()
+        with fleet:
             logger.info("fleet: clusters up (%s)", ", ".join(map(repr, fleet.clusters.values())))
-            web = Web(ctx.sandbox, name="web-fleet")
-            wait_for_workers(WORKERS)
             try:
                 warm_up(web, fleet)
                 placements = []
@@ -402,7 +461,11 @@ def run(ctx):
                 ctx.results["fleet placement"] = placements
                 logger.info("fleet: a server stopped")
                 stopped = stopped_server(
-                    web, fleet, per_server=mode.fleet_stop_tenants_per_server, requests=mode.fleet_stop_requests
+                    web,
+                    fleet,
+                    per_server=mode.fleet_stop_tenants_per_server,
+                    requests=mode.fleet_stop_requests,
+                    outages=mode.fleet_outages,
                 )
                 report_stopped(section, stopped)
             finally:

@@ -41,6 +41,7 @@ class Mode:
     fleet_placement_runs: tuple  # keys of bench.fleet.CONFIGURATIONS, in the order run
     fleet_stop_tenants_per_server: int
     fleet_stop_requests: int  # calls per row of the stopped-server measurement
+    fleet_outages: tuple  # keys of bench.fleet.OUTAGES
     fleet_move_megabytes: int  # data in each moved tenant's database
 
     def accept_requests(self, concurrency):
@@ -81,6 +82,7 @@ FULL = Mode(
     fleet_placement_runs=("one server", "three, 1/1/1", "three, 1/2/1", "one server", "three, 1/1/1"),
     fleet_stop_tenants_per_server=5,
     fleet_stop_requests=400,
+    fleet_outages=("stopped", "hung"),
     fleet_move_megabytes=100,
 )
 
@@ -111,9 +113,10 @@ QUICK = Mode(
     migrate_databases=3,
     migrate_parallel=(1, 2),
     migrate_repeats=1,
-    fleet_placement_tenants=8,
+    fleet_placement_tenants=4,
     fleet_placement_runs=("one server", "three, 1/2/1"),
     fleet_stop_tenants_per_server=2,
-    fleet_stop_requests=40,
+    fleet_stop_requests=30,
+    fleet_outages=("stopped",),
     fleet_move_megabytes=5,
 )
