@@ -19,6 +19,7 @@ import math
 import time
 
 import httpx
+from django.db import connections
 from django.urls import resolve
 
 from diquis.envelope import api_not_found
@@ -32,9 +33,9 @@ from .fleet_tenants import clear_tenants, create_tenants, tenant_tokens
 from .stack import Web, start_worker, wait_for_workers
 from .stats import Summary, ms
 
-MOVES = (("logical replication", LOGICAL, MAIN_SERVER), ("pg_dump | pg_restore", PLAIN, MAIN_SERVER))
+MOVES = (("logical replication", LOGICAL, MAIN_SERVER), ("pg_dump + pg_restore", PLAIN, MAIN_SERVER))
 WORKERS = 2
-FILL_BATCH = 20_000
+FILL_BATCH = 5_000
 MOVE_TIMEOUT = 900
 POLL_SECONDS = 0.1
 WRITE_PASSWORD = fixtures.ADMIN_PASSWORD
@@ -48,20 +49,23 @@ def move_available():
 
 
 def fill(fleet, tenant, megabytes):
-    """Rows in the tenant's users table until its database holds `megabytes`. Returns (rows, MB)."""
-    rows, size = 0, 0.0
+    """Rows in the tenant's users table until it holds `megabytes` (with its indexes). Returns (rows, table MB,
+    database MB)."""
+    rows = 0
     with fleet.superuser_connection(tenant.database_server_id, tenant.database_name) as connection:
         while True:
-            size = connection.execute("SELECT pg_database_size(current_database())").fetchone()[0] / 2**20
-            if size >= megabytes:
-                return rows, size
+            table, database = connection.execute(
+                "SELECT pg_total_relation_size('tenants_user'), pg_database_size(current_database())"
+            ).fetchone()
+            if table >= megabytes * 2**20:
+                return rows, table / 2**20, database / 2**20
             connection.execute(
                 """
                 INSERT INTO tenants_user (id, password, last_login, tenant_id, email, first_name, last_name,
                     phone_number, image_url, roles, is_active, created_on, token_generation)
                 SELECT gen_random_uuid(), %(hash)s, NULL, %(tenant)s, 'filler-' || g || '@bench.test',
                     repeat(md5(g::text), 4), repeat(md5((-g)::text), 4), '', '', '[]'::jsonb, true, now(), 0
-                FROM generate_series(%(first)s, %(last)s) AS g
+                FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
                 """,
                 {"hash": FILLER_HASH, "tenant": tenant.id, "first": rows + 1, "last": rows + FILL_BATCH},
             )
@@ -123,26 +127,30 @@ def longest_refusal(answers, accepted=201):
 
 
 def wait_for_move(tenant_id, began):
-    """Poll the catalog until the tenant is no longer Moving (or the timeout): (seconds, saw Moving)."""
+    """Poll the catalog until the tenant is no longer Moving (or the timeout): (seconds, saw Moving). Runs in
+    a thread of its own (beside the clients' event loop), whose connection it closes."""
     saw_moving = False
-    while time.monotonic() - began < MOVE_TIMEOUT:
-        status = Tenant.objects.values_list("status", flat=True).get(pk=tenant_id)
-        if status == ProvisioningStatus.MOVING:
-            saw_moving = True
-        elif saw_moving or time.monotonic() - began > 5:
-            return time.monotonic() - began, saw_moving
-        time.sleep(POLL_SECONDS)
-    return math.nan, saw_moving
+    try:
+        while time.monotonic() - began < MOVE_TIMEOUT:
+            status = Tenant.objects.values_list("status", flat=True).get(pk=tenant_id)
+            if status == ProvisioningStatus.MOVING:
+                saw_moving = True
+            elif saw_moving or time.monotonic() - began > 5:
+                return time.monotonic() - began, saw_moving
+            time.sleep(POLL_SECONDS)
+        return math.nan, saw_moving
+    finally:
+        connections.close_all()
 
 
-async def move_while_writing(web, tenant, token, target):
+async def move_while_writing(web, tenant, token, target, root_headers):
     """Writer and reader running; the move POSTed after a second of writes; both stopped a second after it
     ended."""
     done = asyncio.Event()
     writer = asyncio.create_task(write_continuously(web.url, token, done))
     reader = asyncio.create_task(read_continuously(web.url, token, done))
     await asyncio.sleep(1.0)
-    async with httpx.AsyncClient(base_url=web.url, headers=fixtures.root_headers(), timeout=60) as client:
+    async with httpx.AsyncClient(base_url=web.url, headers=root_headers, timeout=60) as client:
         began = time.monotonic()
         response = await client.post(f"/api/tenants/{tenant.id}/move", json={"databaseServer": target})
     accepted = response.status_code, response.json().get("messages")
@@ -168,9 +176,9 @@ def one_move(web, fleet, *, label, source, target, megabytes):
     body = {**fixtures.tenant_body("flm", isolated=True), "databaseServer": source}
     create_tenants(web, [body])
     tenant = Tenant.objects.get(pk=body["id"])
-    rows, size = fill(fleet, tenant, megabytes)
+    rows, table_size, size = fill(fleet, tenant, megabytes)
     token = tenant_tokens([tenant])[0]
-    result = asyncio.run(move_while_writing(web, tenant, token, target))
+    result = asyncio.run(move_while_writing(web, tenant, token, target, fixtures.root_headers()))
     tenant.refresh_from_db()
     with use_tenant(tenant):
         present = User.objects.filter(email__in=result["emails"]).count()
@@ -181,6 +189,7 @@ def one_move(web, fleet, *, label, source, target, megabytes):
         source=source,
         target=target,
         rows=rows,
+        table_megabytes=table_size,
         megabytes=size,
         server_after=tenant.database_server_id,
         status_after=tenant.status,
@@ -191,6 +200,10 @@ def one_move(web, fleet, *, label, source, target, megabytes):
     )
     clear_tenants(fleet)
     return result
+
+
+def _seconds(value):
+    return "–" if math.isnan(value) else f"{value:.1f} s"
 
 
 def statuses_of(answers):
@@ -208,7 +221,7 @@ def run(ctx, section, fleet):
             'Not run: this code has no `POST /api/tenants/{id}/move` (API.md, "Tenants"). The benchmark is '
             "written against API.md (bench/fleet_move.py) and runs as soon as the endpoint is there: "
             f"{mode.fleet_move_megabytes} MB of rows per tenant, one move from `{LOGICAL}` (logical replication) "
-            f"and one from `{PLAIN}` (pg_dump | pg_restore) to `main`, with a client writing all along.",
+            f"and one from `{PLAIN}` (pg_dump + pg_restore) to `main`, with a client writing all along.",
             "",
         )
         section.target("move: longest write refusal, logical replication against dump/restore", "not run", None)
@@ -250,9 +263,9 @@ def report(section, results):
             [
                 r["label"],
                 f"{r['source']} → {r['target']}",
-                f"{r['megabytes']:.0f} MB ({r['rows']:,} rows)",
+                f"{r['table_megabytes']:.0f} MB users table ({r['rows']:,} rows), database {r['megabytes']:.0f} MB",
                 f"{r['accepted'][0]}",
-                "–" if math.isnan(r["seconds"]) else f"**{r['seconds']:.1f}**",
+                f"**{_seconds(r['seconds'])}**",
                 f"{r['status_after']} on {r['server_after']}" + (f" ({r['error']})" if r["error"] else ""),
                 f"**{longest_refusal(writes):.1f}**",
                 statuses_of(writes),
@@ -284,12 +297,12 @@ def report(section, results):
         rows,
     )
     by = {r["label"]: r for r in results}
-    logical, dump = by.get("logical replication"), by.get("pg_dump | pg_restore")
+    logical, dump = by.get("logical replication"), by.get("pg_dump + pg_restore")
     if logical and dump:
         section.add(
             f"- Longest write refusal, logical replication / dump-restore: {longest_refusal(logical['writes']):.1f} "
-            f"s / {longest_refusal(dump['writes']):.1f} s; wall time {logical['seconds']:.1f} s / "
-            f"{dump['seconds']:.1f} s.",
+            f"s / {longest_refusal(dump['writes']):.1f} s; wall time {_seconds(logical['seconds'])} / "
+            f"{_seconds(dump['seconds'])}.",
             "",
         )
     moved = all(r["server_after"] == r["target"] and r["status_after"] == ProvisioningStatus.ACTIVE for r in results)
