@@ -169,6 +169,31 @@ class Answer:
     started: float  # time.monotonic() when sent
     seconds: float
     status: object  # the HTTP status, or the name of the client's error (no answer at all)
+    messages: tuple = ()  # the envelope's messages of a refusal
+
+
+def messages_of(response):
+    """The envelope's `messages` of a refusal (none of a success)."""
+    if response.status_code < 300:
+        return ()
+    try:
+        return tuple(response.json().get("messages") or ())
+    except ValueError:
+        return ("(no envelope)",)
+
+
+def statuses_of(answers):
+    """'200: 398, 503: 2': how many answers of each status (or client error)."""
+    counts = {}
+    for answer in answers:
+        counts[answer.status] = counts.get(answer.status, 0) + 1
+    return ", ".join(f"{status}: {n}" for status, n in sorted(counts.items(), key=lambda kv: str(kv[0]))) or "none"
+
+
+def messages_seen(answers):
+    """Each distinct envelope message of the refusals, quoted."""
+    seen = dict.fromkeys(message for answer in answers for message in answer.messages)
+    return "; ".join(f"“{message}”" for message in seen) or "none"
 
 
 async def get_each(base_url, requests, *, concurrency, timeout=60):
@@ -181,12 +206,13 @@ async def get_each(base_url, requests, *, concurrency, timeout=60):
 
         async def one_client():
             for path, headers in pending:
-                started = time.monotonic()
+                started, messages = time.monotonic(), ()
                 try:
-                    status = (await client.get(path, headers=headers)).status_code
+                    response = await client.get(path, headers=headers)
+                    status, messages = response.status_code, messages_of(response)
                 except httpx.HTTPError as error:
                     status = type(error).__name__
-                answers.append(Answer(started, time.monotonic() - started, status))
+                answers.append(Answer(started, time.monotonic() - started, status, messages))
 
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
     return answers

@@ -27,7 +27,7 @@ from tenants.connections import use_tenant
 from tenants.models import MAIN_SERVER, ProvisioningStatus, Tenant, User
 
 from . import fixtures
-from .clients import Answer
+from .clients import Answer, messages_of, messages_seen, statuses_of
 from .fleet_servers import LOGICAL, PLAIN
 from .fleet_tenants import clear_tenants, create_tenants, tenant_tokens
 from .stack import Web, start_worker, wait_for_workers
@@ -82,15 +82,15 @@ async def write_continuously(base_url, token, done):
             i += 1
             email = f"writer{i:06d}@bench.test"
             body = {"email": email, "password": WRITE_PASSWORD, "firstName": "W", "lastName": str(i)}
-            started = time.monotonic()
+            started, messages = time.monotonic(), ()
             try:
                 response = await client.post("/api/users", json=body)
-                status = response.status_code
+                status, messages = response.status_code, messages_of(response)
                 if response.headers.get("Retry-After"):
                     retry_after.append(response.headers["Retry-After"])
             except httpx.HTTPError as error:
                 status = type(error).__name__
-            answers.append(Answer(started, time.monotonic() - started, status))
+            answers.append(Answer(started, time.monotonic() - started, status, messages))
             if status == 201:
                 emails.append(email)
     return answers, retry_after, emails
@@ -100,12 +100,13 @@ async def read_continuously(base_url, token, done):
     answers = []
     async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
         while not done.is_set():
-            started = time.monotonic()
+            started, messages = time.monotonic(), ()
             try:
-                status = (await c.get("/api/users/me")).status_code
+                response = await c.get("/api/users/me")
+                status, messages = response.status_code, messages_of(response)
             except httpx.HTTPError as error:
                 status = type(error).__name__
-            answers.append(Answer(started, time.monotonic() - started, status))
+            answers.append(Answer(started, time.monotonic() - started, status, messages))
     return answers
 
 
@@ -206,13 +207,6 @@ def _seconds(value):
     return "–" if math.isnan(value) else f"{value:.1f} s"
 
 
-def statuses_of(answers):
-    counts = {}
-    for answer in answers:
-        counts[answer.status] = counts.get(answer.status, 0) + 1
-    return ", ".join(f"{status}: {n}" for status, n in sorted(counts.items(), key=lambda kv: str(kv[0]))) or "none"
-
-
 def run(ctx, section, fleet):
     mode = ctx.mode
     section.add("### Moving a tenant with data", "")
@@ -269,6 +263,7 @@ def report(section, results):
                 f"{r['status_after']} on {r['server_after']}" + (f" ({r['error']})" if r["error"] else ""),
                 f"**{longest_refusal(writes):.1f}**",
                 statuses_of(writes),
+                messages_seen(writes),
                 ", ".join(r["retry_after"]) or "none",
                 statuses_of(reads),
                 ms(Summary.of([a.seconds for a in reads if a.status == 200]).max),
@@ -287,6 +282,7 @@ def report(section, results):
             "after",
             "longest write refusal s",
             "writes",
+            "refusals said",
             "Retry-After",
             "reads",
             "slowest read ms",

@@ -12,6 +12,7 @@ registration. They connect with the cluster's CREATEDB role and its password, as
 
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 from django.db.models import Q
@@ -29,6 +30,7 @@ logger = logging.getLogger("bench")
 
 LOGICAL = "pg-logical"  # wal_level=logical: a move from it can use logical replication
 PLAIN = "pg-plain"  # wal_level=replica: a move from it is a dump and a restore
+DROPLETS = 4  # databases dropped at once
 
 
 class Fleet:
@@ -104,19 +106,22 @@ class Fleet:
             return sorted(row[0] for row in rows)
 
     def drop_tenant_databases(self):
-        """Every tenant database the bench made on the extra clusters that run (the main server's are the
-        sandbox's). Returns how many."""
-        dropped = 0
-        for name, cluster in self.clusters.items():
-            if not cluster.running():
-                continue
-            for database in self.tenant_databases(name):
-                with self.superuser_connection(name) as connection:
-                    connection.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-                    )
-                dropped += 1
-        return dropped
+        """Every tenant database the bench made, on every server that runs (not the templates and spares),
+        a few at a time: a drop waits for every session of its server to let go of the files, and the main
+        server is shared with other runs. Returns how many."""
+        doomed = [
+            (name, database)
+            for name in self.names
+            if name == MAIN_SERVER or self.clusters[name].running()
+            for database in self.tenant_databases(name)
+        ]
+        with ThreadPoolExecutor(DROPLETS) as pool:
+            list(pool.map(lambda pair: self._drop(*pair), doomed))
+        return len(doomed)
+
+    def _drop(self, server, database):
+        with self.superuser_connection(server) as connection:
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
     def remove(self):
         """The rows (and any tenant still on them) and the clusters, whatever fails on the way."""

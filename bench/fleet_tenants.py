@@ -35,7 +35,6 @@ def clear_tenants(fleet):
     Tenant.objects.exclude(pk=ROOT_TENANT_ID).delete()
     Job.objects.all().delete()
     Notification.objects.all().delete()
-    fixtures.drop_tenant_databases()
     fleet.drop_tenant_databases()
 
 
