@@ -15,6 +15,7 @@ every tenant database made on them.
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import os
@@ -249,10 +250,24 @@ async def others_with_stopped_calling(base_url, others, stopped, count):
 
 
 def health(web):
+    """(status, body) of GET /health (body parsed when it is JSON; None when there was no answer)."""
     with contextlib.suppress(httpx.HTTPError):
         response = httpx.get(f"{web.url}/health", timeout=30)
-        return f"{response.status_code} {response.text.strip()}"
-    return "no answer"
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, response.text.strip()
+    return None, None
+
+
+def says_down(health_answer, server):
+    status, body = health_answer
+    return status == 200 and isinstance(body, dict) and (body.get("databaseServers") or {}).get(server) == "down"
+
+
+def _health(answer):
+    status, body = answer
+    return "no answer" if status is None else f"{status} {json.dumps(body)}"
 
 
 def tenants_on_each_server(web, fleet, per_server):
@@ -296,7 +311,7 @@ OUTAGES = {
 }
 
 
-def stopped_server(web, fleet, *, per_server, requests, outages):
+def stopped_server(web, fleet, *, per_server, requests, outages, rounds):
     tenants = tenants_on_each_server(web, fleet, per_server)
     others = tenant_tokens([t for t in tenants if t.database_server_id != PLAIN])
     stopped = tenant_tokens([t for t in tenants if t.database_server_id == PLAIN])
@@ -304,36 +319,42 @@ def stopped_server(web, fleet, *, per_server, requests, outages):
     results = {}
     for kind in outages:
         logger.info("fleet: a server %s", kind)
-        results[kind] = outage(web, fleet.clusters[PLAIN], others, stopped, requests=requests, kind=kind)
-        results[kind].update(per_server=per_server, requests=requests)
+        results[kind] = outage(web, fleet.clusters[PLAIN], others, stopped, requests=requests, kind=kind, rounds=rounds)
+        results[kind].update(per_server=per_server, requests=requests, rounds=rounds)
     return results
 
 
-def outage(web, cluster, others, stopped, *, requests, kind):
+def outage(web, cluster, others, stopped, *, requests, kind, rounds):
     """The other servers' tenants' calls before and during the outage, alone and with the stopped server's
-    tenants calling; what those get; how soon they are served once the server is back."""
+    tenants calling; what those get; how soon they are served once the server is back. `rounds` times, up and
+    down in turn (each row pools its rounds), so a change of the machine's load falls on both."""
     _, go, come_back = OUTAGES[kind]
     url = web.url
-    result = {"health before": health(web)}
-    result["before"] = asyncio.run(get_each(url, me_requests(others, requests), concurrency=CALLERS))
-    result["before mixed"], result["before stopped calls"] = asyncio.run(
-        others_with_stopped_calling(url, others, stopped, requests)
-    )
-    began = time.monotonic()
-    go(cluster)
-    result["stop_seconds"] = time.monotonic() - began
-    try:
-        result["first"] = asyncio.run(get_each(url, me_requests(stopped, len(stopped)), concurrency=1))
-        result["during alone"] = asyncio.run(get_each(url, me_requests(others, requests), concurrency=CALLERS))
-        result["during mixed"], result["stopped calls"] = asyncio.run(
-            others_with_stopped_calling(url, others, stopped, requests)
-        )
-        result["health during"] = health(web)
-    finally:
+    per_round = max(requests // rounds, 1)
+    result = {key: [] for key in ("before", "before mixed", "first", "during alone", "during mixed", "stopped calls")}
+    result.update(stop_seconds=[], start_seconds=[], recovery_seconds=[], recovery_statuses=[])
+    result["health before"] = health(web)
+    for _ in range(rounds):
+        result["before"] += asyncio.run(get_each(url, me_requests(others, per_round), concurrency=CALLERS))
+        mixed, _served = asyncio.run(others_with_stopped_calling(url, others, stopped, per_round))
+        result["before mixed"] += mixed
         began = time.monotonic()
-        come_back(cluster)
-        result["start_seconds"] = time.monotonic() - began
-    result["recovery_seconds"], result["recovery_statuses"] = recovery(url, stopped)
+        go(cluster)
+        result["stop_seconds"].append(time.monotonic() - began)
+        try:
+            result["first"] += asyncio.run(get_each(url, me_requests(stopped, len(stopped)), concurrency=1))
+            result["during alone"] += asyncio.run(get_each(url, me_requests(others, per_round), concurrency=CALLERS))
+            mixed, refused = asyncio.run(others_with_stopped_calling(url, others, stopped, per_round))
+            result["during mixed"] += mixed
+            result["stopped calls"] += refused
+            result["health during"] = health(web)
+        finally:
+            began = time.monotonic()
+            come_back(cluster)
+            result["start_seconds"].append(time.monotonic() - began)
+        seconds, seen = recovery(url, stopped)
+        result["recovery_seconds"].append(seconds)
+        result["recovery_statuses"] += seen
     result["after"] = asyncio.run(get_each(url, me_requests(others + stopped, requests), concurrency=CALLERS))
     result["health after"] = health(web)
     return result
@@ -348,9 +369,9 @@ def recovery(url, tokens):
         answers = asyncio.run(get_each(url, me_requests(tokens, len(tokens)), concurrency=1))
         seen += answers
         if all(a.status == 200 for a in answers):
-            return time.monotonic() - began, statuses_of(seen)
+            return time.monotonic() - began, seen
         time.sleep(0.2)
-    return math.nan, statuses_of(seen)
+    return math.nan, seen
 
 
 def report_stopped(section, results):
@@ -362,8 +383,9 @@ def report_stopped(section, results):
         f"naming the server). `GET /api/users/me` with the admins' tokens, {CALLERS} clients, "
         f"{any_result['requests']} calls per row, as the tenants of `main` and `{LOGICAL}`, alone and while the "
         f"tenants of `{PLAIN}` call too (one client, one call after another, for as long as the others run); then "
-        f"`{PLAIN}` goes away and the same calls are made again, each row against the same calls made just before. "
-        f"Then `{PLAIN}` comes back and its tenants are called until all are served. How it goes away: "
+        f"`{PLAIN}` goes away and the same calls are made again; then `{PLAIN}` comes back and its tenants are "
+        f"called until all are served. Up and down in turn, {any_result['rounds']} round(s), each row pooling its "
+        "rounds, so that a change of the machine's load falls on both. How the server goes away: "
         + "; ".join(f"**{kind}**, {OUTAGES[kind][0]}" for kind in results)
         + ". Every status is counted; latencies are of the 200s.",
         "",
@@ -401,11 +423,13 @@ def report_stopped(section, results):
         ["outage", f"calls of {PLAIN}'s tenants", "statuses", "messages", "ms min / p50 / max", "calls"], rows
     )
     for kind, r in results.items():
-        recovered = "–" if math.isnan(r["recovery_seconds"]) else f"{r['recovery_seconds']:.1f} s"
+        slowest = max(r["recovery_seconds"])
+        recovered = "–" if math.isnan(slowest) else f"{slowest:.1f} s"
         section.add(
-            f"- {kind}: gone in {r['stop_seconds']:.1f} s, back in {r['start_seconds']:.1f} s; its tenants served "
-            f"again {recovered} after that (statuses on the way: {r['recovery_statuses']}). `GET /health` before: "
-            f"`{r['health before']}`; during: `{r['health during']}`; after: `{r['health after']}`."
+            f"- {kind}: gone in {max(r['stop_seconds']):.1f} s at most, back in {max(r['start_seconds']):.1f} s; its "
+            f"tenants served again at most {recovered} after that (statuses on the way: "
+            f"{statuses_of(r['recovery_statuses'])}). `GET /health` before: `{_health(r['health before'])}`; during: "
+            f"`{_health(r['health during'])}`; after: `{_health(r['health after'])}`."
         )
     section.add("")
     for kind, r in results.items():
@@ -423,6 +447,11 @@ def report_stopped(section, results):
             f"{statuses_of(answers)} ({messages_seen(answers)}); slowest {ms(slowest)} ms",
             all(a.status == 503 and a.messages == (UNAVAILABLE_MESSAGE,) for a in answers)
             and slowest <= REFUSAL_GOAL_SECONDS,
+        )
+        section.target(
+            f'{kind} server: `GET /health` stays 200 and says `"{PLAIN}": "down"` (API.md)',
+            _health(r["health during"]),
+            says_down(r["health during"], PLAIN),
         )
 
 
@@ -490,6 +519,7 @@ def run(ctx):
                     per_server=mode.fleet_stop_tenants_per_server,
                     requests=mode.fleet_stop_requests,
                     outages=mode.fleet_outages,
+                    rounds=mode.fleet_stop_rounds,
                 )
                 report_stopped(section, stopped)
             finally:

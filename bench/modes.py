@@ -42,6 +42,7 @@ class Mode:
     fleet_stop_tenants_per_server: int
     fleet_stop_requests: int  # calls per row of the stopped-server measurement
     fleet_outages: tuple  # keys of bench.fleet.OUTAGES
+    fleet_stop_rounds: int  # up and down this many times, the requests split over them
     fleet_move_megabytes: int  # data in each moved tenant's database
 
     def accept_requests(self, concurrency):
@@ -83,6 +84,7 @@ FULL = Mode(
     fleet_stop_tenants_per_server=5,
     fleet_stop_requests=400,
     fleet_outages=("stopped", "hung"),
+    fleet_stop_rounds=4,
     fleet_move_megabytes=100,
 )
 
@@ -118,5 +120,6 @@ QUICK = Mode(
     fleet_stop_tenants_per_server=2,
     fleet_stop_requests=30,
     fleet_outages=("stopped",),
+    fleet_stop_rounds=1,
     fleet_move_megabytes=5,
 )
