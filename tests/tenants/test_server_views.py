@@ -178,7 +178,7 @@ def test_a_name_that_is_no_slug_is_refused(root_api, name):
 )
 def test_a_url_that_is_not_a_plain_postgres_url_is_refused_without_being_echoed(root_api, url):
     body = assert_refused(register(root_api, "pg-junk", url), 400, field="url", secrets=[url, SECRET])
-    assert "postgres://user:password@host:port/database" in body["errors"]["url"][0]
+    assert "postgres[ql]://user:password@host:port/database" in body["errors"]["url"][0]
     assert not DatabaseServer.objects.filter(pk="pg-junk").exists()
 
 
