@@ -13,7 +13,7 @@ from tenants.models import MAIN_SERVER, DatabaseServer, ServerStatus, Tenant
 from tenants.vault import decrypt_secret
 from tests.support.contract import SERVER_FIELDS
 from tests.support.factories import TenantFactory, UserFactory
-from tests.support.ports import free_port
+from tests.support.ports import free_port, silent_port
 from tests.support.postgres_clusters import CREATEDB_ROLE
 from tests.support.users import client_for
 
@@ -113,6 +113,17 @@ def test_an_unreachable_host_is_refused_within_a_few_seconds(root_api):
     assert time.monotonic() - started < 5
     assert_refused(response, 400, field="url", says="unreachable", secrets=[url, SECRET])
     assert not DatabaseServer.objects.filter(pk="pg-nowhere").exists()
+
+
+def test_a_server_that_never_answers_is_refused_after_the_connect_timeout(root_api):
+    with silent_port() as port:
+        url = f"postgres://someone:{SECRET}@127.0.0.1:{port}/postgres"
+        started = time.monotonic()
+        response = register(root_api, "pg-silent", url)
+        elapsed = time.monotonic() - started
+    assert settings.DIQUIS_SERVER_CONNECT_TIMEOUT - 0.5 < elapsed < settings.DIQUIS_SERVER_CONNECT_TIMEOUT + 2
+    assert_refused(response, 400, field="url", says="unreachable", secrets=[url, SECRET])
+    assert not DatabaseServer.objects.filter(pk="pg-silent").exists()
 
 
 def test_an_unknown_maintenance_database_is_refused_naming_it(root_api, extra_postgres_servers):
