@@ -11,7 +11,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
-from django.db import models
 from django.db.models import Count, Max
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -24,7 +23,7 @@ from django.utils.timezone import localtime
 from jobs.admin import history
 from notifications.models import Notification
 
-from . import server_services, services
+from . import selectors, server_services, services
 from .exceptions import TenantsError
 from .models import DatabaseServer, ProvisioningStatus, ServerStatus, Tenant, User
 from .validators import validate_tenant_id
@@ -386,8 +385,6 @@ class DatabaseServerRegistrationForm(forms.ModelForm):
         model = DatabaseServer
         fields = ["name", "weight"]
 
-    FIELDS = {"name": "name", "url": "url", "weight": "weight"}
-
     def clean(self):
         cleaned = super().clean()
         if self.errors:
@@ -397,7 +394,7 @@ class DatabaseServerRegistrationForm(forms.ModelForm):
                 name=cleaned["name"], url=cleaned["url"], weight=cleaned["weight"]
             )
         except TenantsError as error:
-            self.add_error(self.FIELDS.get(error.field), error.message)
+            self.add_error(error.field if error.field in self.fields else None, error.message)
         return cleaned
 
     def validate_unique(self):
@@ -465,7 +462,7 @@ class DatabaseServerAdmin(admin.ModelAdmin):
         """Only a server no tenant is on (nor moving to) may go; `main` never (server_services.remove_server)."""
         if obj is None:
             return super().has_delete_permission(request)
-        if obj.is_main or Tenant.objects.filter(models.Q(database_server=obj) | models.Q(move_target=obj)).exists():
+        if obj.is_main or selectors.tenants_on_server(obj.pk).exists():
             return False
         return super().has_delete_permission(request, obj)
 

@@ -1,6 +1,6 @@
 """Read-side queries of the tenants domain."""
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from .models import MAIN_SERVER, ROOT_TENANT_ID, DatabaseServer, ProvisioningStatus, Tenant, User
 
@@ -62,3 +62,8 @@ def get_database_server(name):
     if not name:
         return None
     return _servers_with_counts().filter(pk=name).first()
+
+
+def tenants_on_server(name):
+    """The tenants whose database is on the server, or being moved to it: while there is one, it stays."""
+    return Tenant.objects.filter(Q(database_server_id=name) | Q(move_target_id=name))

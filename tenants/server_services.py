@@ -18,12 +18,12 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from .connections import forget_server
 from .exceptions import Refused, ServerExists, ServerInUse
-from .models import MAIN_SERVER, DatabaseServer, ServerStatus, Tenant
+from .models import MAIN_SERVER, DatabaseServer, ServerStatus
+from .selectors import tenants_on_server
 from .validators import TENANT_ID_MAX_LENGTH, TENANT_ID_REGEX
 from .vault import decrypt_secret, encrypt_secret
 
@@ -227,7 +227,7 @@ def remove_server(*, name):
     try:
         with transaction.atomic():
             server = DatabaseServer.objects.select_for_update().get(pk=name)
-            held = Tenant.objects.filter(Q(database_server=server) | Q(move_target=server)).count()
+            held = tenants_on_server(server.name).count()
             if held:
                 raise ServerInUse(
                     f"Database server '{name}' still holds {held} tenant database(s) (or moves to it); drain it first"
