@@ -63,3 +63,13 @@ class NoServerAvailable(TenantsError):
     """No Active database server answers: an isolated tenant cannot be placed (the job retries, then fails)."""
 
     message = "No database server is available for the tenant's database"
+
+
+class ServerExists(Conflict):
+    message = "Database server already exists"
+
+
+class ServerInUse(Conflict):
+    """Tenant databases are on the server, or on their way to it: drain it first."""
+
+    message = "Tenant databases are still on this database server; drain it first"
