@@ -24,7 +24,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from django.db import connections
 from django.db.models import Count, Max
 
 from jobs.models import Attempt
@@ -97,7 +96,7 @@ def placement_burst(web, fleet, *, label, count):
     burst's)."""
     clear_tenants(fleet)
     weights = CONFIGURATIONS[label]
-    fleet.use(weights)
+    fleet.use(web, weights)
     bodies = [fixtures.tenant_body("flt", isolated=True) for _ in range(count)]
     ids = [b["id"] for b in bodies]
     first_sent = time.time()
@@ -273,7 +272,7 @@ def _health(answer):
 def tenants_on_each_server(web, fleet, per_server):
     """`per_server` Active isolated tenants on every server: those the last burst left, and new ones (named
     at creation) where it left fewer."""
-    fleet.use(CONFIGURATIONS["three, 1/1/1"])
+    fleet.use(web, CONFIGURATIONS["three, 1/1/1"])
     active = Tenant.objects.filter(status=ProvisioningStatus.ACTIVE, has_isolated_database=True).order_by("id")
     tenants = {name: list(active.filter(database_server=name)[:per_server]) for name in fleet.names}
     bodies = [
@@ -476,14 +475,6 @@ def machine_notes(section):
     )
 
 
-def start_fleet():
-    """Fleet.start in a thread of its own: its Django connection is closed when done."""
-    try:
-        return Fleet.start()
-    finally:
-        connections.close_all()
-
-
 def run(ctx):
     mode = ctx.mode
     section = Section("6. Fleet: tenant databases over several PostgreSQL servers")
@@ -493,7 +484,7 @@ def run(ctx):
         for i in range(WORKERS):
             start_worker(ctx.sandbox, name=f"worker{i}-fleet")
         with ThreadPoolExecutor(1) as pool:
-            starting = pool.submit(start_fleet)
+            starting = pool.submit(Fleet.start)
             try:
                 web = Web(ctx.sandbox, name="web-fleet")
                 wait_for_workers(WORKERS)
@@ -505,6 +496,7 @@ def run(ctx):
         with fleet:
             logger.info("fleet: clusters up (%s)", ", ".join(map(repr, fleet.clusters.values())))
             try:
+                fleet.register(web)
                 warm_up(web, fleet)
                 placements = []
                 for label in mode.fleet_placement_runs:

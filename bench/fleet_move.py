@@ -4,8 +4,8 @@ along sees, by logical replication against pg_dump | pg_restore.
 Two isolated tenants, one on each extra cluster, get ~100 MB of rows in their users table (`INSERT ... SELECT
 generate_series` straight in the tenant's database: wide names, one shared password hash) and are moved to
 `main`: from the `wal_level=logical` cluster the move can copy by logical replication, from the other it must
-dump and restore. The servers are registered with the clusters' superuser for this part: PostgreSQL 15 lets
-only superusers create a publication of all tables or a subscription.
+dump and restore. The servers are registered again (through the API) with the clusters' superuser for this
+part: PostgreSQL 15 lets only superusers create a publication of all tables or a subscription.
 
 While each move runs, one client creates users (`POST /api/users` as the tenant's admin) one after another
 and another reads (`GET /api/users/me`). A refusal is any answer but 201; the longest refusal is the time from
@@ -221,13 +221,13 @@ def run(ctx, section, fleet):
         section.target("move: longest write refusal, logical replication against dump/restore", "not run", None)
         return
     clear_tenants(fleet)
-    fleet.as_superuser()
-    fleet.use({MAIN_SERVER: 1, LOGICAL: 1, PLAIN: 1})
-    web = Web(ctx.sandbox, name="web-fleet-move")
     for i in range(WORKERS):
         start_worker(ctx.sandbox, name=f"worker{i}-fleet-move")
+    web = Web(ctx.sandbox, name="web-fleet-move")
     wait_for_workers(WORKERS)
     try:
+        fleet.as_superuser(web)
+        fleet.use(web, {MAIN_SERVER: 1, LOGICAL: 1, PLAIN: 1})
         results = [
             one_move(web, fleet, label=label, source=source, target=target, megabytes=mode.fleet_move_megabytes)
             for label, source, target in MOVES

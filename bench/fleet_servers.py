@@ -3,28 +3,28 @@ DatabaseServer rows of the bench's catalog, and everything made on them removed 
 
 The clusters are the suite's own (tests/support/postgres_clusters.py: initdb + pg_ctl on free ports under
 var/clusters, durability off, removed when done or when this process exits); one writes logical WAL, the
-other does not, so a move from each takes the two copy methods. The rows are written straight into the
-catalog, as `migrate` does for DIQUIS_DATABASE_SERVERS: the bench measures placement and failures, not
-registration. They connect with the cluster's CREATEDB role and its password, as a production server would;
-`as_superuser()` switches them to the clusters' superuser for what PostgreSQL 15 lets only superusers do
-(logical replication: a publication of all tables, a subscription).
+other does not, so a move from each takes the two copy methods. They are registered, weighted and
+disabled through the servers API (API.md, "Database servers"), as a root admin would. They connect with the
+cluster's CREATEDB role and its password, as a production server would; `as_superuser()` registers them again
+with the clusters' superuser for what PostgreSQL 15 lets only superusers do (logical replication: a
+publication of all tables, a subscription).
 """
 
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import psycopg
 from django.db.models import Q
 from psycopg import sql
 
 from tenants.connections import forget_server
-from tenants.models import MAIN_SERVER, DatabaseServer, ServerStatus, Tenant
+from tenants.models import MAIN_SERVER, DatabaseServer, Tenant
 from tenants.provisioning.template import template_prefix
-from tenants.vault import encrypt_secret
 from tests.support.postgres_clusters import CREATEDB_ROLE, SUPERUSER, PostgresCluster
 
-from . import environment
+from . import environment, fixtures
 
 logger = logging.getLogger("bench")
 
@@ -34,13 +34,15 @@ DROPLETS = 4  # databases dropped at once
 
 
 class Fleet:
-    """`with Fleet.start() as fleet:` two clusters running and registered; gone (rows and clusters) on exit."""
+    """`with Fleet.start() as fleet:` two clusters running (`register` makes them servers of the catalog); gone,
+    rows and clusters, on exit."""
 
     def __init__(self, clusters):
         self.clusters = clusters  # server name -> PostgresCluster
 
     @classmethod
     def start(cls):
+        """The two clusters, running (not registered yet: `register` does it through the API)."""
         clusters = {}
         try:
             clusters[LOGICAL] = PostgresCluster.start("fleet-logical", logical=True)
@@ -49,20 +51,7 @@ class Fleet:
             for cluster in clusters.values():
                 cluster.remove()
             raise
-        fleet = cls(clusters)
-        for name, cluster in clusters.items():
-            DatabaseServer.objects.update_or_create(
-                name=name,
-                defaults={
-                    "host": cluster.host,
-                    "port": cluster.port,
-                    "user": CREATEDB_ROLE,
-                    "encrypted_password": encrypt_secret(cluster.passwords[CREATEDB_ROLE]),
-                    "weight": 1,
-                    "status": ServerStatus.ACTIVE,
-                },
-            )
-        return fleet
+        return cls(clusters)
 
     def __enter__(self):
         return self
@@ -74,21 +63,28 @@ class Fleet:
     def names(self):
         return [MAIN_SERVER, *self.clusters]
 
-    def use(self, weights):
-        """Make exactly the servers of `weights` (name -> weight) Active with those weights; every other extra
-        server Disabled (it takes no new tenant)."""
-        for name in self.names:
-            if name in weights:
-                DatabaseServer.objects.filter(pk=name).update(weight=weights[name], status=ServerStatus.ACTIVE)
-            else:
-                DatabaseServer.objects.filter(pk=name).update(status=ServerStatus.DISABLED)
+    def register(self, web, *, role=CREATEDB_ROLE):
+        """`POST /api/database-servers` for each cluster, connecting as `role` (the CREATEDB role with its
+        password, as a production server would; SUPERUSER, trusted, for what only a superuser may do)."""
+        for name, cluster in self.clusters.items():
+            url = cluster.url_as(SUPERUSER) if role == SUPERUSER else cluster.url_as(role, cluster.passwords[role])
+            _call(web, "POST", "/api/database-servers", {"name": name, "url": url, "weight": 1}, expect=201)
 
-    def as_superuser(self):
-        """Connect to the clusters as their (trusted) superuser from now on, in this process; processes started
-        afterwards read the rows afresh."""
+    def unregister(self, web):
         for name in self.clusters:
-            DatabaseServer.objects.filter(pk=name).update(user=SUPERUSER, encrypted_password="")
-            forget_server(name)
+            _call(web, "DELETE", f"/api/database-servers/{name}", expect=204)
+
+    def use(self, web, weights):
+        """Make exactly the servers of `weights` (name -> weight) Active with those weights; every other extra
+        server Disabled (it takes no new tenant). Through `PATCH /api/database-servers/{name}`."""
+        for name in self.names:
+            body = {"weight": weights[name], "status": "Active"} if name in weights else {"status": "Disabled"}
+            _call(web, "PATCH", f"/api/database-servers/{name}", body, expect=200)
+
+    def as_superuser(self, web):
+        """Register the clusters again with their superuser (no tenant may be on them)."""
+        self.unregister(web)
+        self.register(web, role=SUPERUSER)
 
     def superuser_connection(self, server, database="postgres"):
         """A psycopg connection (autocommit) as a superuser to `database` on `server` (main included)."""
@@ -126,7 +122,7 @@ class Fleet:
     def remove(self):
         """The rows (and any tenant still on them) and the clusters, whatever fails on the way."""
         names = list(self.clusters)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # the rows straight away: the API may be gone with its process
             Tenant.objects.filter(Q(database_server__in=names) | Q(move_target__in=names)).delete()
             DatabaseServer.objects.filter(pk__in=names).delete()
         for name, cluster in self.clusters.items():
@@ -135,3 +131,12 @@ class Fleet:
                 cluster.remove()
             except Exception:
                 logger.exception("could not remove the cluster of %s", name)
+
+
+def _call(web, method, path, body=None, *, expect):
+    """One call of the servers API as root; a RuntimeError with the envelope's messages if it is refused (they
+    never contain the URL or its password: API.md)."""
+    response = httpx.request(method, f"{web.url}{path}", json=body, headers=fixtures.root_headers(), timeout=60)
+    if response.status_code != expect:
+        raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+    return response
