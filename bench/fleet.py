@@ -129,6 +129,46 @@ def placement_burst(web, fleet, *, label, count):
     return result
 
 
+def placement_reading(section, results, rates):
+    """What the figures say, from the figures (so a new run says it of its own)."""
+    one = Summary.of(rates.get("one server", [])).median
+    three = Summary.of([v for k, vs in rates.items() if k != "one server" for v in vs]).median
+    exact = all(n == round(share) for r in results for _, n, share, _ in r["spread"])
+    attempts = {}
+    for r in results:
+        for server, seconds in r["attempt_seconds"].items():
+            attempts.setdefault((r["label"] == "one server", server), []).extend(seconds)
+    refills = {label: Summary.of([r["refills"][0] for r in results if r["label"] == label]).median for label in rates}
+    section.add(
+        "Reading:",
+        "",
+        "- Spread: "
+        + (
+            "every server got exactly its weighted share in every burst: placement counts under one lock, the "
+            "tenants being placed included, so the ±10 % goal holds with room."
+            if exact
+            else "see the table: not every burst split exactly by weight."
+        ),
+        f"- Throughput: three servers ran at {fmt_ratio(ratio(three, one))} the rate of one (medians over the "
+        "three-server bursts, against the one-server ones). Creation attempt p50 on one server: "
+        + ", ".join(f"{server} {ms(Summary.of(v).median)} ms" for (single, server), v in attempts.items() if single)
+        + "; over three: "
+        + ", ".join(
+            f"{server} {ms(Summary.of(v).median)} ms"
+            for (single, server), v in sorted(attempts.items(), key=str)
+            if not single
+        )
+        + ". Spare refills per burst (median): "
+        + ", ".join(f"{label} {n:.0f}" for label, n in refills.items())
+        + ". Every server keeps and refills its own spares, so three servers run more refill jobs, on the same "
+        "two workers and the same two cores as the creations; each placement on an extra server also connects to "
+        "it once (the reachability check). On separate machines the clones and refills would use the other "
+        "servers' CPU and disks; here they take this one's, so on this box the fleet can at best match one "
+        "server.",
+        "",
+    )
+
+
 def report_placement(section, mode, results):
     section.add(
         "### Placement burst",
@@ -197,6 +237,7 @@ def report_placement(section, mode, results):
             f"largest deviation {worst:.0%}",
             all(ok for r in runs for *_, ok in r["spread"]),
         )
+    placement_reading(section, results, rates)
     lost = sum(r["accepted"] - r["active"] - r["failed"] for r in results)
     failed = sum(r["failed"] for r in results)
     misplaced = sum(r["misplaced"] for r in results)
@@ -373,6 +414,37 @@ def recovery(url, tokens):
     return math.nan, seen
 
 
+def outage_reading(section, results, ratios):
+    """What the outage figures say, from the figures."""
+    lines = ["Reading:", ""]
+    for kind, r in results.items():
+        answers = r["first"] + r["stopped calls"]
+        slowest = Summary.of([a.seconds for a in answers]).max
+        worst = max(max(ratios[kind, key]) for key in ("during alone", "during mixed"))
+        lines.append(
+            f"- {kind}: the server's tenants got {statuses_of(answers)}, the slowest in {ms(slowest)} ms "
+            + (
+                "(refused connections fail at once)"
+                if kind == "stopped"
+                else "(each waits for the connect timeout, DIQUIS_SERVER_CONNECT_TIMEOUT, before its answer)"
+            )
+            + f"; the other servers' tenants were at worst {fmt_ratio(worst)} of their figures with it up"
+            + (
+                ", within the noise of this shared machine (the same calls alternated up and down)."
+                if worst <= SLOWDOWN_GOAL
+                else ": see the rows above; p99 of a few hundred calls on a loaded machine moves by this much "
+                "between rounds, so compare the p50s and the mixed rows too."
+            )
+        )
+    messages = {m for r in results.values() for a in r["first"] + r["stopped calls"] for m in a.messages}
+    if messages and messages != {UNAVAILABLE_MESSAGE}:
+        lines.append(
+            f"- The refusal is a 503, but its line is {', '.join(f'“{m}”' for m in sorted(messages))}, the generic "
+            f"one for a backing service, not API.md's “{UNAVAILABLE_MESSAGE}” for a tenant whose server is down."
+        )
+    section.add(*lines, "")
+
+
 def report_stopped(section, results):
     any_result = next(iter(results.values()))
     section.add(
@@ -431,6 +503,7 @@ def report_stopped(section, results):
             f"`{_health(r['health during'])}`; after: `{_health(r['health after'])}`."
         )
     section.add("")
+    outage_reading(section, results, ratios)
     for kind, r in results.items():
         worst = max(max(ratios[kind, key]) for key in ("during alone", "during mixed"))
         section.target(
