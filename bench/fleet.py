@@ -428,12 +428,14 @@ def outage_reading(section, results, ratios):
                 if kind == "stopped"
                 else "(each waits for the connect timeout, DIQUIS_SERVER_CONNECT_TIMEOUT, before its answer)"
             )
-            + f"; the other servers' tenants were at worst {fmt_ratio(worst)} of their figures with it up"
+            + f"; the other servers' tenants: alone {_pair(ratios[kind, 'during alone'])}, with its tenants calling "
+            + f"{_pair(ratios[kind, 'during mixed'])} of their figures with it up"
             + (
-                ", within the noise of this shared machine (the same calls alternated up and down)."
+                ", within the goal."
                 if worst <= SLOWDOWN_GOAL
-                else ": see the rows above; p99 of a few hundred calls on a loaded machine moves by this much "
-                "between rounds, so compare the p50s and the mixed rows too."
+                else ". Where one row is over the goal and the other is not (the mixed row makes the same calls "
+                "plus the server's own), this run does not tell the outage from the load of this shared machine; "
+                "the p50s are what moved least."
             )
         )
     messages = {m for r in results.values() for a in r["first"] + r["stopped calls"] for m in a.messages}
