@@ -8,25 +8,37 @@ tenants does not hold a connection to each: a process holds at most one connecti
 thread at a time, and none once its requests and jobs have ended.
 
 Every connection to a server other than the main database's gives up after DIQUIS_SERVER_CONNECT_TIMEOUT
-seconds: a server that is down costs its own tenants a quick 503, and nobody else anything.
+seconds: a server that is down costs its own tenants a quick 503, and nobody else anything. A connection of a
+tenant or server alias that cannot be made raises TenantDatabaseUnavailable (naming the server), which the API
+answers with 503 ["Tenant database unavailable"]: "the main database is down" stays the plain DatabaseError.
+
+Least privilege: on PostgreSQL the tenant's data is reached as the tenant's own role (`alias_for`; the role may
+connect to that one database only, tenants.provisioning.roles), so a routing mistake cannot read another
+tenant's data. Migrations and management (template builds, migrate_tenants, moves) connect as the server's own
+(platform) role: `platform_alias_for`, server aliases, `temporary_connection`.
 """
 
 import contextlib
 import copy
 import hashlib
+import logging
 import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
-from django.db.utils import ConnectionDoesNotExist, load_backend
+from django.db.utils import ConnectionDoesNotExist, OperationalError, load_backend
 
+from .exceptions import TenantDatabaseUnavailable
 from .models import MAIN_SERVER, DatabaseServer
 from .routing import current_database, use_database
-from .vault import decrypt_secret
+from .vault import decrypt_secret, tenant_role_password
+
+logger = logging.getLogger(__name__)
 
 ALIAS_PREFIX = "tenant_"
+PLATFORM_ALIAS_PREFIX = "platform_"
 # PostgreSQL truncates identifiers longer than this many bytes; two long ids must not end up as one name.
 MAX_DATABASE_NAME_BYTES = 63
 
@@ -35,8 +47,10 @@ SERVER_ALIAS_PREFIX = "server_"
 SERVER_SETTINGS_TTL = 30.0
 
 _registration = threading.Lock()
-# Tenant, scratch and server aliases of this process -> (database name, server name).
-_database_names: dict[str, tuple[str, str]] = {}
+# Tenant, scratch and server aliases of this process -> (database name, server name, role or None: the server's).
+_database_names: dict[str, tuple[str, str, str | None]] = {}
+# A backend's DatabaseWrapper -> its subclass whose failed connects raise TenantDatabaseUnavailable.
+_wrapper_classes: dict[type, type] = {}
 # Server name -> (read at, Django settings of its maintenance database).
 _server_settings: dict[str, tuple[float, dict]] = {}
 
@@ -59,13 +73,33 @@ def sqlite_file(folder, database_name):
     return Path(folder) / f"{database_name}.sqlite3"
 
 
+def tenant_role_name(database_name):
+    """The name of the role of a tenant's database: the database's own name. It carries the tenant database
+    prefix (tests find and drop theirs by it), is unique on its server as the database is, and fits PostgreSQL's
+    63 bytes as the database name does."""
+    return database_name
+
+
 def alias_for(tenant):
-    """The alias of the tenant's database, ready for use in this thread."""
+    """The alias of the tenant's database, ready for use in this thread, connecting as the tenant's own role:
+    for the tenant's data (requests, jobs)."""
     if not tenant.has_isolated_database:
         return "default"
     if not tenant.database_name:
         raise DatabaseNotAssigned(f"tenant {tenant.id} has no database yet")
     alias = alias_name(tenant.id)
+    server = tenant.database_server_id or MAIN_SERVER
+    register_database(alias, tenant.database_name, server=server, role=tenant_role_name(tenant.database_name))
+    attach(alias)
+    return alias
+
+
+def platform_alias_for(tenant):
+    """The alias of the tenant's database as the server's own role: for migrations and management, which
+    change the schema (the tenant's role may only read and write rows)."""
+    if not tenant.database_name:
+        raise DatabaseNotAssigned(f"tenant {tenant.id} has no database yet")
+    alias = platform_alias_name(tenant.id)
     register_database(alias, tenant.database_name, server=tenant.database_server_id or MAIN_SERVER)
     attach(alias)
     return alias
@@ -73,6 +107,10 @@ def alias_for(tenant):
 
 def alias_name(tenant_id):
     return f"{ALIAS_PREFIX}{tenant_id}"
+
+
+def platform_alias_name(tenant_id):
+    return f"{PLATFORM_ALIAS_PREFIX}{tenant_id}"
 
 
 def server_settings(server_name):
@@ -113,13 +151,18 @@ def server_alias(server_name):
         return "default"
     alias = f"{SERVER_ALIAS_PREFIX}{server_name}"
     register_database(alias, None, server=server_name)
-    attach(alias)
+    connection = attach(alias)
+    # This thread's connection to the server lives from one job to the next: one the server dropped meanwhile (a
+    # restart) is replaced now, not left to fail the next statement.
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
     return alias
 
 
-def register_database(alias, database_name, *, server=MAIN_SERVER):
+def register_database(alias, database_name, *, server=MAIN_SERVER, role=None):
     """Let `alias` name `database_name` on `server` (or a file beside the main SQLite one); a database name of
-    None is the server's maintenance database.
+    None is the server's maintenance database. With a `role`, the alias connects as that role (its derived
+    password) on PostgreSQL, rather than as the server's own user; SQLite has no roles.
 
     Tenant aliases are not added to settings.DATABASES: Django would then keep and walk one per tenant
     ever served. They are known here, and a connection object for one is made in the thread that needs
@@ -127,7 +170,7 @@ def register_database(alias, database_name, *, server=MAIN_SERVER):
     Django's test framework lets tests use such connections, as it does any made at run time.
     """
     with _registration:
-        _database_names[alias] = (database_name, server)
+        _database_names[alias] = (database_name, server, role)
 
 
 def attach(alias):
@@ -137,17 +180,41 @@ def attach(alias):
     except ConnectionDoesNotExist:
         if alias not in _database_names:
             raise
-    name, server = _database_names[alias]
+    name, server, role = _database_names[alias]
     # Connected for one request or job, then closed: a pool per tenant database would hold sessions on it.
     config = server_settings(server)
+    sqlite = config["ENGINE"].endswith("sqlite3")
     if name is not None:
-        if config["ENGINE"].endswith("sqlite3"):
-            name = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, name))
-        config["NAME"] = name
+        config["NAME"] = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, name)) if sqlite else name
+    if role is not None and not sqlite:
+        config.update(USER=role, PASSWORD=tenant_role_password(role))
     config["TEST"] = {**config.get("TEST", {}), "NAME": config["NAME"]}
-    connection = load_backend(config["ENGINE"]).DatabaseWrapper(config, alias)
+    connection = _wrapper_class(config["ENGINE"])(config, alias)
+    connection.diquis_server = server
     connections[alias] = connection
     return connection
+
+
+def _wrapper_class(engine):
+    """The backend's DatabaseWrapper, but a connect that fails (the server down, unreachable, refusing the role)
+    raises TenantDatabaseUnavailable: the error is then the tenant's own, not "the main database is down"."""
+    base = load_backend(engine).DatabaseWrapper
+    if base not in _wrapper_classes:
+
+        class TenantDatabaseWrapper(base):
+            def ensure_connection(self):
+                try:
+                    super().ensure_connection()
+                except OperationalError as error:
+                    # The kind of error only: libpq's text names the host and the user.
+                    cause = type(error.__cause__ or error).__name__
+                    logger.warning(
+                        "database server %s does not answer for %s (%s)", self.diquis_server, self.alias, cause
+                    )
+                    raise TenantDatabaseUnavailable(server=self.diquis_server) from error
+
+        _wrapper_classes[base] = TenantDatabaseWrapper
+    return _wrapper_classes[base]
 
 
 def forget_database(alias):
