@@ -28,7 +28,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
-from django.db.utils import ConnectionDoesNotExist, OperationalError, load_backend
+from django.db.utils import ConnectionDoesNotExist, DatabaseErrorWrapper, OperationalError, load_backend
+from django.utils.functional import cached_property
 
 from .exceptions import TenantDatabaseUnavailable
 from .models import MAIN_SERVER, DatabaseServer
@@ -51,6 +52,10 @@ _registration = threading.Lock()
 _database_names: dict[str, tuple[str, str, str | None]] = {}
 # A backend's DatabaseWrapper -> its subclass whose failed connects raise TenantDatabaseUnavailable.
 _wrapper_classes: dict[type, type] = {}
+# How long a process answers 503 at once for a server that has just failed to answer, before it tries it again.
+SERVER_DOWN_SECONDS = 5.0
+# Server name -> until when this process takes it for down (time.monotonic()).
+_server_down_until: dict[str, float] = {}
 # Server name -> (read at, Django settings of its maintenance database).
 _server_settings: dict[str, tuple[float, dict]] = {}
 
@@ -141,8 +146,10 @@ def server_settings(server_name):
 
 
 def forget_server(server_name):
-    """Read the server's row again at its next use in this process (its settings have changed)."""
+    """Read the server's row again at its next use in this process (its settings have changed), and try it again
+    at once even if it has just failed to answer."""
     _server_settings.pop(server_name, None)
+    _server_down_until.pop(server_name, None)
 
 
 def server_alias(server_name):
@@ -196,25 +203,64 @@ def attach(alias):
 
 
 def _wrapper_class(engine):
-    """The backend's DatabaseWrapper, but a connect that fails (the server down, unreachable, refusing the role)
-    raises TenantDatabaseUnavailable: the error is then the tenant's own, not "the main database is down"."""
+    """The backend's DatabaseWrapper, but a connection that cannot be made (the server down, unreachable, refusing
+    the role) or that the server dropped raises TenantDatabaseUnavailable: the error is then the tenant's own,
+    not "the main database is down"."""
     base = load_backend(engine).DatabaseWrapper
     if base not in _wrapper_classes:
 
         class TenantDatabaseWrapper(base):
             def ensure_connection(self):
-                try:
-                    super().ensure_connection()
-                except OperationalError as error:
-                    # The kind of error only: libpq's text names the host and the user.
-                    cause = type(error.__cause__ or error).__name__
-                    logger.warning(
-                        "database server %s does not answer for %s (%s)", self.diquis_server, self.alias, cause
-                    )
-                    raise TenantDatabaseUnavailable(server=self.diquis_server) from error
+                if self.connection is None:
+                    _refuse_while_down(self)
+                super().ensure_connection()
+                _server_down_until.pop(self.diquis_server, None)
+
+            @cached_property
+            def wrap_database_errors(self):
+                return _TenantDatabaseErrors(self)
 
         _wrapper_classes[base] = TenantDatabaseWrapper
     return _wrapper_classes[base]
+
+
+class _TenantDatabaseErrors(DatabaseErrorWrapper):
+    """Django's own translation of the driver's errors; then an OperationalError that left no usable connection
+    (none was made, or the server ended it) becomes the tenant's unavailability."""
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        try:
+            super().__exit__(exc_type, exc_value, traceback)
+        except OperationalError as error:
+            connection = self.wrapper.connection
+            if connection is None:
+                raise _unavailable(self.wrapper, error, connecting=True) from error
+            if getattr(connection, "broken", False) or getattr(connection, "closed", False):
+                raise _unavailable(self.wrapper, error, connecting=False) from error
+            raise
+
+
+def _unavailable(wrapper, error, *, connecting):
+    """Say that the tenant's database cannot be reached; when the server itself did not answer a connect (refused,
+    timed out, no route: libpq reports no FATAL message of the server's), remember it for SERVER_DOWN_SECONDS.
+    A refusal the server did send (a wrong password, a missing database, too many sessions) is about one database
+    or role, not the server: its other tenants are still tried."""
+    silent = connecting and "FATAL" not in str(error)
+    if silent:
+        _server_down_until[wrapper.diquis_server] = time.monotonic() + SERVER_DOWN_SECONDS
+    # The kind of error only: libpq's text names the host and the user.
+    cause = type(error.__cause__ or error).__name__
+    what = "does not answer" if silent else "refused or lost the session"
+    logger.warning("database server %s %s for %s (%s)", wrapper.diquis_server, what, wrapper.alias, cause)
+    return TenantDatabaseUnavailable(server=wrapper.diquis_server)
+
+
+def _refuse_while_down(wrapper):
+    """A server this process has just seen down is not asked again at once: the sync views of a Daphne process
+    share one thread, so a host that hangs would cost every tenant of the process its connect timeout."""
+    until = _server_down_until.get(wrapper.diquis_server)
+    if until is not None and time.monotonic() < until:
+        raise TenantDatabaseUnavailable(server=wrapper.diquis_server)
 
 
 def forget_database(alias):
