@@ -152,6 +152,15 @@ def forget_server(server_name):
     _server_down_until.pop(server_name, None)
 
 
+def note_server_reachable(server_name, reachable):
+    """What a check of the server (tenants.servers.check_reachable) has just seen supersedes what this process
+    remembered of it: answering, it is tried again at once; silent, it is refused at once for a while."""
+    if reachable:
+        _server_down_until.pop(server_name, None)
+    else:
+        _server_down_until[server_name] = time.monotonic() + SERVER_DOWN_SECONDS
+
+
 def server_alias(server_name):
     """The alias of a server's maintenance database (`default` for `main`): where its catalog is read."""
     if server_name == MAIN_SERVER:

@@ -11,7 +11,7 @@ import psycopg
 from django.db.utils import load_backend
 from django.utils import timezone
 
-from .connections import server_settings
+from .connections import note_server_reachable, server_settings
 from .models import MAIN_SERVER, DatabaseServer
 
 logger = logging.getLogger(__name__)
@@ -35,5 +35,6 @@ def check_reachable(server_name):
     except psycopg.Error as error:
         logger.warning("database server %s does not answer: %s", server_name, type(error).__name__)
         reachable = False
+    note_server_reachable(server_name, reachable)
     DatabaseServer.objects.filter(pk=server_name).update(reachable=reachable, last_checked=timezone.now())
     return reachable
