@@ -38,6 +38,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 UNAVAILABLE = ["Tenant database unavailable"]
 # The connect timeout (DIQUIS_SERVER_CONNECT_TIMEOUT, 2 s) and some room for the rest of the request.
 BOUND = settings.DIQUIS_SERVER_CONNECT_TIMEOUT + 1.5
+# Well under the connect timeout, with room for a loaded machine: what no wait on a server looks like.
+AT_ONCE = settings.DIQUIS_SERVER_CONNECT_TIMEOUT / 2
 S = ProvisioningStatus
 
 
@@ -111,13 +113,13 @@ def test_sign_in_and_calls_of_a_stopped_server_s_tenant_get_503_at_once_others_c
             response, seconds = timed(
                 lambda tenant_id=tenant_id: api_for(tenant_id, tokens[tenant_id]).get("/api/users/me")
             )
-            assert response.status_code == 200 and seconds < 1.0  # nothing of theirs waits on the stopped server
+            assert response.status_code == 200 and seconds < AT_ONCE  # nothing of theirs waits on the stopped server
         assert root_api.get("/api/tenants").status_code == 200
         extra_postgres_servers.plain.start_again()
         # Seen down a moment ago: this process answers 503 at once for a few seconds, then tries again.
         response, seconds = timed(lambda: api_for("far", tokens["far"]).get("/api/users/me"))
         assert_unavailable(response)
-        assert seconds < 0.5
+        assert seconds < AT_ONCE
         time.sleep(SERVER_DOWN_SECONDS)
         # Back up: the same token works again, nothing to restart.
         assert api_for("far", tokens["far"]).get("/api/users/me").status_code == 200
@@ -157,7 +159,7 @@ def test_a_server_that_hangs_costs_its_tenants_the_connect_timeout_once_not_a_ha
     # The next calls, for a few seconds, do not wait for it again: the process's sync views share one thread.
     response, seconds = timed(lambda: sign_in(APIClient(), "hung"))
     assert_unavailable(response)
-    assert seconds < 0.5
+    assert seconds < AT_ONCE
 
 
 def test_websockets_of_a_stopped_server_s_tenant_are_refused_without_a_crash(placed, extra_postgres_servers):
