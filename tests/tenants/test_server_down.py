@@ -301,3 +301,16 @@ def test_a_new_isolated_tenant_goes_to_a_server_that_answers(fleet_servers, extr
     tenant = Tenant.objects.get(pk="placed")
     assert tenant.status == S.ACTIVE and tenant.database_server_id in {"main", "pg-plain"}
     assert DatabaseServer.objects.get(pk="pg-logical").reachable is False
+
+
+def test_an_update_needs_only_the_catalog_and_succeeds_while_the_tenant_s_server_is_down(
+    placed, extra_postgres_servers, root_user
+):
+    """Renaming and deactivating live in the catalog; the sockets of the deactivated tenant's users, listed from
+    its database, end at their next check instead (the tenant is no longer usable)."""
+    with stopped(extra_postgres_servers.plain):
+        services.update_tenant(tenant_id="far", name="Far Renamed", is_active=False, initiated_by=root_user.pk)
+        job = run_until_settled(Job.objects.get(subject="tenant:far", task__endswith="apply_tenant_update"))
+    assert job.status == Job.Status.SUCCEEDED and job.attempts == 1
+    tenant = Tenant.objects.get(pk="far")
+    assert (tenant.status, tenant.name, tenant.is_active) == (S.ACTIVE, "Far Renamed", False)
