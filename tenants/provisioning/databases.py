@@ -96,9 +96,11 @@ def migrate_tenant_database(tenant):
         pending = has_pending_migrations(alias)
         if pending:
             call_command("migrate", database=alias, interactive=False, verbosity=0)
-        return pending
     finally:
         release_connection(alias)
+    if pending:  # a database created empty got django_migrations just now: the role may only read it
+        ensure_tenant_role(tenant)
+    return pending
 
 
 def ensure_migrated(tenant, *, created=None):

@@ -11,6 +11,7 @@ How it is laid out, and why:
   migration; the tenant's role gets CONNECT on its database (PUBLIC loses it, and TEMPORARY) and only the DML it
   needs: SELECT, INSERT, UPDATE, DELETE on the tables of `public`, USAGE/SELECT/UPDATE on its sequences. Tables a
   later migration adds get the same through ALTER DEFAULT PRIVILEGES of the platform role in that database.
+  `django_migrations` is only the role's to read (the grants are made again after every migration that ran).
   Making the tenant's role the owner instead would let it alter or drop its own schema, and would need every
   migration to SET ROLE to it; a role that can only read and write rows is the least that serves requests.
 - The password is derived (tenants.vault.tenant_role_password), never stored: the server is given only its
@@ -90,6 +91,10 @@ def _grant_data_privileges(cursor, role_sql):
     )
     for statement in statements:
         cursor.execute(statement.format(role=role_sql, tables=TABLE_PRIVILEGES, sequences=SEQUENCE_PRIVILEGES))
+    # What migrations were applied is the platform's record: a role that could edit it could make `migrate` skip one.
+    cursor.execute("SELECT to_regclass('public.django_migrations') IS NOT NULL")
+    if cursor.fetchone()[0]:
+        cursor.execute(sql.SQL("REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {}").format(role_sql))
 
 
 def drop_tenant_role(store, database_name):

@@ -12,6 +12,7 @@ from psycopg import errors, sql
 
 from tenants.connections import (
     SERVER_ALIAS_PREFIX,
+    database_name_for,
     forget_database,
     forget_server,
     platform_alias_for,
@@ -21,7 +22,7 @@ from tenants.connections import (
 )
 from tenants.models import DatabaseServer, Tenant, User
 from tenants.provisioning import roles
-from tenants.provisioning.databases import CLAIMED, ensure_tenant_database
+from tenants.provisioning.databases import CLAIMED, ensure_tenant_database, migrate_tenant_database
 from tenants.provisioning.spares import refill
 from tenants.provisioning.steps import run_tenant_creation, run_tenant_deletion
 from tenants.provisioning.stores import SQLiteStore, main_store, store_for
@@ -242,3 +243,23 @@ def limited_server(fleet_servers, extra_postgres_servers):
 def test_a_server_whose_role_may_not_create_roles_fails_clearly(limited_server):
     with pytest.raises(roles.RoleNotAllowed, match="database server pg-logical may not .* CREATEROLE"):
         roles.ensure_tenant_role(store_for("pg-logical"), limited_server)
+
+
+def test_the_role_reads_the_record_of_migrations_but_cannot_edit_it(two):
+    """Whether the database was cloned (at the head, the role made after) or created empty and migrated after the
+    role was made: the platform's record of what is applied stays the platform's."""
+    alpha, _ = two
+    empty = new_tenant("empty")
+    name = database_name_for("empty")
+    main_store().create(name)
+    roles.ensure_tenant_role(main_store(), name)
+    Tenant.objects.filter(pk="empty").update(database_name=name, database_server_id="main")
+    empty.refresh_from_db()
+    assert migrate_tenant_database(empty) is True
+    for tenant in (alpha, empty):
+        with connect_as(tenant_role_name(tenant.database_name), tenant.database_name) as session:
+            assert session.execute("SELECT count(*) FROM django_migrations").fetchone()[0] > 0
+            assert session.execute("SELECT count(*) FROM tenants_user").fetchone()[0] >= 0
+            for statement in ("DELETE FROM django_migrations", "UPDATE django_migrations SET name = 'x'"):
+                with pytest.raises(errors.InsufficientPrivilege):
+                    session.execute(statement)
