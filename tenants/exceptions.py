@@ -76,3 +76,13 @@ class TenantDatabaseUnavailable(TenantsError):
         self.server = server
         super().__init__()
         self.args = (f"{self.message}: database server {server} does not answer",)
+
+
+class ServerExists(Conflict):
+    message = "Database server already exists"
+
+
+class ServerInUse(Conflict):
+    """Tenant databases are on the server, or on their way to it: drain it first."""
+
+    message = "Tenant databases are still on this database server; drain it first"
