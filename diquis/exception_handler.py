@@ -10,7 +10,15 @@ from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from tenants.exceptions import AccountDeactivated, Conflict, InvalidCredentials, Refused, TenantInvalid, TenantsError
+from tenants.exceptions import (
+    AccountDeactivated,
+    Conflict,
+    InvalidCredentials,
+    Refused,
+    TenantDatabaseUnavailable,
+    TenantInvalid,
+    TenantsError,
+)
 
 from .envelope import NOT_AUTHORIZED, NOT_FOUND, PayloadTooLarge, ServiceUnavailable, envelope
 
@@ -24,6 +32,8 @@ DOMAIN_STATUS = (
     (AccountDeactivated, status.HTTP_403_FORBIDDEN),
     (Conflict, status.HTTP_409_CONFLICT),
     (Refused, status.HTTP_400_BAD_REQUEST),
+    # The tenant's own database server does not answer (the main database does: that is ServiceUnavailable).
+    (TenantDatabaseUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 
 

@@ -52,6 +52,10 @@ AUTHENTICATION_FAILED = "Database server refused authentication: wrong user or p
 NO_MAINTENANCE_DATABASE = "Database server has no such maintenance database"
 CONNECTION_REFUSED = "Database server refused the connection"
 NO_CREATEDB = "The role may not create databases on this server (it needs CREATEDB, or to be a superuser)"
+NO_CREATEROLE = (
+    "The role may not create roles on this server (it needs CREATEROLE, or to be a superuser): each tenant's "
+    "database gets a role of its own"
+)
 BAD_URL = f"The URL must be {URL_SHAPE}"
 
 
@@ -144,14 +148,19 @@ def _host_of(parts):
 
 def server_problem(address):
     """What stops the platform from using the server at `address`, in words that quote none of it; None when
-    nothing does: it answered, took the credentials, and its role may create databases."""
+    nothing does: it answered, took the credentials, and its role may create databases and roles (a role per
+    tenant database, tenants.provisioning.roles)."""
     try:
         with psycopg.connect(**address.connection_parameters(), autocommit=True) as connection:
-            row = connection.execute("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user")
-            may_create = bool((row.fetchone() or [False])[0])
+            row = connection.execute(
+                "SELECT rolcreatedb OR rolsuper, rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user"
+            ).fetchone() or (False, False)
     except psycopg.Error as error:
         return _connection_problem(error)
-    return None if may_create else NO_CREATEDB
+    may_create_databases, may_create_roles = row
+    if not may_create_databases:
+        return NO_CREATEDB
+    return None if may_create_roles else NO_CREATEROLE
 
 
 def _connection_problem(error):

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db.utils import load_backend
 from django.utils import timezone
 
-from .connections import server_settings
+from .connections import note_server_reachable, server_settings
 from .models import MAIN_SERVER, DatabaseServer
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ def answers(parameters):
 
 
 def record_reachability(server_name, reachable):
+    """On the row, for the API, the admin and placement; and in this process's memory of the server (a check
+    supersedes what its connections last saw, tenants.connections.note_server_reachable)."""
+    note_server_reachable(server_name, reachable)
     DatabaseServer.objects.filter(pk=server_name).update(reachable=reachable, last_checked=timezone.now())
 
 

@@ -18,8 +18,8 @@ their dashboards concern it), opens its admin pages (and has the admin's form re
 
 What must appear nowhere: the plaintext passwords, the password hashes (and the "pbkdf2_sha256$"
 marker of any), the admin password as encrypted at rest, a connection string or the DATABASE_URL,
-a database server's password or URL (right or wrong) or its password as stored, the SECRET_KEY, and a JWT
-(outside the bodies of the calls whose purpose is to hand one out).
+a database server's password or URL (right or wrong) or its password as stored, the password of the tenant's
+own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to hand one out).
 """
 
 import json
@@ -33,7 +33,9 @@ from websockets.sync.client import connect
 
 from jobs.models import Attempt, Job
 from notifications.models import Notification
+from tenants.connections import tenant_role_name
 from tenants.models import ROOT_TENANT_ID, DatabaseServer, Tenant, User
+from tenants.vault import tenant_role_password
 from tests.support import live
 from tests.support.fleet import drop_test_databases_on
 from tests.support.postgres_clusters import CREATEDB_ROLE, SUPERUSER
@@ -329,6 +331,7 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
         "server url": server_cluster.createdb_url,
         "server url, wrong": server_cluster.wrong_password_url,
         "server password at rest": server_at_rest,
+        "tenant role's password": tenant_role_password(tenant_role_name(database)),
         "secret key": settings.SECRET_KEY,
         "encrypted password": FERNET_MARKER,
         **({"this encrypted password": encrypted} if encrypted else {}),

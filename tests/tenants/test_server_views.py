@@ -106,6 +106,21 @@ def test_a_role_that_may_not_create_databases_is_refused_naming_createdb(root_ap
     assert not DatabaseServer.objects.filter(pk="pg-limited").exists()
 
 
+def test_a_role_that_may_create_databases_but_not_roles_is_refused_naming_createrole(root_api, extra_postgres_servers):
+    """Each tenant's database gets a role of its own (tenants.provisioning.roles): CREATEDB alone is not enough."""
+    cluster = extra_postgres_servers.plain
+    role, password = f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}createdb_only", "Createdb-Only-Pass-1"
+    with cluster.connect() as superuser:
+        superuser.execute(f"CREATE ROLE \"{role}\" LOGIN CREATEDB NOCREATEROLE PASSWORD '{password}'")
+    try:
+        url = cluster.url_as(role, password)
+        assert_refused(register(root_api, "pg-no-roles", url), 400, field="url", says="CREATEROLE", secrets=[url])
+        assert not DatabaseServer.objects.filter(pk="pg-no-roles").exists()
+    finally:
+        with cluster.connect() as superuser:
+            superuser.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
 def test_an_unreachable_host_is_refused_within_a_few_seconds(root_api):
     url = f"postgres://someone:{SECRET}@127.0.0.1:{free_port()}/postgres"
     started = time.monotonic()
