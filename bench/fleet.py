@@ -421,13 +421,14 @@ def outage_reading(section, results, ratios):
         answers = r["first"] + r["stopped calls"]
         slowest = Summary.of([a.seconds for a in answers]).max
         worst = max(max(ratios[kind, key]) for key in ("during alone", "during mixed"))
+        waited = sum(a.seconds >= 1 for a in answers)
+        back = max(r["recovery_seconds"])
         lines.append(
-            f"- {kind}: the server's tenants got {statuses_of(answers)}, the slowest in {ms(slowest)} ms "
-            + (
-                "(refused connections fail at once)"
-                if kind == "stopped"
-                else "(each waits for the connect timeout, DIQUIS_SERVER_CONNECT_TIMEOUT, before its answer)"
-            )
+            f"- {kind}: the server's tenants got {statuses_of(answers)}, p50 "
+            f"{ms(Summary.of([a.seconds for a in answers]).median)} ms, the slowest in {ms(slowest)} ms; "
+            f"{waited} of them took a second or more (a connection that is never answered waits for "
+            "DIQUIS_SERVER_CONNECT_TIMEOUT; a refused one fails at once). Once the server was back, its tenants "
+            f"were served again within {'–' if math.isnan(back) else f'{back:.1f} s'}"
             + f"; the other servers' tenants: alone {_pair(ratios[kind, 'during alone'])}, with its tenants calling "
             + f"{_pair(ratios[kind, 'during mixed'])} of their figures with it up"
             + (
