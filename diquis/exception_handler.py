@@ -3,6 +3,7 @@ traceback. The one place where the domain's plain errors (tenants.exceptions) ge
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError
 from django.http import Http404
@@ -10,7 +11,16 @@ from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from tenants.exceptions import AccountDeactivated, Conflict, InvalidCredentials, Refused, TenantInvalid, TenantsError
+from tenants.exceptions import (
+    AccountDeactivated,
+    Conflict,
+    InvalidCredentials,
+    Refused,
+    TenantBeingMoved,
+    TenantInvalid,
+    TenantsError,
+)
+from tenants.middleware import move_refusal
 
 from .envelope import NOT_AUTHORIZED, NOT_FOUND, PayloadTooLarge, ServiceUnavailable, envelope
 
@@ -27,7 +37,17 @@ DOMAIN_STATUS = (
 )
 
 
+def _moving(error):
+    """503 with Retry-After: the tenant's database refuses writes while it is moved (API.md, the move call)."""
+    exc = ServiceUnavailable(error.message)
+    exc.envelope_message = True
+    exc.wait = settings.DIQUIS_MOVE_RETRY_AFTER
+    return exc
+
+
 def _from_domain(error, context):
+    if isinstance(error, TenantBeingMoved):
+        return _moving(error)
     code = next((code for kind, code in DOMAIN_STATUS if isinstance(error, kind)), status.HTTP_400_BAD_REQUEST)
     if error.field and code == status.HTTP_400_BAD_REQUEST:
         return exceptions.ValidationError({error.field: [error.message]})
@@ -85,6 +105,11 @@ def _as_api_exception(exc, context):
         # The database refused a value of the request (a NUL character, a number out of range): bad input,
         # not a backing service that is down.
         return exceptions.ParseError("A value in the request cannot be used (e.g. it contains a NUL character).")
+    if isinstance(exc, DatabaseError):
+        request = context.get("request")
+        refusal = move_refusal(exc, getattr(request, "tenant", None))
+        if refusal is not None:
+            return _moving(refusal)
     if isinstance(exc, RedisError | DatabaseError):
         logger.warning("backing service unavailable: %s", type(exc).__name__)
         return ServiceUnavailable()

@@ -63,3 +63,10 @@ class NoServerAvailable(TenantsError):
     """No Active database server answers: an isolated tenant cannot be placed (the job retries, then fails)."""
 
     message = "No database server is available for the tenant's database"
+
+
+class TenantBeingMoved(TenantsError):
+    """A write refused while the tenant's database is being moved (its source takes no writes during the
+    switchover, or during the whole copy of a pg_dump move): the client retries shortly (503, Retry-After)."""
+
+    message = "Tenant is being moved; retry shortly"

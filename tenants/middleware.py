@@ -5,11 +5,13 @@ import logging
 from django.core.exceptions import DisallowedHost
 from django.db import DatabaseError
 from django.http import JsonResponse
+from psycopg import errors
 
 from diquis.envelope import NOT_AUTHORIZED, ServiceUnavailable, error_response
 
 from .connections import use_tenant
-from .exceptions import TenantInvalid
+from .exceptions import TenantBeingMoved, TenantInvalid
+from .models import ProvisioningStatus
 from .resolution import TenantMismatch, resolve_tenant_id
 from .selectors import get_tenant
 
@@ -17,6 +19,21 @@ logger = logging.getLogger(__name__)
 
 # API calls that belong to no tenant: anonymous lookups, the schema and its docs.
 TENANT_FREE_PREFIXES = ("/api/tenants/tenant-options", "/api/schema", "/api/docs", "/api/redoc")
+
+
+# What a tenant's database answers while a move refuses its writes (tenants.provisioning.moves.refuse_writes):
+# a write in a read-only transaction, or the end of a session that was open when the refusal began.
+_MOVE_REFUSALS = (errors.ReadOnlySqlTransaction, errors.AdminShutdown)
+
+
+def move_refusal(error, tenant):
+    """TenantBeingMoved when `error` (a database error of a request of `tenant`, the tenant as the request
+    found it) is a move refusing writes, else None. The exception handler answers it 503 with Retry-After."""
+    if tenant is None or tenant.status != ProvisioningStatus.MOVING:
+        return None
+    if isinstance(error, DatabaseError) and isinstance(error.__cause__, _MOVE_REFUSALS):
+        return TenantBeingMoved()
+    return None
 
 
 def _refuse(message, status):

@@ -138,3 +138,7 @@ class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
     refreshToken = serializers.CharField()
     refreshTokenExpiryTime = serializers.CharField()
+
+
+class MoveTenantSerializer(serializers.Serializer):
+    databaseServer = serializers.CharField(min_length=1, max_length=50)
