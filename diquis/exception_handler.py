@@ -111,7 +111,7 @@ def _as_api_exception(exc, context):
         if refusal is not None:
             return _moving(refusal)
     if isinstance(exc, RedisError | DatabaseError):
-        logger.warning("backing service unavailable: %s", type(exc).__name__)
+        logger.warning("backing service unavailable: %s (%s)", type(exc).__name__, type(exc.__cause__).__name__)
         return ServiceUnavailable()
     return exc if isinstance(exc, exceptions.APIException) else None
 

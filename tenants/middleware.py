@@ -2,6 +2,7 @@
 
 import logging
 
+import psycopg
 from django.core.exceptions import DisallowedHost
 from django.db import DatabaseError
 from django.http import JsonResponse
@@ -22,8 +23,9 @@ TENANT_FREE_PREFIXES = ("/api/tenants/tenant-options", "/api/schema", "/api/docs
 
 
 # What a tenant's database answers while a move refuses its writes (tenants.provisioning.moves.refuse_writes):
-# a write in a read-only transaction, or the end of a session that was open when the refusal began.
-_MOVE_REFUSALS = (errors.ReadOnlySqlTransaction, errors.AdminShutdown)
+# a write in a read-only transaction, or the end of a session that was open when the refusal began (AdminShutdown
+# when it is ended mid-statement; a plain OperationalError, the connection lost, when it is ended between two).
+_MOVE_REFUSALS = (errors.ReadOnlySqlTransaction, psycopg.OperationalError)
 
 
 def move_refusal(error, tenant):
