@@ -349,6 +349,9 @@ DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_P
 DIQUIS_POSTGRESQL_BIN_DIR = env.str("DIQUIS_POSTGRESQL_BIN_DIR", default="")
 DIQUIS_MOVE_COPY_TIMEOUT = env.int("DIQUIS_MOVE_COPY_TIMEOUT", default=3600)
 DIQUIS_MOVE_SWITCHOVER_TIMEOUT = env.int("DIQUIS_MOVE_SWITCHOVER_TIMEOUT", default=10)
+# A move that ended leaves a copy to drop (the target's of a failed move, the source's of a finished one); a server
+# that does not answer gets this many rounds of the job policy's attempts before the cleanup gives up (logged).
+DIQUIS_MOVE_CLEANUP_ROUNDS = env.int("DIQUIS_MOVE_CLEANUP_ROUNDS", default=20)
 # What a client refused a write during a move is told to wait (seconds, Retry-After).
 DIQUIS_MOVE_RETRY_AFTER = env.int("DIQUIS_MOVE_RETRY_AFTER", default=2)
 # How many tenants of a server that is drained are moved at once (tenants.tasks.continue_drain).

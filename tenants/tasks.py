@@ -104,7 +104,7 @@ def _move_failed(error, *, tenant_id, initiated_by, source, target, database_nam
         error, tenant_id=tenant_id, initiated_by=initiated_by, source=source, target=target, database_name=database_name
     )
     if left is not None:
-        enqueue(clean_up_after_move, subject=subject_for(tenant_id), **left)
+        enqueue(clean_up_after_move, subject=subject_for(tenant_id), tenant_id=tenant_id, **left)
     continue_drain(source, initiated_by=initiated_by)
 
 
@@ -116,8 +116,25 @@ def move_tenant_database(*, tenant_id, initiated_by, source, target, database_na
     continue_drain(source, initiated_by=initiated_by)
 
 
-@durable_task()
-def clean_up_after_move(*, database_name, source, target):
+def _clean_up_again(error, *, tenant_id, database_name, source, target, cleanup_round=1):
+    """A server that stays down past a cleanup's attempts (one that is stopped for maintenance) gets another
+    round later, up to DIQUIS_MOVE_CLEANUP_ROUNDS: what a move left there is not forgotten."""
+    if cleanup_round >= settings.DIQUIS_MOVE_CLEANUP_ROUNDS:
+        logger.error("giving up cleaning up after the move of %s (%s, %s): %s", database_name, source, target, error)
+        return
+    enqueue(
+        clean_up_after_move,
+        subject=subject_for(tenant_id),
+        tenant_id=tenant_id,
+        database_name=database_name,
+        source=source,
+        target=target,
+        cleanup_round=cleanup_round + 1,
+    )
+
+
+@durable_task(on_final_failure=_clean_up_again)
+def clean_up_after_move(*, tenant_id, database_name, source, target, cleanup_round=1):
     clean_up_move(database_name=database_name, source=source, target=target)
 
 

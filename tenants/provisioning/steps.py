@@ -261,20 +261,30 @@ def record_move_failure(error, *, tenant_id, initiated_by, source, target, datab
 
 
 def clean_up_move(*, database_name, source, target):
-    """What a move that ended left behind, whichever way it ended, made right: the copy on the server that is
-    not the tenant's (the target of a failed move, the source of a finished one) goes, with every replication
-    object; the tenant's database takes writes again. Nothing is touched that a tenant's database or a later
-    move claims."""
+    """What a move that ended left behind, whichever way it ended, made right: the tenant's database takes writes
+    again and carries no publication or slot, and the copy on the server that is not the tenant's (the target of a
+    failed move, the source of a finished one) goes, subscription and all. Nothing is touched that a tenant's
+    database or a later move claims. Each part is tried even when another fails (a target that is down must not
+    keep the tenant read-only); the first error is raised at the end, for the job to try again."""
     claims = Tenant.objects.filter(database_name=database_name)
-    for server in (source, target):
-        if claims.filter(database_server_id=server).exists() or claims.filter(move_target_id=server).exists():
-            continue
-        moves.drop_copy(database_name, server=server)
+    parts = []
     tenant = claims.filter(database_server_id__in=[source, target]).first()
     if tenant is not None and tenant.status != S.MOVING:
         home = tenant.database_server_id
-        moves.stop_replication(database_name, source=home, target=None)
-        moves.allow_writes(database_name, server=home)
+        parts.append(lambda: moves.allow_writes(database_name, server=home))
+        parts.append(lambda: moves.stop_replication(database_name, source=home, target=None))
+    for server in (source, target):
+        if not (claims.filter(database_server_id=server).exists() or claims.filter(move_target_id=server).exists()):
+            parts.append(lambda server=server: moves.drop_copy(database_name, server=server))
+    failures = []
+    for part in parts:
+        try:
+            part()
+        except Exception as error:
+            logger.warning("cleaning up after the move of %s: %s", database_name, type(error).__name__)
+            failures.append(error)
+    if failures:
+        raise failures[0]
 
 
 def record_operation_failure(error, *, tenant_id, initiated_by, **arguments):

@@ -29,24 +29,38 @@ STACK_ENV = {"USER_CREATE_RATE": "100000/min", "DIQUIS_JOB_RETRY_INTERVALS": "1"
 
 
 @pytest.fixture
-def fleet(transactional_db, extra_postgres_servers, tmp_path, fault):
-    """The live stack (with the faults file) and the fleet: `main`, `pg-logical`, `pg-plain` (superusers: they may
-    publish and subscribe). Everything the tests made goes afterwards, on every server."""
+def start_fleet(transactional_db, extra_postgres_servers, tmp_path, fault):
+    """Starts the live stack (with the faults file, and any other settings) on the fleet: `main`, `pg-logical`,
+    `pg-plain` (superusers: they may publish and subscribe). Everything the tests made goes afterwards, on every
+    server."""
     registered = {
         "pg-logical": register_cluster(extra_postgres_servers.logical, "pg-logical", role=SUPERUSER),
         "pg-plain": register_cluster(extra_postgres_servers.plain, "pg-plain", role=SUPERUSER),
     }
-    stack = LiveStack(tmp_path, DIQUIS_FAULTS_FILE=str(fault.path), **STACK_ENV)
+    stacks = []
+
+    def start(**env):
+        stacks.append(LiveStack(tmp_path, DIQUIS_FAULTS_FILE=str(fault.path), **{**STACK_ENV, **env}))
+        return stacks[-1]
+
     try:
-        yield stack
+        yield start
     finally:
-        stack.stop()
+        for stack in stacks:
+            stack.stop()
+        for cluster in extra_postgres_servers:
+            cluster.start_again()
         for tenant in Tenant.objects.filter(has_isolated_database=True, database_name__isnull=False):
             for server in (MAIN_SERVER, *registered):
                 moves.drop_copy(tenant.database_name, server=server)
         for cluster in extra_postgres_servers:
             drop_test_databases_on(cluster)
         drop_test_tenant_databases()
+
+
+@pytest.fixture
+def fleet(start_fleet):
+    return start_fleet()
 
 
 def api(stack, method, path, *, token, tenant=None, json=None, timeout=30):
@@ -256,3 +270,63 @@ def test_a_drain_moves_every_tenant_off_the_server_through_the_api(fleet, extra_
     # New tenants go elsewhere now.
     assert create_tenant(fleet, token, "after-drain", None)
     assert Tenant.objects.get(pk="after-drain").database_server_id != "pg-plain"
+
+
+def test_a_target_stopped_mid_move_fails_the_move_the_tenant_stays_whole_and_the_copy_goes_once_it_is_back(
+    start_fleet, extra_postgres_servers, fault
+):
+    fleet = start_fleet(DIQUIS_JOB_MAX_ATTEMPTS=2, DIQUIS_MOVE_CLEANUP_ROUNDS=1000)
+    token = root_token()
+    admin_token = create_tenant(fleet, token, "stranded", "pg-plain")
+    fault.hold(VERIFY_COPY, "stranded")  # the whole copy is on the target, writes are refused on the source
+    assert (
+        api(fleet, "POST", "/api/tenants/stranded/move", token=token, json={"databaseServer": "pg-logical"}).status_code
+        == 202
+    )
+    fault.wait_held()
+    extra_postgres_servers.logical.stop()
+    fault.release()
+    # The cleanup's jobs go on trying the target meanwhile: the tenant is Active, not settled.
+    given_up = Tenant.objects.filter(pk="stranded", status=S.ACTIVE, provisioning_error__isnull=False)
+    wait_until(given_up.exists, timeout=120, what="the move given up")
+    tenant = Tenant.objects.get(pk="stranded")
+    assert (tenant.database_server_id, tenant.move_target_id) == ("pg-plain", None)
+    assert tenant.provisioning_error
+    from notifications.models import Notification
+
+    failed = Notification.objects.filter(event="TenantMoveFailed", data__tenantId="stranded")
+    assert [n.data["databaseServer"] for n in failed] == ["pg-plain"]
+    # Usable and writable on its old server while the target is down.
+    body = {"email": "later@stranded.test", "password": WRITER_PASSWORD, "firstName": "L", "lastName": "T"}
+    wait_until(
+        lambda: api(fleet, "POST", "/api/users", token=admin_token, tenant="stranded", json=body).status_code == 201,
+        timeout=60,
+        what="a write accepted on the old server",
+    )
+    extra_postgres_servers.logical.start_again()
+    wait_until(
+        lambda: tenant.database_name not in databases_on(extra_postgres_servers.logical),
+        timeout=120,
+        what="the copy on the target dropped once it is back",
+    )
+    assert where_is(tenant.database_name, extra_postgres_servers) == ["pg-plain"]
+
+
+def test_a_move_with_redis_stopped_mid_way_ends_on_one_server(transactional_db, tmp_path, start_fleet, fault):
+    from tests.support.redis_server import PrivateRedis
+
+    with PrivateRedis(tmp_path / "redis") as private_redis:
+        fleet = start_fleet(REDIS_URL=private_redis.url())
+        token = root_token()
+        admin_token = create_tenant(fleet, token, "unheard", "pg-logical")
+        fault.hold(COPY_DATA, "unheard")
+        response = api(fleet, "POST", "/api/tenants/unheard/move", token=token, json={"databaseServer": "pg-plain"})
+        assert response.status_code == 202
+        fault.wait_held()
+        private_redis.stop()
+        fault.release()
+        wait_until(lambda: settled("unheard", "pg-plain"), timeout=120, what="moved with Redis down")
+        private_redis.start()
+        users = api(fleet, "GET", "/api/users", token=admin_token, tenant="unheard")
+        assert users.status_code == 200
+        assert [u["email"] for u in users.json()["data"]] == ["admin@unheard.test"]
