@@ -4,6 +4,7 @@ catalog, and the clean-up of what tests leave on them."""
 import psycopg
 from psycopg import sql
 
+from tenants.connections import forget_server
 from tenants.models import DatabaseServer
 from tenants.vault import encrypt_secret
 
@@ -16,6 +17,7 @@ def register_cluster(cluster, name, *, weight=1, role=CREATEDB_ROLE, **fields):
     connecting as `role`: by default the cluster's CREATEDB role with its password, as a production server would;
     SUPERUSER (trusted, no password) for what only a superuser may do."""
     password = "" if role == SUPERUSER else cluster.passwords[role]
+    forget_server(name)  # a row of this name registered before, with another role, must not be read from cache
     return DatabaseServer.objects.create(
         name=name,
         host=cluster.host,
