@@ -8,14 +8,17 @@ at any step and runs again ends the same way; one that fails for good leaves the
 writable, and nothing on the target.
 """
 
+import secrets
+
 import pytest
 from django.db import connection as main_connection
+from psycopg import sql
 
 from jobs.models import Job
 from notifications.models import Notification
 from tenants import services
-from tenants.connections import use_tenant
-from tenants.models import MAIN_SERVER, ProvisioningStatus, Tenant, User
+from tenants.connections import SERVER_ALIAS_PREFIX, forget_database, forget_server, use_tenant
+from tenants.models import MAIN_SERVER, DatabaseServer, ProvisioningStatus, Tenant, User
 from tenants.provisioning import moves
 from tenants.provisioning.faults import InjectedFault
 from tenants.provisioning.steps import (
@@ -276,18 +279,53 @@ def test_writes_refused_by_a_move_answer_503_with_retry_after_and_reads_go_on(se
     assert admin.post("/api/users", {**new_user, "role": "basic"}, format="json").status_code == 201
 
 
-def test_the_source_password_is_in_no_job_argument_and_no_log(servers, extra_postgres_servers, root, caplog):
-    servers["pg-logical"].delete()
-    register_cluster(extra_postgres_servers.logical, "pg-logical")  # a role with a password
+@pytest.fixture
+def superusers_with_passwords(servers, extra_postgres_servers):
+    """`pg-logical` and `pg-plain` registered again, as superusers that log in with a password (the clusters'
+    own superuser is trusted): the conninfo of a logical move's subscription then carries one. Returns the
+    passwords; the roles go afterwards, with what they own."""
+    passwords = {}
+    for name, cluster in (("pg-logical", extra_postgres_servers.logical), ("pg-plain", extra_postgres_servers.plain)):
+        password = secrets.token_hex(16)
+        with cluster.connect() as connection:
+            connection.execute(
+                sql.SQL("CREATE ROLE {} SUPERUSER LOGIN PASSWORD {}").format(
+                    sql.Identifier(MOVER_ROLE), sql.Literal(password)
+                )
+            )
+        cluster.passwords[MOVER_ROLE] = password
+        servers[name].delete()
+        servers[name] = register_cluster(cluster, name, role=MOVER_ROLE)
+        passwords[name] = password
+    yield passwords
+    for name in passwords:  # back to the trusted superuser, for the clean-up of `servers`
+        DatabaseServer.objects.filter(pk=name).update(user=SUPERUSER, encrypted_password="")
+        forget_server(name)
+        forget_database(f"{SERVER_ALIAS_PREFIX}{name}")
+    for cluster in extra_postgres_servers:
+        drop_test_databases_on(cluster)
+        with cluster.connect() as connection:
+            connection.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(MOVER_ROLE)))
+        cluster.passwords.pop(MOVER_ROLE, None)
+
+
+MOVER_ROLE = "diquis_mover"
+
+
+def test_a_logical_move_keeps_the_passwords_out_of_job_arguments_logs_and_attempts(
+    superusers_with_passwords, extra_postgres_servers, root, caplog
+):
     tenant = tenant_on("pg-logical", "secretive", root, users=1)
     kwargs = start(tenant, "pg-plain", root)
+    assert moves.copy_method(tenant, source="pg-logical", target="pg-plain") == moves.LOGICAL
     with caplog.at_level("DEBUG"):
         run_tenant_move(**kwargs)
-    password = extra_postgres_servers.logical.passwords["diquis_platform"]
-    assert password not in repr(Job.objects.filter(subject="tenant:secretive").values_list("kwargs", flat=True))
-    assert password not in caplog.text
-    assert query(
+    assert Tenant.objects.get(pk="secretive").database_server_id == "pg-plain"
+    stored = query(
         main_connection.settings_dict["NAME"],
-        "SELECT count(*) FROM jobs_job WHERE kwargs::text LIKE %s",
-        [f"%{password}%"],
-    ) == [(0,)]
+        "SELECT (SELECT string_agg(kwargs::text, ' ') FROM jobs_job)"
+        " || coalesce((SELECT string_agg(error || traceback || steps::text, ' ') FROM jobs_attempt), '')",
+    )[0][0]
+    for password in superusers_with_passwords.values():
+        assert password not in stored
+        assert password not in caplog.text
