@@ -108,8 +108,12 @@ def replication_names(database_name):
 
 
 def copy_method(tenant, *, source, target):
-    """LOGICAL when the source writes logical WAL and both roles may replicate (superusers: PostgreSQL 15 lets
-    no one else create a publication of all tables or a subscription), else DUMP."""
+    """LOGICAL when the source writes logical WAL, both roles may replicate (superusers: PostgreSQL 15 lets no
+    one else create a publication of all tables or a subscription) and the source has a host name the target
+    can reach it by (a Unix socket would be the target's own), else DUMP."""
+    host = str(connection_parameters(source).get("host") or "")
+    if not host or host.startswith("/"):
+        return DUMP
     with connect(source, tenant.database_name) as connection:
         logical = _value(connection, "SHOW wal_level") == "logical"
         source_super = _value(connection, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
@@ -448,8 +452,7 @@ def prepare_target(tenant, *, source, target, method):
     name = tenant.database_name
     if method == LOGICAL and replication_healthy(name, source=source, target=target):
         return "resumed"
-    if method == LOGICAL:
-        stop_replication(name, source=source, target=None)
+    stop_replication(name, source=source, target=None)  # an earlier attempt's slot would hold the source's WAL
     drop_copy(name, server=target)
     store_for(target).create(name)
     # Least privilege: the tenant's own role is made on the target here, before anything is copied into it.
