@@ -12,7 +12,7 @@ from diquis.envelope import NOT_AUTHORIZED, ServiceUnavailable, error_response
 
 from .connections import use_tenant
 from .exceptions import TenantBeingMoved, TenantInvalid
-from .models import ProvisioningStatus
+from .models import ProvisioningStatus, Tenant
 from .resolution import TenantMismatch, resolve_tenant_id
 from .selectors import get_tenant
 
@@ -30,12 +30,18 @@ _MOVE_REFUSALS = (errors.ReadOnlySqlTransaction, psycopg.OperationalError)
 
 def move_refusal(error, tenant):
     """TenantBeingMoved when `error` (a database error of a request of `tenant`, the tenant as the request
-    found it) is a move refusing writes, else None. The exception handler answers it 503 with Retry-After."""
-    if tenant is None or tenant.status != ProvisioningStatus.MOVING:
+    found it) is a move refusing writes, else None. The exception handler answers it 503 with Retry-After.
+    A request that found the tenant Active may have met a move that began after it did: the catalog is asked
+    again then (on this error path only)."""
+    if tenant is None or not isinstance(error, DatabaseError) or not isinstance(error.__cause__, _MOVE_REFUSALS):
         return None
-    if isinstance(error, DatabaseError) and isinstance(error.__cause__, _MOVE_REFUSALS):
-        return TenantBeingMoved()
-    return None
+    moving = tenant.status == ProvisioningStatus.MOVING
+    if not moving:
+        try:
+            moving = Tenant.objects.filter(pk=tenant.pk, status=ProvisioningStatus.MOVING).exists()
+        except DatabaseError:
+            return None  # the main database is what failed: the plain 503 says so
+    return TenantBeingMoved() if moving else None
 
 
 def _refuse(message, status):

@@ -12,6 +12,8 @@ import time
 import httpx
 import pytest
 
+from jobs.models import Job
+from notifications.models import Notification
 from tenants.connections import use_tenant
 from tenants.models import MAIN_SERVER, DatabaseServer, ProvisioningStatus, ServerStatus, Tenant, User
 from tenants.provisioning import moves
@@ -21,6 +23,7 @@ from tests.support.fleet import databases_on, drop_test_databases_on, register_c
 from tests.support.live import LiveStack, gone
 from tests.support.live_tenants import figure, root_token
 from tests.support.postgres_clusters import SUPERUSER
+from tests.support.redis_server import PrivateRedis
 from tests.support.tenant_databases import ADMIN_PASSWORD, drop_test_tenant_databases, prefixed_databases
 
 S = ProvisioningStatus
@@ -92,8 +95,6 @@ def create_tenant(stack, token, tenant_id, server):
 
 def settled(tenant_id, server=None):
     """Active (on `server`), and no job of the tenant open any more."""
-    from jobs.models import Job
-
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None or tenant.status != S.ACTIVE or (server and tenant.database_server_id != server):
         return False
@@ -155,11 +156,9 @@ def writer_emails(tenant_id):
 
 
 def where_is(database_name, extra_postgres_servers):
-    found = [
-        name
-        for name in ("pg-logical", "pg-plain")
-        if database_name in databases_on(getattr(extra_postgres_servers, name[3:]))
-    ]
+    """The servers that hold a database of that name."""
+    clusters = {"pg-logical": extra_postgres_servers.logical, "pg-plain": extra_postgres_servers.plain}
+    found = [name for name, cluster in clusters.items() if database_name in databases_on(cluster)]
     if database_name in prefixed_databases():
         found.append(MAIN_SERVER)
     return found
@@ -247,8 +246,6 @@ def test_a_move_whose_worker_is_killed_mid_step_resumes_and_ends_on_exactly_one_
     assert where_is(tenant.database_name, extra_postgres_servers) == [target]
     users = api(fleet, "GET", "/api/users", token=admin_token, tenant=tenant_id).json()["data"]
     assert {f"before{i}@{tenant_id}.test" for i in range(3)} <= {u["email"] for u in users}
-    from notifications.models import Notification
-
     assert Notification.objects.filter(event="TenantMoved", data__tenantId=tenant_id).count() == 1
 
 
@@ -292,8 +289,6 @@ def test_a_target_stopped_mid_move_fails_the_move_the_tenant_stays_whole_and_the
     tenant = Tenant.objects.get(pk="stranded")
     assert (tenant.database_server_id, tenant.move_target_id) == ("pg-plain", None)
     assert tenant.provisioning_error
-    from notifications.models import Notification
-
     failed = Notification.objects.filter(event="TenantMoveFailed", data__tenantId="stranded")
     assert [n.data["databaseServer"] for n in failed] == ["pg-plain"]
     # Usable and writable on its old server while the target is down.
@@ -313,8 +308,6 @@ def test_a_target_stopped_mid_move_fails_the_move_the_tenant_stays_whole_and_the
 
 
 def test_a_move_with_redis_stopped_mid_way_ends_on_one_server(transactional_db, tmp_path, start_fleet, fault):
-    from tests.support.redis_server import PrivateRedis
-
     with PrivateRedis(tmp_path / "redis") as private_redis:
         fleet = start_fleet(REDIS_URL=private_redis.url())
         token = root_token()
