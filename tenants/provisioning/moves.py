@@ -55,7 +55,8 @@ logger = logging.getLogger(__name__)
 LOGICAL = "logical replication"
 DUMP = "pg_dump | pg_restore"
 
-POLL_SECONDS = 0.2
+# How often a wait asks again (the switchover waits on it: writes are refused meanwhile).
+POLL_SECONDS = 0.05
 # What the subscription needs of the source's connection settings (the password among them).
 CONNINFO_KEYS = ("host", "port", "user", "password", "dbname", "sslmode")
 # Schemas of PostgreSQL's own: neither counted nor compared.
