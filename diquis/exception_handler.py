@@ -17,6 +17,7 @@ from tenants.exceptions import (
     InvalidCredentials,
     Refused,
     TenantBeingMoved,
+    TenantDatabaseUnavailable,
     TenantInvalid,
     TenantsError,
 )
@@ -34,6 +35,8 @@ DOMAIN_STATUS = (
     (AccountDeactivated, status.HTTP_403_FORBIDDEN),
     (Conflict, status.HTTP_409_CONFLICT),
     (Refused, status.HTTP_400_BAD_REQUEST),
+    # The tenant's own database server does not answer (the main database does: that is ServiceUnavailable).
+    (TenantDatabaseUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 
 

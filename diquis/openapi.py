@@ -45,6 +45,8 @@ EXTRA_ERRORS = {
     ("/api/tenants/{tenant_id}/move", "post"): {"400", "409"},
     ("/api/database-servers/{name}/drain", "post"): {"409"},
     ("/api/users", "post"): {"409", "429"},
+    ("/api/database-servers", "post"): {"409"},
+    ("/api/database-servers/{name}", "delete"): {"400", "409"},
 }
 
 # Path parameters that name no object: a bad one is a 401, not a 404.
@@ -95,8 +97,17 @@ def _health():
     status = {"type": "string", "enum": ["ok", "down"]}
     return {
         "type": "object",
-        "properties": {"database": status, "redis": status, "workers": {"type": "integer", "minimum": 0}},
-        "required": ["database", "redis", "workers"],
+        "properties": {
+            "database": status,
+            "redis": status,
+            "workers": {"type": "integer", "minimum": 0},
+            "databaseServers": {
+                "type": "object",
+                "additionalProperties": status,
+                "description": "Each database server by name (`main` first); one that is down does not make a 503.",
+            },
+        },
+        "required": ["database", "redis", "workers", "databaseServers"],
     }
 
 
@@ -128,7 +139,7 @@ def _health_path():
     return {
         "get": {
             "operationId": "getHealth",
-            "summary": "The database, Redis and the number of live workers.",
+            "summary": "The database, Redis, the number of live workers and each database server.",
             "tags": ["health"],
             "security": [{}],
             "responses": {

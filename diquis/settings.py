@@ -277,6 +277,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two `status` fields with choices of their own: a tenant's and a database server's.
+    "ENUM_NAME_OVERRIDES": {"ServerStatusEnum": "tenants.models.ServerStatus"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "diquis.openapi.document_envelope_errors",

@@ -7,7 +7,7 @@ from jobs.dashboard import MOUNT, dashboard_view, django_rq_urls
 from notifications.negotiate import negotiate
 from notifications.routing import NEGOTIATE_PATH
 from notifications.views import NotificationListView, NotificationReadView
-from tenants import compat_views, drain_views
+from tenants import compat_views, server_views
 from tenants import views as tenant_views
 
 from .envelope import api_not_found
@@ -30,7 +30,9 @@ api = [
     path("tenants/<str:tenant_id>", tenant_views.TenantDetailView.as_view()),
     path("tenants/<str:tenant_id>/retry", tenant_views.TenantRetryView.as_view()),
     path("tenants/<str:tenant_id>/move", tenant_views.TenantMoveView.as_view()),
-    path("database-servers/<str:name>/drain", drain_views.DatabaseServerDrainView.as_view()),
+    path("database-servers", server_views.DatabaseServerListView.as_view()),
+    path("database-servers/<str:name>", server_views.DatabaseServerDetailView.as_view()),
+    path("database-servers/<str:name>/drain", server_views.DatabaseServerDrainView.as_view()),
     path("users", tenant_views.UserListView.as_view()),
     path("users/me", tenant_views.MeView.as_view()),
     path("identity/profile", compat_views.ProfileView.as_view()),

@@ -7,6 +7,7 @@ how it looks on the wire is the socket's framing: API.md's plain frames or Signa
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 
@@ -25,11 +26,14 @@ from .framing import (
     SIGNED_OUT,
     TENANT_FORBIDDEN,
     TOKEN_EXPIRED,
+    UNAVAILABLE,
     PlainFraming,
 )
 from .groups import user_group
 from .scope import query_value
 from .selectors import notifications_after
+
+logger = logging.getLogger(__name__)
 
 REFUSED = 4401
 REPLAY_BATCH = 500
@@ -170,7 +174,9 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             # one thread that also runs the process's sync views.
             await asyncio.sleep(interval * random.uniform(0.75, 1.0))
             refusal = await database_sync_to_async(self.principal.refusal)()
-            if refusal is not None:
+            if refusal == UNAVAILABLE:
+                logger.info("the check of a socket of user %s cannot be made now; it stays", self.principal.user_id)
+            elif refusal is not None:
                 await self.end(TENANT_FORBIDDEN if refusal == FORBIDDEN else SIGNED_OUT)
                 return
             await presence.renew(self.principal.user_id, self.channel_name, lease=self.lease)

@@ -32,6 +32,9 @@ class Goodbye(NamedTuple):
 # (NOTIFICATIONS_TOKEN_CHECK) and a revocation asks for it (services.close_sockets).
 REVOKED = 4401  # the token or session no longer stands: expired, signed out, a new password, the user inactive
 FORBIDDEN = 4403  # the user may no longer use the hub (e.g. their tenant was deactivated)
+# The check cannot be made now (the database the user lives in does not answer): a handshake is refused, an
+# open socket stays (its token stood at the last check; a revocation still closes it at once) until a check can be made.
+UNAVAILABLE = 4503
 
 TOKEN_EXPIRED = Goodbye(REVOKED, "Token expired.", allow_reconnect=False)
 SIGNED_OUT = Goodbye(REVOKED, "Not authorized: the token or session was revoked.", allow_reconnect=False)

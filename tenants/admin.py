@@ -6,11 +6,12 @@ change page update themselves from the notification websocket (tenants/static/te
 """
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -22,7 +23,7 @@ from django.utils.timezone import localtime
 from jobs.admin import history
 from notifications.models import Notification
 
-from . import services
+from . import selectors, server_services, services
 from .exceptions import TenantsError
 from .models import DatabaseServer, ProvisioningStatus, ServerStatus, Tenant, User
 from .validators import validate_tenant_id
@@ -362,3 +363,125 @@ class TenantAdmin(admin.ModelAdmin):
             return action(request, Tenant.objects.filter(pk=tenant.pk)) or HttpResponseRedirect(page)
 
         return view
+
+
+# --- database servers ----------------------------------------------------------------------------------------
+
+
+class DatabaseServerRegistrationForm(forms.ModelForm):
+    """The API's registration body, as a form, and the same service behind it: the server is tried for real
+    when the form is cleaned, and what the service refuses shows as the form's error. The URL is a password field
+    that is never rendered back, not even after an error."""
+
+    url = forms.CharField(
+        label="URL",
+        max_length=server_services.URL_MAX_LENGTH,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=f"{server_services.URL_SHAPE} (port 5432 and database postgres by default). Never shown again.",
+    )
+
+    class Meta:
+        model = DatabaseServer
+        fields = ["name", "weight"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            self.instance = server_services.register_server(
+                name=cleaned["name"], url=cleaned["url"], weight=cleaned["weight"]
+            )
+        except TenantsError as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        return cleaned
+
+    def validate_unique(self):
+        """Checked by the service, with its own words (a 409 in the API)."""
+
+
+@admin.register(DatabaseServer)
+class DatabaseServerAdmin(admin.ModelAdmin):
+    """The servers tenant databases live on: their load and health at a glance, registration (checked for real
+    by the service) and their weight and status. Credentials are write-only: no page shows them."""
+
+    list_display = ["name", "address", "status", "weight", "tenant_count", "reachability", "checked"]
+    list_filter = ["status"]
+    ordering = ["created_on", "name"]
+    # Actions on the servers of the list (e.g. a drain, which moves every tenant off a server) are added here.
+    actions = []
+    readonly_fields = ["name", "address", "maintenance_database", "user", "tenant_count", "reachability", "checked"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(tenant_total=Count("tenants"))
+
+    @admin.display(description="host:port")
+    def address(self, server):
+        if server.is_main:
+            main = settings.DATABASES["default"]
+            return f"{main.get('HOST') or '-'}:{main.get('PORT') or '-'} (the main database)"
+        return f"{server.host}:{server.port}"
+
+    @admin.display(description="tenants", ordering="tenant_total")
+    def tenant_count(self, server):
+        return server.tenant_total
+
+    @admin.display(description="reachable", boolean=True, ordering="reachable")
+    def reachability(self, server):
+        return True if server.is_main else server.reachable
+
+    @admin.display(description="last checked", ordering="last_checked")
+    def checked(self, server):
+        return _moment(server.last_checked)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = DatabaseServerRegistrationForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "url", "weight"]
+        return [
+            "name",
+            "address",
+            "maintenance_database",
+            "user",
+            "status",
+            "weight",
+            "tenant_count",
+            "reachability",
+            "checked",
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None):
+        """Only a server no tenant is on (nor moving to) may go; `main` never (server_services.remove_server)."""
+        if obj is None:
+            return super().has_delete_permission(request)
+        if obj.is_main or selectors.tenants_on_server(obj.pk).exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through the service
+        return actions
+
+    def save_model(self, request, obj, form, change):
+        """A new server is written by the service as the form is cleaned; a change goes through it too."""
+        if change:
+            server_services.update_server(name=obj.pk, weight=obj.weight, status=obj.status)
+
+    def delete_model(self, request, obj):
+        server_services.remove_server(name=obj.pk)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except TenantsError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:tenants_databaseserver_change", args=[object_id]))

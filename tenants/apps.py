@@ -8,8 +8,9 @@ class TenantsConfig(AppConfig):
 
     def ready(self):
         # Not a dodged cycle: seed.py imports the models, which can only be imported once the app registry is.
-        from .seed import seed_root
+        from .seed import seed_database_servers, seed_root
         from .services import revoke_tokens_at_sign_out
 
         post_migrate.connect(seed_root, sender=self)
+        post_migrate.connect(seed_database_servers, sender=self)
         user_logged_out.connect(revoke_tokens_at_sign_out)

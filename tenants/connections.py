@@ -8,25 +8,38 @@ tenants does not hold a connection to each: a process holds at most one connecti
 thread at a time, and none once its requests and jobs have ended.
 
 Every connection to a server other than the main database's gives up after DIQUIS_SERVER_CONNECT_TIMEOUT
-seconds: a server that is down costs its own tenants a quick 503, and nobody else anything.
+seconds: a server that is down costs its own tenants a quick 503, and nobody else anything. A connection of a
+tenant or server alias that cannot be made raises TenantDatabaseUnavailable (naming the server), which the API
+answers with 503 ["Tenant database unavailable"]: "the main database is down" stays the plain DatabaseError.
+
+Least privilege: on PostgreSQL the tenant's data is reached as the tenant's own role (`alias_for`; the role may
+connect to that one database only, tenants.provisioning.roles), so a routing mistake cannot read another
+tenant's data. Migrations and management (template builds, migrate_tenants, moves) connect as the server's own
+(platform) role: `platform_alias_for`, server aliases, `temporary_connection`.
 """
 
 import contextlib
 import copy
 import hashlib
+import logging
 import threading
 import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
-from django.db.utils import ConnectionDoesNotExist, load_backend
+from django.db.utils import ConnectionDoesNotExist, DatabaseErrorWrapper, OperationalError, load_backend
+from django.utils.functional import cached_property
 
+from .exceptions import TenantDatabaseUnavailable
 from .models import MAIN_SERVER, DatabaseServer
 from .routing import current_database, use_database
-from .vault import decrypt_secret
+from .vault import decrypt_secret, tenant_role_password
+
+logger = logging.getLogger(__name__)
 
 ALIAS_PREFIX = "tenant_"
+PLATFORM_ALIAS_PREFIX = "platform_"
 # PostgreSQL truncates identifiers longer than this many bytes; two long ids must not end up as one name.
 MAX_DATABASE_NAME_BYTES = 63
 
@@ -35,8 +48,14 @@ SERVER_ALIAS_PREFIX = "server_"
 SERVER_SETTINGS_TTL = 30.0
 
 _registration = threading.Lock()
-# Tenant, scratch and server aliases of this process -> (database name, server name).
-_database_names: dict[str, tuple[str, str]] = {}
+# Tenant, scratch and server aliases of this process -> (database name, server name, role or None: the server's).
+_database_names: dict[str, tuple[str, str, str | None]] = {}
+# A backend's DatabaseWrapper -> its subclass whose failed connects raise TenantDatabaseUnavailable.
+_wrapper_classes: dict[type, type] = {}
+# How long a process answers 503 at once for a server that has just failed to answer, before it tries it again.
+SERVER_DOWN_SECONDS = 5.0
+# Server name -> until when this process takes it for down (time.monotonic()).
+_server_down_until: dict[str, float] = {}
 # Server name -> (read at, Django settings of its maintenance database).
 _server_settings: dict[str, tuple[float, dict]] = {}
 
@@ -59,13 +78,33 @@ def sqlite_file(folder, database_name):
     return Path(folder) / f"{database_name}.sqlite3"
 
 
+def tenant_role_name(database_name):
+    """The name of the role of a tenant's database: the database's own name. It carries the tenant database
+    prefix (tests find and drop theirs by it), is unique on its server as the database is, and fits PostgreSQL's
+    63 bytes as the database name does."""
+    return database_name
+
+
 def alias_for(tenant):
-    """The alias of the tenant's database, ready for use in this thread."""
+    """The alias of the tenant's database, ready for use in this thread, connecting as the tenant's own role:
+    for the tenant's data (requests, jobs)."""
     if not tenant.has_isolated_database:
         return "default"
     if not tenant.database_name:
         raise DatabaseNotAssigned(f"tenant {tenant.id} has no database yet")
     alias = alias_name(tenant.id)
+    server = tenant.database_server_id or MAIN_SERVER
+    register_database(alias, tenant.database_name, server=server, role=tenant_role_name(tenant.database_name))
+    attach(alias)
+    return alias
+
+
+def platform_alias_for(tenant):
+    """The alias of the tenant's database as the server's own role: for migrations and management, which
+    change the schema (the tenant's role may only read and write rows)."""
+    if not tenant.database_name:
+        raise DatabaseNotAssigned(f"tenant {tenant.id} has no database yet")
+    alias = platform_alias_name(tenant.id)
     register_database(alias, tenant.database_name, server=tenant.database_server_id or MAIN_SERVER)
     attach(alias)
     return alias
@@ -73,6 +112,10 @@ def alias_for(tenant):
 
 def alias_name(tenant_id):
     return f"{ALIAS_PREFIX}{tenant_id}"
+
+
+def platform_alias_name(tenant_id):
+    return f"{PLATFORM_ALIAS_PREFIX}{tenant_id}"
 
 
 def server_settings(server_name):
@@ -103,8 +146,19 @@ def server_settings(server_name):
 
 
 def forget_server(server_name):
-    """Read the server's row again at its next use in this process (its settings have changed)."""
+    """Read the server's row again at its next use in this process (its settings have changed), and try it again
+    at once even if it has just failed to answer."""
     _server_settings.pop(server_name, None)
+    _server_down_until.pop(server_name, None)
+
+
+def note_server_reachable(server_name, reachable):
+    """What a check of the server (tenants.servers.check_reachable) has just seen supersedes what this process
+    remembered of it: answering, it is tried again at once; silent, it is refused at once for a while."""
+    if reachable:
+        _server_down_until.pop(server_name, None)
+    else:
+        _server_down_until[server_name] = time.monotonic() + SERVER_DOWN_SECONDS
 
 
 def server_alias(server_name):
@@ -113,13 +167,18 @@ def server_alias(server_name):
         return "default"
     alias = f"{SERVER_ALIAS_PREFIX}{server_name}"
     register_database(alias, None, server=server_name)
-    attach(alias)
+    connection = attach(alias)
+    # This thread's connection to the server lives from one job to the next: one the server dropped meanwhile (a
+    # restart) is replaced now, not left to fail the next statement.
+    if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
+        connection.close()
     return alias
 
 
-def register_database(alias, database_name, *, server=MAIN_SERVER):
+def register_database(alias, database_name, *, server=MAIN_SERVER, role=None):
     """Let `alias` name `database_name` on `server` (or a file beside the main SQLite one); a database name of
-    None is the server's maintenance database.
+    None is the server's maintenance database. With a `role`, the alias connects as that role (its derived
+    password) on PostgreSQL, rather than as the server's own user; SQLite has no roles.
 
     Tenant aliases are not added to settings.DATABASES: Django would then keep and walk one per tenant
     ever served. They are known here, and a connection object for one is made in the thread that needs
@@ -127,7 +186,7 @@ def register_database(alias, database_name, *, server=MAIN_SERVER):
     Django's test framework lets tests use such connections, as it does any made at run time.
     """
     with _registration:
-        _database_names[alias] = (database_name, server)
+        _database_names[alias] = (database_name, server, role)
 
 
 def attach(alias):
@@ -137,17 +196,80 @@ def attach(alias):
     except ConnectionDoesNotExist:
         if alias not in _database_names:
             raise
-    name, server = _database_names[alias]
+    name, server, role = _database_names[alias]
     # Connected for one request or job, then closed: a pool per tenant database would hold sessions on it.
     config = server_settings(server)
+    sqlite = config["ENGINE"].endswith("sqlite3")
     if name is not None:
-        if config["ENGINE"].endswith("sqlite3"):
-            name = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, name))
-        config["NAME"] = name
+        config["NAME"] = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, name)) if sqlite else name
+    if role is not None and not sqlite:
+        config.update(USER=role, PASSWORD=tenant_role_password(role))
     config["TEST"] = {**config.get("TEST", {}), "NAME": config["NAME"]}
-    connection = load_backend(config["ENGINE"]).DatabaseWrapper(config, alias)
+    connection = _wrapper_class(config["ENGINE"])(config, alias)
+    connection.diquis_server = server
     connections[alias] = connection
     return connection
+
+
+def _wrapper_class(engine):
+    """The backend's DatabaseWrapper, but a connection that cannot be made (the server down, unreachable, refusing
+    the role) or that the server dropped raises TenantDatabaseUnavailable: the error is then the tenant's own,
+    not "the main database is down"."""
+    base = load_backend(engine).DatabaseWrapper
+    if base not in _wrapper_classes:
+
+        class TenantDatabaseWrapper(base):
+            def ensure_connection(self):
+                if self.connection is None:
+                    _refuse_while_down(self)
+                super().ensure_connection()
+                _server_down_until.pop(self.diquis_server, None)
+
+            @cached_property
+            def wrap_database_errors(self):
+                return _TenantDatabaseErrors(self)
+
+        _wrapper_classes[base] = TenantDatabaseWrapper
+    return _wrapper_classes[base]
+
+
+class _TenantDatabaseErrors(DatabaseErrorWrapper):
+    """Django's own translation of the driver's errors; then an OperationalError that left no usable connection
+    (none was made, or the server ended it) becomes the tenant's unavailability."""
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        try:
+            super().__exit__(exc_type, exc_value, traceback)
+        except OperationalError as error:
+            connection = self.wrapper.connection
+            if connection is None:
+                raise _unavailable(self.wrapper, error, connecting=True) from error
+            if getattr(connection, "broken", False) or getattr(connection, "closed", False):
+                raise _unavailable(self.wrapper, error, connecting=False) from error
+            raise
+
+
+def _unavailable(wrapper, error, *, connecting):
+    """Say that the tenant's database cannot be reached; when the server itself did not answer a connect (refused,
+    timed out, no route: libpq reports no FATAL message of the server's), remember it for SERVER_DOWN_SECONDS.
+    A refusal the server did send (a wrong password, a missing database, too many sessions) is about one database
+    or role, not the server: its other tenants are still tried."""
+    silent = connecting and "FATAL" not in str(error)
+    if silent:
+        _server_down_until[wrapper.diquis_server] = time.monotonic() + SERVER_DOWN_SECONDS
+    # The kind of error only: libpq's text names the host and the user.
+    cause = type(error.__cause__ or error).__name__
+    what = "does not answer" if silent else "refused or lost the session"
+    logger.warning("database server %s %s for %s (%s)", wrapper.diquis_server, what, wrapper.alias, cause)
+    return TenantDatabaseUnavailable(server=wrapper.diquis_server)
+
+
+def _refuse_while_down(wrapper):
+    """A server this process has just seen down is not asked again at once: the sync views of a Daphne process
+    share one thread, so a host that hangs would cost every tenant of the process its connect timeout."""
+    until = _server_down_until.get(wrapper.diquis_server)
+    if until is not None and time.monotonic() < until:
+        raise TenantDatabaseUnavailable(server=wrapper.diquis_server)
 
 
 def forget_database(alias):

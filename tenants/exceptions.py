@@ -65,6 +65,29 @@ class NoServerAvailable(TenantsError):
     message = "No database server is available for the tenant's database"
 
 
+class TenantDatabaseUnavailable(TenantsError):
+    """The database server a tenant's data is on does not answer (down, unreachable, refusing its role): that
+    tenant's calls get 503, while the main database and every other server carry on. `message` is API.md's line;
+    the exception's text (what a job records) also names the server, never its address or credentials."""
+
+    message = "Tenant database unavailable"
+
+    def __init__(self, *, server):
+        self.server = server
+        super().__init__()
+        self.args = (f"{self.message}: database server {server} does not answer",)
+
+
+class ServerExists(Conflict):
+    message = "Database server already exists"
+
+
+class ServerInUse(Conflict):
+    """Tenant databases are on the server, or on their way to it: drain it first."""
+
+    message = "Tenant databases are still on this database server; drain it first"
+
+
 class TenantBeingMoved(TenantsError):
     """A write refused while the tenant's database is being moved (its source takes no writes during the
     switchover, or during the whole copy of a pg_dump move): the client retries shortly (503, Retry-After)."""

@@ -11,7 +11,7 @@ from psycopg import errors
 from diquis.envelope import NOT_AUTHORIZED, ServiceUnavailable, error_response
 
 from .connections import use_tenant
-from .exceptions import TenantBeingMoved, TenantInvalid
+from .exceptions import TenantBeingMoved, TenantDatabaseUnavailable, TenantInvalid
 from .models import ProvisioningStatus, Tenant
 from .resolution import TenantMismatch, resolve_tenant_id
 from .selectors import get_tenant
@@ -73,3 +73,10 @@ class TenantMiddleware:
         request.tenant = tenant
         with use_tenant(tenant):
             return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        """A view outside DRF (whose handler answers for its own) met the tenant's database server down: the
+        same 503 as DRF's, not Django's 500 page."""
+        if isinstance(exception, TenantDatabaseUnavailable):
+            return _refuse(exception.message, 503)
+        return None

@@ -1,6 +1,8 @@
 """Read-side queries of the tenants domain."""
 
-from .models import ROOT_TENANT_ID, ProvisioningStatus, Tenant, User
+from django.db.models import Count, Q
+
+from .models import MAIN_SERVER, ROOT_TENANT_ID, DatabaseServer, ProvisioningStatus, Tenant, User
 
 
 def get_tenant(tenant_id):
@@ -42,3 +44,26 @@ def users_of(tenant_id):
 
 def find_user(tenant_id, email):
     return User.objects.filter(tenant_id=tenant_id, email=email.strip().lower()).first()
+
+
+def _servers_with_counts():
+    return DatabaseServer.objects.annotate(tenant_count=Count("tenants"))
+
+
+def database_servers():
+    """Every database server, `main` first, then in the order they were registered, with `tenant_count`."""
+    return sorted(
+        _servers_with_counts(), key=lambda server: (server.name != MAIN_SERVER, server.created_on, server.name)
+    )
+
+
+def get_database_server(name):
+    """The server named so, with `tenant_count`; None when there is none."""
+    if not name:
+        return None
+    return _servers_with_counts().filter(pk=name).first()
+
+
+def tenants_on_server(name):
+    """The tenants whose database is on the server, or being moved to it: while there is one, it stays."""
+    return Tenant.objects.filter(Q(database_server_id=name) | Q(move_target_id=name))

@@ -3,6 +3,7 @@
 `min_length=1` on a field that refuses blanks anyway changes no answer: it puts `minLength` in the
 OpenAPI schema, which otherwise lets clients (and the fuzzer) believe "" is acceptable."""
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
@@ -10,7 +11,8 @@ from rest_framework import serializers
 
 from notifications.timestamps import format_utc
 
-from .models import ProvisioningStatus, Role, Tenant, User
+from .models import DatabaseServer, ProvisioningStatus, Role, ServerStatus, Tenant, User
+from .server_services import SERVER_NAME_MAX_LENGTH, SERVER_NAME_REGEX, URL_MAX_LENGTH, URL_SHAPE, WEIGHT_MAX
 from .validators import TENANT_ID_MAX_LENGTH, TENANT_ID_REGEX, validate_tenant_id
 
 
@@ -138,6 +140,72 @@ class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
     refreshToken = serializers.CharField()
     refreshTokenExpiryTime = serializers.CharField()
+
+
+class DatabaseServerSerializer(serializers.ModelSerializer):
+    """A server as API.md shows it: where it is, never how to sign in to it. `main`'s host and port are the main
+    database's (its row stores none); `reachable` is as last seen (`main` answers whoever reads this)."""
+
+    host = serializers.SerializerMethodField()
+    port = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=ServerStatus.choices)
+    tenantCount = serializers.IntegerField(source="tenant_count", default=0)
+    createdOn = UTCDateTimeField(source="created_on")
+    reachable = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatabaseServer
+        fields = ["name", "host", "port", "status", "weight", "tenantCount", "createdOn", "reachable"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_host(self, server):
+        if server.is_main:
+            return settings.DATABASES["default"].get("HOST") or None
+        return server.host
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_port(self, server):
+        if server.is_main:
+            port = settings.DATABASES["default"].get("PORT")
+            return int(port) if port else None
+        return server.port
+
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
+    def get_reachable(self, server):
+        return True if server.is_main else server.reachable
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": SERVER_NAME_REGEX,
+        "maxLength": SERVER_NAME_MAX_LENGTH,
+        "description": "Lowercase slug, not main.",
+    }
+)
+class ServerNameField(serializers.CharField):
+    """A new server's name; tenants.server_services checks it (with its own messages)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=200, trim_whitespace=False, **kwargs)
+
+
+class CreateDatabaseServerSerializer(serializers.Serializer):
+    name = ServerNameField()
+    url = serializers.CharField(
+        min_length=1,
+        max_length=URL_MAX_LENGTH,
+        trim_whitespace=False,
+        write_only=True,
+        help_text=f"{URL_SHAPE} (port 5432 and database postgres by default). Write-only: never shown again.",
+    )
+    weight = serializers.IntegerField(min_value=0, max_value=WEIGHT_MAX, default=1)
+
+
+class UpdateDatabaseServerSerializer(serializers.Serializer):
+    weight = serializers.IntegerField(min_value=0, max_value=WEIGHT_MAX, required=False)
+    status = serializers.ChoiceField(choices=ServerStatus.choices, required=False)
 
 
 class MoveTenantSerializer(serializers.Serializer):

@@ -6,13 +6,13 @@ import datetime
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.exceptions import TokenError
 
-from notifications.framing import FORBIDDEN, REVOKED
+from notifications.framing import FORBIDDEN, REVOKED, UNAVAILABLE
 from notifications.timestamps import format_utc
 
 from . import selectors
 from .backends import check_credentials
 from .connections import use_tenant
-from .exceptions import AccountDeactivated, InvalidCredentials, TenantInvalid
+from .exceptions import AccountDeactivated, InvalidCredentials, TenantDatabaseUnavailable, TenantInvalid
 from .resolution import TENANT_CLAIM
 from .signing import RefreshToken
 
@@ -94,12 +94,15 @@ def refresh_tokens(raw_refresh):
 def token_refusal(token):
     """For the websocket, at its handshake and while it stays open: None while the access token stands,
     else the close code: REVOKED (the user is gone, inactive or signed out), FORBIDDEN (the tenant is not
-    usable)."""
+    usable), UNAVAILABLE (the tenant's database server does not answer: the check cannot be made now)."""
     tenant = selectors.get_tenant(token.get(TENANT_CLAIM))
     if tenant is None or not tenant.is_usable:
         return FORBIDDEN
-    with use_tenant(tenant):
-        user = get_user_model().objects.filter(pk=token.get("user_id"), is_active=True).first()
+    try:
+        with use_tenant(tenant):
+            user = get_user_model().objects.filter(pk=token.get("user_id"), is_active=True).first()
+    except TenantDatabaseUnavailable:
+        return UNAVAILABLE
     if user is None or is_revoked(token, user=user, tenant=tenant):
         return REVOKED
     return None

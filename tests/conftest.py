@@ -7,6 +7,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tenants.models import ROOT_TENANT_ID, User
+from tests.support.fleet import drop_test_databases_on, register_cluster
 from tests.support.postgres_clusters import ExtraPostgresServers, remove_leftover_clusters
 from tests.support.redis_client import redis
 from tests.support.tenant_databases import drop_test_tenant_databases
@@ -67,6 +68,19 @@ def pytest_runtest_setup(item):
         for servers in _extra_postgres_servers:
             for cluster in servers:
                 cluster.start_again()
+
+
+@pytest.fixture
+def fleet_servers(extra_postgres_servers, tenant_databases):
+    """The extra servers registered in the catalog as `pg-logical` and `pg-plain` (beside `main`), and cleaned
+    of the test's tenant databases and templates afterwards."""
+    registered = {
+        "pg-logical": register_cluster(extra_postgres_servers.logical, "pg-logical"),
+        "pg-plain": register_cluster(extra_postgres_servers.plain, "pg-plain"),
+    }
+    yield registered
+    for cluster in extra_postgres_servers:
+        drop_test_databases_on(cluster)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@ and remove it all.
 
 Shared tenants live in the main database: nothing to create, their rows are deleted on deprovisioning.
 Isolated tenants get a database of their own (tenants.connections names it and connects to it), cloned
-from the current template (template.py), or created empty and migrated where cloning fails. Every
+from the current template (template.py), or created empty and migrated where cloning fails, and on PostgreSQL a
+role of their own to reach it through (roles.py); migrations run as the server's own role. Every
 function is idempotent ("ensure", never "create"): a retry after a crash at any point finishes the work.
 The steps return what they did, for the next step and the log; nothing is parked on the tenant.
 """
@@ -14,10 +15,18 @@ from django.core.management import call_command
 from django.db import connections
 from django.db.migrations.executor import MigrationExecutor
 
-from ..connections import alias_for, alias_name, database_name_for, forget_database, release_connection, use_tenant
+from ..connections import (
+    alias_name,
+    database_name_for,
+    forget_database,
+    platform_alias_for,
+    platform_alias_name,
+    release_connection,
+    use_tenant,
+)
 from ..models import Role, User
 from ..vault import decrypt_password
-from . import placement, spares
+from . import placement, roles, spares
 from .stores import store_for
 from .template import ensure_template
 
@@ -59,6 +68,9 @@ def ensure_tenant_database(tenant):
     if not store.exists(name):
         how = create_database(store, name)
         logger.info("database %s of tenant %s %s", name, tenant.id, how)
+    # Every time, not only when created: a spare renamed to the tenant gets its role here, and a retry after a
+    # crash between the creation and this finishes the work.
+    roles.ensure_tenant_role(store, name)
     if tenant.database_name != name:
         tenant.database_name = name
         tenant.save(update_fields=["database_name"])
@@ -77,15 +89,18 @@ def has_pending_migrations(alias):
 
 
 def migrate_tenant_database(tenant):
-    """Apply pending migrations to an isolated tenant's database. Returns whether any was pending."""
-    alias = alias_for(tenant)
+    """Apply pending migrations to an isolated tenant's database, as the server's own role (the tenant's may
+    not change the schema). Returns whether any was pending."""
+    alias = platform_alias_for(tenant)
     try:
         pending = has_pending_migrations(alias)
         if pending:
             call_command("migrate", database=alias, interactive=False, verbosity=0)
-        return pending
     finally:
         release_connection(alias)
+    if pending:  # a database created empty got django_migrations just now: the role may only read it
+        ensure_tenant_role(tenant)
+    return pending
 
 
 def ensure_migrated(tenant, *, created=None):
@@ -118,4 +133,14 @@ def drop_tenant_data(tenant):
         return
     name = tenant.database_name or database_name_for(tenant.id)
     forget_database(alias_name(tenant.id))
-    store_for(tenant.database_server_id).drop(name)
+    forget_database(platform_alias_name(tenant.id))
+    store = store_for(tenant.database_server_id)
+    store.drop(name)
+    roles.drop_tenant_role(store, name)  # after its database: the role's privileges were there and on it
+
+
+def ensure_tenant_role(tenant):
+    """The tenant's role as it should be: its password from the current SECRET_KEY, its privileges on tables
+    of every migration (what `migrate_tenants` checks for each tenant after migrating it)."""
+    if tenant.has_isolated_database and tenant.database_name:
+        roles.ensure_tenant_role(store_for(tenant.database_server_id), tenant.database_name)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from jobs.steps import step
 
 from .. import events
+from ..exceptions import TenantDatabaseUnavailable
 from ..models import Operation, ProvisioningStatus, Tenant
 from . import databases, faults, moves
 
@@ -176,7 +177,14 @@ def run_tenant_update(*, tenant_id, initiated_by, name, is_active):
     StepRunner(tenant, initiated_by, step_count=1).run(APPLY_CHANGES, name=name, is_active=is_active)
     _finish(tenant, initiated_by, Operation.UPDATE, ["name", "is_active", "token_generation"])
     if was_active and not tenant.is_active:
-        events.sockets_closed(tenant)
+        try:
+            events.sockets_closed(tenant)
+        except TenantDatabaseUnavailable:
+            # Its users are listed from its database; their sockets still end at their next check (the tenant is
+            # no longer usable, which the catalog says): the update itself is done.
+            logger.warning(
+                "tenant %s deactivated; its database server is down, its sockets end at their next check", tenant.id
+            )
 
 
 def run_tenant_deletion(*, tenant_id, initiated_by):

@@ -6,7 +6,7 @@ import yaml
 from django.core.management import call_command
 from django.test import Client
 
-from tests.support.contract import TENANT_FIELDS
+from tests.support.contract import SERVER_FIELDS, TENANT_FIELDS
 
 # Every HTTP endpoint of API.md, with the success status it documents.
 API_MD = {
@@ -29,6 +29,10 @@ API_MD = {
     ("/api/notifications", "get"): "200",
     ("/api/notifications/read", "post"): "200",
     ("/hubs/notifications/negotiate", "post"): "200",
+    ("/api/database-servers", "get"): "200",
+    ("/api/database-servers", "post"): "201",
+    ("/api/database-servers/{name}", "patch"): "200",
+    ("/api/database-servers/{name}", "delete"): "204",
     ("/health", "get"): "200",
 }
 WITH_BODY = {
@@ -39,6 +43,8 @@ WITH_BODY = {
     ("/api/tenants/{tenant_id}/move", "post"): {"databaseServer"},
     ("/api/users", "post"): {"email", "password", "firstName", "lastName", "role"},
     ("/api/notifications/read", "post"): {"upTo"},
+    ("/api/database-servers", "post"): {"name", "url", "weight"},
+    ("/api/database-servers/{name}", "patch"): {"weight", "status"},
 }
 
 
@@ -75,7 +81,7 @@ def test_request_bodies_are_documented_field_by_field(schema):
 
 def test_responses_are_the_envelope_and_the_202s_carry_the_id(schema):
     for (path, method), status in API_MD.items():
-        if not path.startswith("/api/"):
+        if not path.startswith("/api/") or status == "204":
             continue
         body = body_of(schema, schema["paths"][path][method], status)
         assert set(body["properties"]) >= {"succeeded", "data", "messages"}, (path, method)
@@ -83,6 +89,8 @@ def test_responses_are_the_envelope_and_the_202s_carry_the_id(schema):
             assert body["properties"]["data"]["type"] == "string", (path, method)
     tenants = body_of(schema, schema["paths"]["/api/tenants"]["get"], "200")["properties"]["data"]
     assert set(resolve(schema, tenants["items"])["properties"]) == TENANT_FIELDS
+    servers = body_of(schema, schema["paths"]["/api/database-servers"]["get"], "200")["properties"]["data"]
+    assert set(resolve(schema, servers["items"])["properties"]) == SERVER_FIELDS
     for path in ("/api/tenants", "/api/tenants/{tenant_id}/move", "/api/database-servers/{name}/drain"):
         assert "Location" in schema["paths"][path]["post"]["responses"]["202"]["headers"], path
 
@@ -97,6 +105,9 @@ def test_errors_are_documented_as_the_error_envelope(schema):
         ("/api/database-servers/{name}/drain", "post"): {"401", "403", "404", "409"},
         ("/api/tokens", "post"): {"400", "401", "403", "429"},
         ("/api/tenants/tenant-options", "get"): {"503"},
+        ("/api/database-servers", "post"): {"400", "401", "403", "409"},
+        ("/api/database-servers/{name}", "patch"): {"400", "401", "403", "404"},
+        ("/api/database-servers/{name}", "delete"): {"400", "401", "403", "404", "409"},
     }
     for (path, method), statuses in expected.items():
         responses = schema["paths"][path][method]["responses"]

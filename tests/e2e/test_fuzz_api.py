@@ -17,14 +17,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from django.conf import settings
 
 from jobs.models import Job
 from tenants.connections import database_name_for
-from tenants.models import ROOT_TENANT_ID, Role, Tenant, User
+from tenants.models import ROOT_TENANT_ID, DatabaseServer, Role, Tenant, User
 from tenants.provisioning.stores import main_store
 from tenants.provisioning.template import template_prefix
 from tenants.tokens import issue_tokens
@@ -130,8 +130,23 @@ def accepted_writes(entries):
     return created_tenants, operated_tenants, created_users
 
 
+def accepted_server_writes(entries):
+    """The database servers the 2xx answers of the run registered, changed or removed, by name."""
+    names = set()
+    for entry in entries:
+        if not 200 <= entry["response"]["status"] < 300:
+            continue
+        method, path = entry["request"]["method"], urlsplit(entry["request"]["url"]).path.rstrip("/")
+        if (method, path) == ("POST", "/api/database-servers"):
+            names.add(json.loads(entry["response"]["content"]["text"])["data"]["name"])
+        elif method in {"PATCH", "DELETE"} and path.startswith("/api/database-servers/"):
+            names.add(unquote(path.removeprefix("/api/database-servers/")))
+    return names
+
+
 def snapshot():
     return {
+        "servers": {s.name: (s.host, s.port, s.weight, s.status) for s in DatabaseServer.objects.all()},
         "tenants": {t.id: (t.name, t.is_active, t.status, t.admin_email) for t in Tenant.objects.all()},
         "users": {(u.tenant_id, u.email): (u.is_active, tuple(u.roles)) for u in User.objects.using("default")},
         "jobs": set(Job.objects.values_list("id", "subject")),
@@ -165,6 +180,10 @@ def assert_only_accepted_writes(before, after, entries, caller_tenant):
     allowed_databases = {database_name_for(tenant_id) for tenant_id in created_tenants}
     for name in after["databases"] - before["databases"]:
         assert name in allowed_databases or name.startswith(template_prefix()), name
+    servers = accepted_server_writes(entries)
+    for name in set(before["servers"]) | set(after["servers"]):
+        if name not in servers:
+            assert before["servers"].get(name) == after["servers"].get(name), f"database server {name} changed"
 
 
 def counts(report):
@@ -235,7 +254,13 @@ def har_entry(method, path, status, data=None):
 
 def test_the_row_accounting_catches_what_no_2xx_announced():
     """The check above can fail: a row written by a refused request, or beyond what a 2xx announced."""
-    before = {"tenants": {"root": ("Root", True, "Active", "r@x")}, "users": {}, "jobs": set(), "databases": set()}
+    before = {
+        "tenants": {"root": ("Root", True, "Active", "r@x")},
+        "users": {},
+        "jobs": set(),
+        "databases": set(),
+        "servers": {"main": ("", 5432, 1, "Active")},
+    }
     created = {**before, "tenants": {**before["tenants"], "acme": ("Acme", True, "Pending", "a@x")}}
     created["jobs"] = {("j1", "tenant:acme")}
     accepted = [har_entry("POST", "/api/tenants", 202, "acme")]
@@ -249,3 +274,10 @@ def test_the_row_accounting_catches_what_no_2xx_announced():
     user = {**before, "users": {("root", "x@y"): (True, ("root",))}}
     with pytest.raises(AssertionError):
         assert_only_accepted_writes(before, user, [har_entry("POST", "/api/users", 403)], ROOT_TENANT_ID)
+    weighed = {**before, "servers": {"main": ("", 5432, 0, "Active")}}
+    assert_only_accepted_writes(before, weighed, [har_entry("PATCH", "/api/database-servers/main", 200)], "root")
+    with pytest.raises(AssertionError):
+        assert_only_accepted_writes(before, weighed, [har_entry("PATCH", "/api/database-servers/main", 400)], "root")
+    registered = {**before, "servers": {**before["servers"], "pg-2": ("h", 5432, 1, "Active")}}
+    with pytest.raises(AssertionError):
+        assert_only_accepted_writes(before, registered, [har_entry("POST", "/api/database-servers", 400)], "root")

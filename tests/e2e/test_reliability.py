@@ -50,6 +50,11 @@ def sweeps_without_redis(worker):
     return worker.output().count("sweep: Redis unavailable")
 
 
+# /health names each database server: only `main` here, up or down with the main database.
+MAIN_OK = {"databaseServers": {"main": "ok"}}
+MAIN_DOWN = {"databaseServers": {"main": "down"}}
+
+
 def health(stack):
     response = httpx.get(f"{stack.url}/health", timeout=30)
     return response.status_code, response.json()
@@ -130,12 +135,12 @@ def test_redis_down_at_creation_is_accepted_and_finishes_once_redis_is_back(redi
 def test_health_says_503_and_names_redis_while_it_is_down(redis_stack, private_redis):
     stack = redis_stack
     wait_until(lambda: workers_registered(private_redis.client()), timeout=30, what="worker registered")
-    assert health(stack) == (200, {"database": "ok", "redis": "ok", "workers": 1})
+    assert health(stack) == (200, {"database": "ok", "redis": "ok", "workers": 1, **MAIN_OK})
     private_redis.stop()
-    assert health(stack) == (503, {"database": "ok", "redis": "down", "workers": 0})
+    assert health(stack) == (503, {"database": "ok", "redis": "down", "workers": 0, **MAIN_OK})
     private_redis.start()
     wait_until(
-        lambda: health(stack) == (200, {"database": "ok", "redis": "ok", "workers": 1}),
+        lambda: health(stack) == (200, {"database": "ok", "redis": "ok", "workers": 1, **MAIN_OK}),
         timeout=30,
         what="healthy again, the worker registered again",
     )
@@ -228,7 +233,7 @@ def test_database_down_answers_503_in_the_envelope(transactional_db, tmp_path):
         body = response.json()
         assert body["succeeded"] is False and body["data"] is None
         assert "nowhere" not in response.text and "5432" not in response.text
-        assert health(web) == (503, {"database": "down", "redis": "ok", "workers": 0})
+        assert health(web) == (503, {"database": "down", "redis": "ok", "workers": 0, **MAIN_DOWN})
     finally:
         web.stop()
     assert not Tenant.objects.filter(pk="nodb").exists()

@@ -11,9 +11,15 @@ Then everything the system could have shown or kept is gathered and searched:
 - the operator's pages as root sees them: rq-dashboard at /rq/ (pages and the JSON behind them),
   django-rq under /admin/rq/ (queues, registries, every job), and the admin's tenant and job pages.
 
+The cycle also registers a database server (one of the suite's extra clusters) through the API, after a refused
+registration with a wrong password, lists and changes it, puts the tenant's database on it (so its jobs and
+their dashboards concern it), opens its admin pages (and has the admin's form refuse a registration), asks
+/health, and removes the server at the end.
+
 What must appear nowhere: the plaintext passwords, the password hashes (and the "pbkdf2_sha256$"
 marker of any), the admin password as encrypted at rest, a connection string or the DATABASE_URL,
-the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to hand one out).
+a database server's password or URL (right or wrong) or its password as stored, the password of the tenant's
+own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to hand one out).
 """
 
 import json
@@ -27,13 +33,18 @@ from websockets.sync.client import connect
 
 from jobs.models import Attempt, Job
 from notifications.models import Notification
-from tenants.models import ROOT_TENANT_ID, Tenant, User
+from tenants.connections import tenant_role_name
+from tenants.models import ROOT_TENANT_ID, DatabaseServer, Tenant, User
+from tenants.vault import tenant_role_password
 from tests.support import live
+from tests.support.fleet import drop_test_databases_on
+from tests.support.postgres_clusters import CREATEDB_ROLE, SUPERUSER
 from tests.support.redis_client import redis
 from tests.support.secrets_scan import redis_occurrences
-from tests.support.tenant_databases import drop_test_tenant_databases, query
+from tests.support.tenant_databases import drop_test_tenant_databases
 
 TENANT = "secret-keepers"
+SERVER = "pg-secrets"
 ADMIN_PASSWORD = "Adm1n-Plaintext-Secret-7391!"
 USER_PASSWORD = "Us3r-Plaintext-Secret-5602!"
 WRONG_PASSWORD = "Wr0ng-Guess-Secret-4410!"
@@ -135,6 +146,8 @@ def dashboard_pages(stack, cookies, job_ids):
     pages += [f"/admin/rq/queues/0/{registry}/" for registry in registries]
     pages += [f"/admin/rq/queues/0/{job_id}/" for job_id in job_ids]
     pages += ["/admin/tenants/tenant/", "/admin/jobs/job/", "/admin/jobs/attempt/"]
+    pages += ["/admin/tenants/databaseserver/", "/admin/tenants/databaseserver/add/"]
+    pages += [f"/admin/tenants/databaseserver/{name}/change/" for name in ["main", SERVER]]
     pages += [f"/admin/jobs/job/{job.pk}/change/" for job in Job.objects.all()]
     pages += [f"/admin/jobs/attempt/{attempt.pk}/change/" for attempt in Attempt.objects.all()]
     seen, found = set(), []
@@ -156,8 +169,27 @@ def dashboard_pages(stack, cookies, job_ids):
 
 def database_records():
     rows = [*Job.objects.values(), *Attempt.objects.values(), *Notification.objects.values()]
-    rows += list(Tenant.objects.values("id", "provisioning_error", "database_name"))
+    rows += list(Tenant.objects.values("id", "provisioning_error", "database_name", "database_server_id"))
     return [("database records", json.dumps(rows, default=str))]
+
+
+def admin_registration_refused(stack, cookies, url):
+    """The admin's registration form, posted with a URL the server refuses: the page with its error."""
+    with httpx.Client(base_url=stack.url, cookies=cookies, timeout=30) as browser:
+        page = browser.get("/admin/tenants/databaseserver/add/")
+        csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        refused = browser.post(
+            "/admin/tenants/databaseserver/add/",
+            data={"name": "pg-refused", "url": url, "weight": "1", "csrfmiddlewaretoken": csrf},
+            headers={"referer": f"{stack.url}/admin/tenants/databaseserver/add/"},
+        )
+    assert refused.status_code == 200 and "authentication" in refused.text, refused.text[:500]
+    return [("POST /admin/tenants/databaseserver/add/", refused.text)]
+
+
+def server_cluster_query(cluster, database, statement):
+    with cluster.connect(cluster.url_as(SUPERUSER, database=database)) as connection:
+        return connection.execute(statement).fetchall()
 
 
 def rq_job_ids():
@@ -180,10 +212,37 @@ def stack(transactional_db, tmp_path):
         drop_test_tenant_databases()
 
 
+@pytest.fixture
+def server_cluster(extra_postgres_servers):
+    """The extra cluster the cycle registers, cleaned of the tenant databases and templates put on it."""
+    yield extra_postgres_servers.plain
+    drop_test_databases_on(extra_postgres_servers.plain)
+
+
 @pytest.mark.timeout(600)
-def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack):
+def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_cluster):
     call, frames = Recorder(stack), []
     root = sign_in(call, settings.DIQUIS_ROOT_EMAIL, settings.DIQUIS_ROOT_PASSWORD)
+    server_password = server_cluster.passwords[CREATEDB_ROLE]
+    wrong = call(
+        "POST",
+        "/api/database-servers",
+        token=root["token"],
+        json={"name": SERVER, "url": server_cluster.wrong_password_url},
+    )
+    assert wrong.status_code == 400, wrong.text
+    registered = call(
+        "POST",
+        "/api/database-servers",
+        token=root["token"],
+        json={"name": SERVER, "url": server_cluster.createdb_url, "weight": 1},
+    )
+    assert registered.status_code == 201, registered.text
+    server_at_rest = DatabaseServer.objects.get(pk=SERVER).encrypted_password
+    assert call("GET", "/api/database-servers", token=root["token"]).status_code == 200
+    patched = call("PATCH", f"/api/database-servers/{SERVER}", token=root["token"], json={"weight": 2})
+    assert patched.status_code == 200, patched.text
+    assert call("GET", "/health").json()["databaseServers"] == {"main": "ok", SERVER: "ok"}
     root_hash = User.objects.get(tenant_id=ROOT_TENANT_ID, email=settings.DIQUIS_ROOT_EMAIL.lower()).password
     refused = call("POST", "/api/tokens", json={"email": settings.DIQUIS_ROOT_EMAIL, "password": WRONG_PASSWORD})
     assert refused.status_code == 401
@@ -207,6 +266,7 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack):
                 "adminEmail": "admin@keepers.test",
                 "password": ADMIN_PASSWORD,
                 "hasIsolatedDatabase": True,
+                "databaseServer": SERVER,
             },
         )
         assert created.status_code == 202, created.text
@@ -222,7 +282,8 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack):
             json={"email": "user@keepers.test", "password": USER_PASSWORD, "firstName": "U", "lastName": "Ser"},
         )
         assert added.status_code == 201, added.text
-        hashes = [row[0] for row in query(database, "SELECT password FROM tenants_user")]
+        assert Tenant.objects.get(pk=TENANT).database_server_id == SERVER
+        hashes = [row[0] for row in server_cluster_query(server_cluster, database, "SELECT password FROM tenants_user")]
         assert len(hashes) == 2 and all(h.startswith("pbkdf2_sha256$") for h in hashes)
         for path in ["/api/users", "/api/users/me", "/api/identity/profile", "/api/notifications"]:
             assert call("GET", path, token=admin["token"]).status_code == 200
@@ -241,8 +302,12 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack):
 
     job_ids = rq_job_ids()
     assert job_ids, "the dashboards below would show no job at all"
-    pages = dashboard_pages(stack, admin_cookies(stack), job_ids)
+    cookies = admin_cookies(stack)
+    pages = dashboard_pages(stack, cookies, job_ids)
+    pages += admin_registration_refused(stack, cookies, server_cluster.wrong_password_url)
     assert any("secret-keepers" in text for _, text in pages)  # the dashboards do show this tenant's jobs
+    assert any(f"{server_cluster.host}:{server_cluster.port}" in text for _, text in pages)  # and the server
+    assert call("DELETE", f"/api/database-servers/{SERVER}", token=root["token"]).status_code == 204
 
     elsewhere = [
         *[("websocket", json.dumps(frame)) for frame in frames],
@@ -261,6 +326,12 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack):
         "database url": live.stack_env()["DATABASE_URL"],
         "postgres url": "postgres://",
         "postgresql url": "postgresql://",
+        "server password": server_password,
+        "server password, wrong": "not-" + server_password,
+        "server url": server_cluster.createdb_url,
+        "server url, wrong": server_cluster.wrong_password_url,
+        "server password at rest": server_at_rest,
+        "tenant role's password": tenant_role_password(tenant_role_name(database)),
         "secret key": settings.SECRET_KEY,
         "encrypted password": FERNET_MARKER,
         **({"this encrypted password": encrypted} if encrypted else {}),

@@ -16,3 +16,7 @@ TENANT_FIELDS = frozenset(
         "databaseServer",
     }
 )
+
+# API.md, "Database servers": the keys of a Server object (`reachable`, as last seen, is added by GET; this API
+# adds it to every Server object it answers, the 201 and the PATCH's 200 included).
+SERVER_FIELDS = frozenset({"name", "host", "port", "status", "weight", "tenantCount", "createdOn", "reachable"})

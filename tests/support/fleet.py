@@ -9,7 +9,7 @@ from tenants.models import DatabaseServer
 from tenants.vault import encrypt_secret
 
 from .postgres_clusters import CREATEDB_ROLE, SUPERUSER
-from .tenant_databases import TEST_DB_PREFIX
+from .tenant_databases import TEST_DB_PREFIX, drop_test_roles
 
 
 def register_cluster(cluster, name, *, weight=1, role=CREATEDB_ROLE, **fields):
@@ -39,9 +39,17 @@ def databases_on(cluster, prefix=TEST_DB_PREFIX):
 
 
 def drop_test_databases_on(cluster):
-    """Every database (and template) the tests made on `cluster`, by the run's test prefix."""
+    """Every database (and template) the tests made on `cluster`, and the tenant roles, by the run's test prefix."""
     if not cluster.running():
         return
     with psycopg.connect(cluster.url, autocommit=True) as connection:
         for name in databases_on(cluster):
             connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        with connection.cursor() as cursor:
+            drop_test_roles(cursor)
+
+
+def roles_on(cluster, prefix=TEST_DB_PREFIX):
+    with psycopg.connect(cluster.url, autocommit=True) as connection:
+        rows = connection.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", [prefix])
+        return sorted(row[0] for row in rows)

@@ -5,6 +5,7 @@ before the server started for it binds. So a start is confirmed by the process i
 (its own socket, read from /proc), never by something answering there, and a clash is tried again.
 """
 
+import contextlib
 import socket
 import time
 from pathlib import Path
@@ -21,6 +22,16 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def silent_port(backlog=64):
+    """A port where connections are taken (the kernel completes the handshake) and never answered: a server
+    that hangs, which only a client's own timeout gets away from. Yields the port."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(backlog)
+        yield listener.getsockname()[1]
 
 
 def _socket_inodes(pid):

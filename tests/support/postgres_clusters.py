@@ -17,8 +17,9 @@ Why it is built this way:
 - Authentication: `postgres` is trusted (locally and from 127.0.0.1), so the superuser URL has the same shape as
   the main server's in pytest.ini and needs no secret. Every other role must give its password
   (scram-sha-256): the fleet stores a server's credentials, and only a server that checks them can show that a
-  wrong one is refused. Each cluster makes two roles with random passwords: one with CREATEDB (what the platform
-  needs on a server it manages) and one without (to see a server refuse what the platform needs).
+  wrong one is refused. Each cluster makes two roles with random passwords: one with CREATEDB and CREATEROLE
+  (what the platform needs on a server it manages: tenant databases, and a role of its own for each) and one with
+  neither (to see a server refuse what the platform needs).
 - A cluster belongs to the process that created it (an `owner` file: its pid and start time, which a reused pid
   does not match). A process removes its clusters when it exits (atexit; the fixture of tests/conftest.py does so
   at the end of the session); a process that cannot (SIGKILL, SIGTERM, a power cut) leaves a directory whose
@@ -136,7 +137,7 @@ class PostgresCluster:
 
     @property
     def createdb_url(self):
-        """A role that logs in with its password and may create databases (not a superuser)."""
+        """A role that logs in with its password and may create databases and roles (not a superuser)."""
         return self.url_as(CREATEDB_ROLE, self.passwords[CREATEDB_ROLE])
 
     @property
@@ -217,7 +218,7 @@ class PostgresCluster:
     def _create_roles(self):
         statement = sql.SQL("CREATE ROLE {} LOGIN {} PASSWORD {}")
         with self.connect() as connection:
-            for role, createdb in ((CREATEDB_ROLE, "CREATEDB"), (NO_CREATEDB_ROLE, "NOCREATEDB")):
+            for role, createdb in ((CREATEDB_ROLE, "CREATEDB CREATEROLE"), (NO_CREATEDB_ROLE, "NOCREATEDB")):
                 password = sql.Literal(self.passwords[role])
                 connection.execute(statement.format(sql.Identifier(role), sql.SQL(createdb), password))
 

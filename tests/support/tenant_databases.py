@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.db.migrations.loader import MigrationLoader
 from django.db.models.signals import pre_migrate
+from psycopg import sql
 
 from tenants.models import ProvisioningStatus, Tenant
 from tenants.provisioning.databases import ensure_migrated, ensure_tenant_database
@@ -32,6 +33,23 @@ def drop_test_tenant_databases():
     store = main_store()
     for name in store.list(TEST_DB_PREFIX):
         store.drop(name)
+    if connection.vendor == "postgresql":
+        with raw_cursor(main_database()) as cursor:
+            drop_test_roles(cursor)
+
+
+def tenant_roles(cursor):
+    """The tenant roles (tenants.provisioning.roles) the tests made on the server of `cursor`, by the test prefix:
+    roles are cluster-wide, and outlive the databases they were for."""
+    cursor.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) ORDER BY rolname", [TEST_DB_PREFIX])
+    return [row[0] for row in cursor.fetchall()]
+
+
+def drop_test_roles(cursor):
+    """Drop every tenant role of this run on the server of `cursor` (after its databases: a role's privileges
+    are in and on them)."""
+    for role in tenant_roles(cursor):
+        cursor.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 @contextlib.contextmanager

@@ -7,7 +7,10 @@ import sys
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
+from tenants.connections import use_tenant
+from tenants.models import Tenant
 from tenants.provisioning.steps import run_tenant_creation
 from tests.support.live import ROOT, stack_env
 from tests.support.tenant_databases import applied_migrations, new_tenant, query, raw_cursor
@@ -93,3 +96,19 @@ def test_parallel_must_be_positive(transactional_db):
     result = migrate_tenants("--parallel", "0")
     assert result.returncode != 0
     assert "--parallel must be at least 1" in result.stderr
+
+
+def test_every_server_s_tenants_are_migrated(transactional_db, fleet_servers, root_user):
+    """A tenant on each server: the command reaches each database where it lives."""
+    for tenant_id, server in (("m-main", None), ("m-far", fleet_servers["pg-plain"])):
+        new_tenant(tenant_id, database_server=server)
+        run_tenant_creation(tenant_id=tenant_id, initiated_by=str(root_user.pk))
+
+    result = migrate_tenants(settings_module=NEXT_RELEASE_SETTINGS)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert has_new_migration(f"{PREFIX}m-main")
+    far = Tenant.objects.get(pk="m-far")
+    with use_tenant(far) as alias, connections[alias].cursor() as cursor:
+        cursor.execute("SELECT name FROM django_migrations WHERE app = %s", [NEW_MIGRATION[0]])
+        assert NEW_MIGRATION[1] in {name for (name,) in cursor.fetchall()}

@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from jobs.models import Job
 from notifications.models import Notification
-from tenants.models import ROOT_TENANT_ID, Operation, ProvisioningStatus, Role, Tenant, User
+from tenants.models import ROOT_TENANT_ID, DatabaseServer, Operation, ProvisioningStatus, Role, Tenant, User
 from tenants.tokens import issue_tokens
 from tests.support.factories import TenantFactory
 
@@ -43,6 +43,9 @@ GET    /api/users/me                401 200 200 200 200 401 403 401 401
 GET    /api/identity/profile        401 200 200 200 200 401 403 401 401
 GET    /api/notifications           401 200 200 200 200 401 403 401 401
 POST   /api/notifications/read      401 200 200 200 200 401 403 401 401
+GET    /api/database-servers        401 200 403 403 403 401 403 401 401
+PATCH  /api/database-servers/main   401 200 403 403 403 401 403 401 401
+DELETE /api/database-servers/idle   401 204 403 403 403 401 403 401 401
 """
 # Notes on the table (API.md):
 # - Sign-in and refresh take no bearer token, but the tenant is resolved from one when it is sent
@@ -51,6 +54,8 @@ POST   /api/notifications/read      401 200 200 200 200 401 403 401 401
 #   403 "Tenant invalid". An expired or refresh token is no access token: the call is anonymous.
 # - A deactivated user's token is refused like an invalid one (401); the inactive tenant's users get
 #   403 "Tenant invalid" on every tenant-scoped call.
+# - POST /api/database-servers reaches the server it is given before it answers 201: its callers are in
+#   tests/tenants/test_server_views.py, with a real one.
 
 BODIES = {
     ("POST", "/api/tokens"): lambda: {"email": settings.DIQUIS_ROOT_EMAIL, "password": settings.DIQUIS_ROOT_PASSWORD},
@@ -65,6 +70,7 @@ BODIES = {
     ("PUT", "/api/tenants/acme"): lambda: {"name": "Acme Renamed", "isActive": True},
     ("POST", "/api/users"): lambda: {"email": "new@matrix.test", "password": NEW_PASSWORD, "role": "basic"},
     ("POST", "/api/notifications/read"): lambda: {"upTo": Notification.objects.order_by("-id").first().id},
+    ("PATCH", "/api/database-servers/main"): lambda: {"weight": 2},
 }
 
 
@@ -114,6 +120,7 @@ def cast(db):
     }
     for name, someone in users.items():
         Notification.objects.create(user_id=someone.pk, event="Probe", data={"for": name})
+    DatabaseServer.objects.create(name="idle", host="127.0.0.1", port=1, user="nobody")  # no tenant on it
     return users
 
 
@@ -136,6 +143,7 @@ def state():
         "users": sorted(User.objects.values_list("tenant_id", "email", "is_active")),
         "jobs": sorted(Job.objects.values_list("subject", "status")),
         "unread": Notification.objects.filter(read=False).count(),
+        "servers": sorted(DatabaseServer.objects.values_list("name", "weight", "status")),
     }
 
 
@@ -160,6 +168,10 @@ def test_authorization_matrix(cast, method, path, caller, status):
     response = client.generic(method, url, json.dumps(body) if body else "", content_type="application/json")
 
     assert response.status_code == status, response.content
+    if status == 204:
+        assert response.content == b""
+        GRANTED[(method, path)](None, cast.get(caller), cast)
+        return
     payload = response.json()
     assert payload["succeeded"] is (status < 400)
     if status >= 400:
@@ -230,6 +242,19 @@ def name_of(me, cast):
     return name
 
 
+def servers_main_first(data, me, cast):
+    assert [server["name"] for server in data] == ["main", "idle"]
+
+
+def main_weighed_again(data, me, cast):
+    assert (data["name"], data["weight"]) == ("main", 2)
+    assert DatabaseServer.objects.get(pk="main").weight == 2
+
+
+def idle_server_removed(data, me, cast):
+    assert list(DatabaseServer.objects.values_list("name", flat=True)) == ["main"]
+
+
 GRANTED = {
     ("GET", "/api/tenants/tenant-options"): tenant_options,
     ("POST", "/api/tokens"): root_was_signed_in,
@@ -247,6 +272,9 @@ GRANTED = {
     ("GET", "/api/identity/profile"): myself,
     ("GET", "/api/notifications"): my_notifications,
     ("POST", "/api/notifications/read"): only_mine_read,
+    ("GET", "/api/database-servers"): servers_main_first,
+    ("PATCH", "/api/database-servers/main"): main_weighed_again,
+    ("DELETE", "/api/database-servers/idle"): idle_server_removed,
 }
 
 

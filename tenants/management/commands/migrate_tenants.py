@@ -5,7 +5,10 @@ every isolated tenant's database, several at a time in a process pool if asked, 
 database as it finishes, carries on past a failure, and ends with a summary of every failure and a
 non-zero exit status if there was any.
 
-Each database is migrated under its tenant's job lock, so it never races a job on the same tenant.
+Each database is migrated under its tenant's job lock, so it never races a job on the same tenant; then its
+tenant's own role is set again (tenants.provisioning.roles: the password of the current SECRET_KEY, the grants).
+A tenant whose database server does not answer is reported as failed within the connect timeout, and the others
+go on.
 """
 
 import multiprocessing
@@ -17,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
 from jobs.locks import subject_lock
-from tenants.provisioning.databases import migrate_tenant_database
+from tenants.provisioning.databases import ensure_tenant_role, migrate_tenant_database
 from tenants.selectors import get_tenant, isolated_tenants
 from tenants.services import subject_for
 
@@ -40,6 +43,7 @@ def migrate_one(tenant_id):
             raise LookupError("the tenant no longer exists")
         with subject_lock(subject_for(tenant_id)):
             migrate_tenant_database(tenant)
+            ensure_tenant_role(tenant)  # its password after a SECRET_KEY rotation, its grants on new tables
         error = None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]

@@ -17,6 +17,7 @@ from psycopg import errors, sql
 
 from jobs.locks import subject_lock
 
+from ...exceptions import TenantDatabaseUnavailable
 from ...models import MAIN_SERVER
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,18 @@ class PostgreSQLStore:
         return f"PostgreSQLStore({self.alias!r}, server={self.server!r})"
 
     @contextlib.contextmanager
-    def _server_cursor(self):
+    def server_cursor(self, database=None):
+        """A cursor of a connection of its own to the server (its maintenance database, or `database`), as the
+        server's own role. A server that does not answer raises TenantDatabaseUnavailable."""
         params = connections[self.alias].get_connection_params()
-        with psycopg.connect(**params, autocommit=True) as connection, connection.cursor() as cursor:
+        if database is not None:
+            params["dbname"] = database
+        try:
+            connection = psycopg.connect(**params, autocommit=True)
+        except psycopg.OperationalError as error:
+            logger.warning("database server %s does not answer (%s)", self.server, type(error).__name__)
+            raise TenantDatabaseUnavailable(server=self.server) from error
+        with connection, connection.cursor() as cursor:
             yield cursor
 
     def exists(self, name):
@@ -79,12 +89,12 @@ class PostgreSQLStore:
                 time.sleep(CLONE_RETRY_SECONDS * attempt)
 
     def _create(self, statement):
-        with contextlib.suppress(errors.DuplicateDatabase), self._server_cursor() as cursor:
+        with contextlib.suppress(errors.DuplicateDatabase), self.server_cursor() as cursor:
             cursor.execute(statement)
 
     def drop(self, name):
         """Terminate every session on the database and drop it."""
-        with self._server_cursor() as cursor:
+        with self.server_cursor() as cursor:
             cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier(name)))
 
     def rename(self, name, new_name):
@@ -98,7 +108,7 @@ class PostgreSQLStore:
         """`ALLOW_CONNECTIONS false` makes the server itself refuse every session on the template, so
         nothing can ever hold it open and block a clone; the rename makes the final name appear complete."""
         building, final = identifier(building), identifier(final)
-        with self._server_cursor() as cursor:
+        with self.server_cursor() as cursor:
             cursor.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(building))
             cursor.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(building, final))
 

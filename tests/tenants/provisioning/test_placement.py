@@ -10,22 +10,15 @@ from tenants.models import MAIN_SERVER, DatabaseServer, ServerStatus, Tenant, Us
 from tenants.provisioning import placement
 from tenants.provisioning.steps import run_tenant_creation
 from tenants.provisioning.template import template_name
-from tests.support.fleet import databases_on, drop_test_databases_on, register_cluster
+from tests.support.fleet import databases_on
 from tests.support.tenant_databases import new_tenant, prefixed_databases
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def servers(extra_postgres_servers, tenant_databases):
-    """`main`, `pg-logical` and `pg-plain`, the last two cleaned of the tests' databases afterwards."""
-    registered = {
-        "pg-logical": register_cluster(extra_postgres_servers.logical, "pg-logical"),
-        "pg-plain": register_cluster(extra_postgres_servers.plain, "pg-plain"),
-    }
-    yield registered
-    for cluster in extra_postgres_servers:
-        drop_test_databases_on(cluster)
+def servers(fleet_servers):
+    return fleet_servers
 
 
 def place_on(server_name, count):

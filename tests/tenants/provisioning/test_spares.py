@@ -10,12 +10,13 @@ from django.test import override_settings
 
 from jobs.models import Job
 from notifications.models import Notification
-from tenants.models import MAIN_SERVER
+from tenants.models import MAIN_SERVER, Tenant
 from tenants.provisioning import spares
 from tenants.provisioning.databases import CLAIMED, CLONED, create_database, ensure_migrated, ensure_tenant_database
-from tenants.provisioning.stores import main_store
+from tenants.provisioning.stores import main_store, store_for
 from tenants.provisioning.template import ensure_template, template_name
 from tenants.tasks import provision_tenant, refill_spare_databases, request_spare_refill, spare_refill_subject
+from tests.support.fleet import databases_on
 from tests.support.tenant_databases import (
     NEXT_RELEASE,
     applied_migrations,
@@ -64,6 +65,24 @@ def test_a_new_tenant_gets_a_spare_by_rename():
     assert database_oid(tenant.database_name) in before  # the very database that was a spare, renamed
     assert len(current_spares()) == 1
     assert migrate_runs_on(tenant, created=CLAIMED) == set()  # at the head: not even checked
+
+
+def test_each_server_has_its_own_spares_refilled_by_a_job_of_its_own(root_user, fleet_servers, extra_postgres_servers):
+    new_tenant("far", database_server=fleet_servers["pg-plain"])
+    provision_tenant(tenant_id="far", initiated_by=root_user.pk)
+    job = Job.objects.get(subject=spare_refill_subject("pg-plain"))
+    assert job.kwargs == {"server": "pg-plain"} and refill_jobs() == 0  # none for main: nothing was taken there
+    refill_spare_databases(**job.kwargs)  # what the worker runs
+    far_store = store_for("pg-plain")
+    assert len(spares.spares_of(far_store, template_name())) == 2
+    assert set(databases_on(extra_postgres_servers.plain)) == {
+        f"{PREFIX}far",
+        template_name(),
+        *spares.spares_of(far_store, template_name()),
+    }
+    assert current_spares() == set()  # the main server's are its own business
+    new_tenant("farther", database_server=fleet_servers["pg-plain"])
+    assert ensure_tenant_database(Tenant.objects.get(pk="farther")) == CLAIMED
 
 
 def test_without_spares_the_database_is_cloned():
