@@ -13,7 +13,8 @@ Every function is idempotent and may run again after a crash at any point:
   copies) or its whole dump (`pg_dump | pg_restore`, schema and data in one transaction: all or nothing, with
   the constraints added after the rows, so no trigger has to be disabled, which only a superuser may do).
   Owners and privileges are not copied (`--no-owner --no-privileges`): the objects belong to the role the
-  platform connects to the target with.
+  platform connects to the target with, and the tenant's own role is made on the target and granted its rows
+  there (roles.ensure_tenant_role) before the switch; the source's goes with the old copy.
 - **Logical replication** where the source allows it (`wal_level=logical`; on PostgreSQL 15 a publication of
   all tables and a subscription both need superuser roles): the tenant stays writable while the subscription
   copies and streams; writes are refused only for the switchover (`refuse_writes`, then the target replays up
@@ -47,6 +48,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ..servers import connection_parameters
+from . import roles
 from .stores import store_for
 from .stores.postgresql import identifier
 
@@ -188,17 +190,32 @@ def dump_and_restore(database_name, *, source, target, schema_only=False):
 
 
 def refuse_writes(database_name, *, server):
-    """From now on the source database takes no write: new sessions start read-only, the open ones end."""
+    """From now on the source database takes no write: new sessions start read-only, and the open ones end
+    (ended here where the platform's role may end them; otherwise waited for: the web's and the worker's
+    sessions last one request or job). A session that outlives DIQUIS_MOVE_SWITCHOVER_TIMEOUT fails the attempt:
+    it could still write what the copy would not carry."""
     name = identifier(database_name)
     with connect(server, database_name) as connection:
         connection.execute(sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(name))
-        ended = _value(
-            connection,
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
-            [database_name],
-        )
-    logger.info("writes refused on %s (server %s); %s sessions ended", database_name, server, ended)
+        sessions = _client_sessions(connection, database_name)
+        for pid in sessions:
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+                connection.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+        def ended():
+            return not set(sessions) & set(_client_sessions(connection, database_name))
+
+        _wait(ended, timeout=settings.DIQUIS_MOVE_SWITCHOVER_TIMEOUT, what="the end of the sessions that may write")
+    logger.info("writes refused on %s (server %s); %s sessions ended", database_name, server, len(sessions))
+
+
+def _client_sessions(connection, database_name):
+    rows = connection.execute(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+        [database_name],
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def allow_writes(database_name, *, server):
@@ -443,6 +460,7 @@ def drop_copy(database_name, *, server):
             _drop_slots(connection, database_name)
             connection.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(name))
     store.drop(database_name)
+    roles.drop_tenant_role(store, database_name)  # the role of the copy's server: roles are per server
 
 
 def prepare_target(tenant, *, source, target, method):
@@ -456,9 +474,9 @@ def prepare_target(tenant, *, source, target, method):
     stop_replication(name, source=source, target=None)  # an earlier attempt's slot would hold the source's WAL
     drop_copy(name, server=target)
     store_for(target).create(name)
-    # Least privilege: the tenant's own role is made on the target here, before anything is copied into it.
     if method == LOGICAL:
         dump_and_restore(name, source=source, target=target, schema_only=True)
+        roles.ensure_tenant_role(store_for(target), name)  # its grants on the tables that are there now
     return "created"
 
 
@@ -469,6 +487,7 @@ def copy_data(tenant, *, source, target, method):
     if method == DUMP:
         refuse_writes(name, server=source)
         dump_and_restore(name, source=source, target=target)
+        roles.ensure_tenant_role(store_for(target), name)  # the copy carries no grants (--no-privileges)
         return
     allow_writes(name, server=source)  # an earlier attempt may have stopped in its switchover
     start_replication(name, source=source, target=target)

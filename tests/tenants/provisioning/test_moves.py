@@ -28,6 +28,7 @@ from tenants.provisioning.steps import (
     run_tenant_creation,
     run_tenant_move,
 )
+from tenants.provisioning.stores import store_for
 from tests.support.fault_injection import write_fault
 from tests.support.fleet import databases_on, drop_test_databases_on, register_cluster
 from tests.support.postgres_clusters import SUPERUSER
@@ -94,6 +95,13 @@ def replication_objects(server, database_name):
     return publications + subscriptions + slots
 
 
+def has_role(server, database_name):
+    """Has the server a role of that database (tenants.provisioning.roles: named after it)?"""
+    with store_for(server).server_cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [database_name])
+        return cursor.fetchone() is not None
+
+
 def job_kwargs(tenant_id):
     return (
         Job.objects.filter(subject=f"tenant:{tenant_id}", task__endswith="move_tenant_database")
@@ -115,6 +123,7 @@ def assert_moved(tenant, *, source, target, before, extra_postgres_servers):
     assert tenant.database_name not in databases_of(source, extra_postgres_servers)
     assert emails(tenant) == before
     assert replication_objects(target, tenant.database_name) == []
+    assert has_role(target, tenant.database_name) and not has_role(source, tenant.database_name)
     assert not moves.writes_refused(tenant.database_name, server=target)
     moved = Notification.objects.filter(event="TenantMoved", data__tenantId=tenant.id)
     assert [n.data["databaseServer"] for n in moved] == [target]
@@ -234,6 +243,7 @@ def test_a_move_that_fails_for_good_leaves_the_tenant_whole_where_it_was(
     assert (tenant.status, tenant.database_server_id, tenant.move_target_id) == (S.ACTIVE, source, None)
     assert tenant.provisioning_error == "the copy is not to be trusted"
     assert tenant.database_name not in databases_of(target, extra_postgres_servers)
+    assert not has_role(target, tenant.database_name) and has_role(source, tenant.database_name)
     assert not moves.writes_refused(tenant.database_name, server=source)
     assert replication_objects(source, tenant.database_name) == []
     failed = Notification.objects.filter(event="TenantMoveFailed", data__tenantId="stays")
