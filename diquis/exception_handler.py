@@ -94,6 +94,9 @@ def _messages_for(exc):
 
 def _as_api_exception(exc, context):
     """The exception as DRF's kind, or None for a bug (a 500)."""
+    refusal = move_refusal(exc, getattr(context.get("request"), "tenant", None))
+    if refusal is not None:
+        return _moving(refusal)
     if isinstance(exc, TenantsError):
         return _from_domain(exc, context)
     # ObjectDoesNotExist: the object of the call vanished between the view's check and the service's
@@ -108,11 +111,6 @@ def _as_api_exception(exc, context):
         # The database refused a value of the request (a NUL character, a number out of range): bad input,
         # not a backing service that is down.
         return exceptions.ParseError("A value in the request cannot be used (e.g. it contains a NUL character).")
-    if isinstance(exc, DatabaseError):
-        request = context.get("request")
-        refusal = move_refusal(exc, getattr(request, "tenant", None))
-        if refusal is not None:
-            return _moving(refusal)
     if isinstance(exc, RedisError | DatabaseError):
         logger.warning("backing service unavailable: %s (%s)", type(exc).__name__, type(exc.__cause__).__name__)
         return ServiceUnavailable()

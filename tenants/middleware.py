@@ -33,7 +33,9 @@ def move_refusal(error, tenant):
     found it) is a move refusing writes, else None. The exception handler answers it 503 with Retry-After.
     A request that found the tenant Active may have met a move that began after it did: the catalog is asked
     again then (on this error path only)."""
-    if tenant is None or not isinstance(error, DatabaseError) or not isinstance(error.__cause__, _MOVE_REFUSALS):
+    lost = isinstance(error, TenantDatabaseUnavailable)  # the session ended under the request, as a lost one
+    refused = isinstance(error, DatabaseError) and isinstance(error.__cause__, _MOVE_REFUSALS)
+    if tenant is None or not (lost or refused):
         return None
     moving = tenant.status == ProvisioningStatus.MOVING
     if not moving:
