@@ -3,6 +3,7 @@ traceback. The one place where the domain's plain errors (tenants.exceptions) ge
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError
 from django.http import Http404
@@ -15,10 +16,12 @@ from tenants.exceptions import (
     Conflict,
     InvalidCredentials,
     Refused,
+    TenantBeingMoved,
     TenantDatabaseUnavailable,
     TenantInvalid,
     TenantsError,
 )
+from tenants.middleware import move_refusal
 
 from .envelope import NOT_AUTHORIZED, NOT_FOUND, PayloadTooLarge, ServiceUnavailable, envelope
 
@@ -37,7 +40,17 @@ DOMAIN_STATUS = (
 )
 
 
+def _moving(error):
+    """503 with Retry-After: the tenant's database refuses writes while it is moved (API.md, the move call)."""
+    exc = ServiceUnavailable(error.message)
+    exc.envelope_message = True
+    exc.wait = settings.DIQUIS_MOVE_RETRY_AFTER
+    return exc
+
+
 def _from_domain(error, context):
+    if isinstance(error, TenantBeingMoved):
+        return _moving(error)
     code = next((code for kind, code in DOMAIN_STATUS if isinstance(error, kind)), status.HTTP_400_BAD_REQUEST)
     if error.field and code == status.HTTP_400_BAD_REQUEST:
         return exceptions.ValidationError({error.field: [error.message]})
@@ -81,6 +94,9 @@ def _messages_for(exc):
 
 def _as_api_exception(exc, context):
     """The exception as DRF's kind, or None for a bug (a 500)."""
+    refusal = move_refusal(exc, getattr(context.get("request"), "tenant", None))
+    if refusal is not None:
+        return _moving(refusal)
     if isinstance(exc, TenantsError):
         return _from_domain(exc, context)
     # ObjectDoesNotExist: the object of the call vanished between the view's check and the service's
@@ -96,7 +112,7 @@ def _as_api_exception(exc, context):
         # not a backing service that is down.
         return exceptions.ParseError("A value in the request cannot be used (e.g. it contains a NUL character).")
     if isinstance(exc, RedisError | DatabaseError):
-        logger.warning("backing service unavailable: %s", type(exc).__name__)
+        logger.warning("backing service unavailable: %s (%s)", type(exc).__name__, type(exc.__cause__).__name__)
         return ServiceUnavailable()
     return exc if isinstance(exc, exceptions.APIException) else None
 

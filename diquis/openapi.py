@@ -29,7 +29,8 @@ ERROR_DESCRIPTIONS = {
     "413": "The request body is larger than the server takes.",
     "429": "Too many requests: sign-in attempts from this address or for this account, or creations and refreshes "
     "of this user; see `Retry-After`.",
-    "503": "A backing service (Redis, the database) is down and nothing was accepted.",
+    "503": "A backing service (Redis, the database) is down and nothing was accepted; or the tenant's database is "
+    'being moved and refuses writes for now: `["Tenant is being moved; retry shortly"]`, see `Retry-After`.',
 }
 
 # Statuses that depend on the call's meaning rather than its shape (the rest is derived below).
@@ -41,6 +42,8 @@ EXTRA_ERRORS = {
     ("/api/tenants/{tenant_id}", "put"): {"400", "409"},
     ("/api/tenants/{tenant_id}", "delete"): {"400", "409"},
     ("/api/tenants/{tenant_id}/retry", "post"): {"409"},
+    ("/api/tenants/{tenant_id}/move", "post"): {"400", "409"},
+    ("/api/database-servers/{name}/drain", "post"): {"409"},
     ("/api/users", "post"): {"409", "429"},
     ("/api/database-servers", "post"): {"409"},
     ("/api/database-servers/{name}", "delete"): {"400", "409"},
@@ -49,7 +52,11 @@ EXTRA_ERRORS = {
 # Path parameters that name no object: a bad one is a 401, not a 404.
 NOT_AN_OBJECT = {("/api/tokens/{refresh_token}", "get")}
 
-LOCATIONS = {("/api/tenants", "post"): "The new tenant: `/api/tenants/<id>`."}
+LOCATIONS = {
+    ("/api/tenants", "post"): "The new tenant: `/api/tenants/<id>`.",
+    ("/api/tenants/{tenant_id}/move", "post"): "The tenant being moved: `/api/tenants/<id>`.",
+    ("/api/database-servers/{name}/drain", "post"): "The server being drained: `/api/database-servers/<name>`.",
+}
 
 
 class TenantJWTScheme(SimpleJWTScheme):

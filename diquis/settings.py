@@ -344,6 +344,20 @@ DIQUIS_SERVER_CONNECT_TIMEOUT = env.int("DIQUIS_SERVER_CONNECT_TIMEOUT", default
 # (tenants.connections); the main one's are the web process's pool (at most this many; diquis.database_pool),
 # and close with the request elsewhere (CONN_MAX_AGE 0). The connection-bound test holds Daphne to it.
 DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS", default=4)
+# Moving a tenant's database to another server (tenants.provisioning.moves): where pg_dump and pg_restore are
+# (empty: what `pg_config --bindir` says), how long the copy may take (the initial copy of a logical move, or
+# waiting for it to catch up while the tenant stays writable), and how long the target may take to replay the last
+# writes once they are refused (the switchover: a longer wait fails the attempt, which gives writes back).
+DIQUIS_POSTGRESQL_BIN_DIR = env.str("DIQUIS_POSTGRESQL_BIN_DIR", default="")
+DIQUIS_MOVE_COPY_TIMEOUT = env.int("DIQUIS_MOVE_COPY_TIMEOUT", default=3600)
+DIQUIS_MOVE_SWITCHOVER_TIMEOUT = env.int("DIQUIS_MOVE_SWITCHOVER_TIMEOUT", default=10)
+# A move that ended leaves a copy to drop (the target's of a failed move, the source's of a finished one); a server
+# that does not answer gets this many rounds of the job policy's attempts before the cleanup gives up (logged).
+DIQUIS_MOVE_CLEANUP_ROUNDS = env.int("DIQUIS_MOVE_CLEANUP_ROUNDS", default=20)
+# What a client refused a write during a move is told to wait (seconds, Retry-After).
+DIQUIS_MOVE_RETRY_AFTER = env.int("DIQUIS_MOVE_RETRY_AFTER", default=2)
+# How many tenants of a server that is drained are moved at once (tenants.tasks.continue_drain).
+DIQUIS_DRAIN_PARALLELISM = env.int("DIQUIS_DRAIN_PARALLELISM", default=2)
 
 # The websocket refuses tokens whose tenant is no longer usable.
 NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_refusal"

@@ -29,9 +29,10 @@ api = [
     path("tenants/tenant-options", tenant_views.TenantOptionsView.as_view()),
     path("tenants/<str:tenant_id>", tenant_views.TenantDetailView.as_view()),
     path("tenants/<str:tenant_id>/retry", tenant_views.TenantRetryView.as_view()),
+    path("tenants/<str:tenant_id>/move", tenant_views.TenantMoveView.as_view()),
     path("database-servers", server_views.DatabaseServerListView.as_view()),
     path("database-servers/<str:name>", server_views.DatabaseServerDetailView.as_view()),
-    # the actions on one server (e.g. its drain) go under database-servers/<str:name>/...
+    path("database-servers/<str:name>/drain", server_views.DatabaseServerDrainView.as_view()),
     path("users", tenant_views.UserListView.as_view()),
     path("users/me", tenant_views.MeView.as_view()),
     path("identity/profile", compat_views.ProfileView.as_view()),

@@ -36,6 +36,7 @@ SPINNER = mark_safe('<span class="tenant-spinner" aria-hidden="true"></span>')
 UPDATE_INITIATED = "Tenant update initiated for {}. It will be updated in the background."
 DELETION_INITIATED = "Tenant deletion initiated for {}. It will be removed in the background."
 RETRY_INITIATED = "Retry initiated for {}. The failed operation will run again in the background."
+DRAIN_INITIATED = "Drain initiated for {}. Its tenants will be moved to other servers in the background."
 
 
 def status_badge(tenant):
@@ -409,12 +410,22 @@ class DatabaseServerAdmin(admin.ModelAdmin):
     list_display = ["name", "address", "status", "weight", "tenant_count", "reachability", "checked"]
     list_filter = ["status"]
     ordering = ["created_on", "name"]
-    # Actions on the servers of the list (e.g. a drain, which moves every tenant off a server) are added here.
-    actions = []
+    actions = ["drain"]
     readonly_fields = ["name", "address", "maintenance_database", "user", "tenant_count", "reachability", "checked"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(tenant_total=Count("tenants"))
+
+    @admin.action(description="Drain selected servers (move every tenant to the others)")
+    def drain(self, request, queryset):
+        """The API's drain (services.drain_server), per server: it turns Draining, its tenants are moved by jobs."""
+        for server in queryset:
+            try:
+                services.drain_server(name=server.name, initiated_by=request.user.pk)
+            except TenantsError as error:
+                self.message_user(request, error.message, messages.WARNING)
+                continue
+            self.message_user(request, DRAIN_INITIATED.format(server.name), messages.INFO)
 
     @admin.display(description="host:port")
     def address(self, server):

@@ -13,21 +13,30 @@ TENANT_UPDATED = "TenantUpdated"
 TENANT_UPDATE_FAILED = "TenantUpdateFailed"
 TENANT_DELETED = "TenantDeleted"
 TENANT_DELETION_FAILED = "TenantDeletionFailed"
+TENANT_MOVED = "TenantMoved"
+TENANT_MOVE_FAILED = "TenantMoveFailed"
 TENANT_PROVISIONING_PROGRESS = "TenantProvisioningProgress"
 
 _SUCCESS = {
     "create": (TENANT_CREATED, "Tenant '{name}' has been successfully created and provisioned."),
     "update": (TENANT_UPDATED, "Tenant '{name}' has been successfully updated."),
     "delete": (TENANT_DELETED, "Tenant '{name}' has been successfully deleted."),
+    "move": (TENANT_MOVED, "Tenant '{name}' has been successfully moved."),
 }
 _FAILURE = {
     "create": (TENANT_CREATION_FAILED, "Tenant creation failed: {error}"),
     "update": (TENANT_UPDATE_FAILED, "Tenant update failed: {error}"),
     "delete": (TENANT_DELETION_FAILED, "Tenant deletion failed: {error}"),
+    "move": (TENANT_MOVE_FAILED, "Tenant move failed: {error}"),
 }
 
 
-def operation_succeeded(*, user_id, operation, tenant_id, tenant_name):
+def _with_server(data, database_server):
+    """A move's events also name the server the tenant's database is on now (API.md)."""
+    return data if database_server is None else {**data, "databaseServer": database_server}
+
+
+def operation_succeeded(*, user_id, operation, tenant_id, tenant_name, database_server=None):
     event, message = _SUCCESS[operation]
     data = {
         "type": "success",
@@ -36,13 +45,13 @@ def operation_succeeded(*, user_id, operation, tenant_id, tenant_name):
         "tenantName": tenant_name,
         "timestamp": format_utc(),
     }
-    return notify(user_id, event, data)
+    return notify(user_id, event, _with_server(data, database_server))
 
 
-def operation_failed(*, user_id, operation, tenant_id, error):
+def operation_failed(*, user_id, operation, tenant_id, error, database_server=None):
     event, message = _FAILURE[operation]
     data = {"type": "error", "message": message.format(error=error), "tenantId": tenant_id, "timestamp": format_utc()}
-    return notify(user_id, event, data)
+    return notify(user_id, event, _with_server(data, database_server))
 
 
 def progress(*, user_id, tenant_id, step, index, count):

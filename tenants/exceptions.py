@@ -86,3 +86,10 @@ class ServerInUse(Conflict):
     """Tenant databases are on the server, or on their way to it: drain it first."""
 
     message = "Tenant databases are still on this database server; drain it first"
+
+
+class TenantBeingMoved(TenantsError):
+    """A write refused while the tenant's database is being moved (its source takes no writes during the
+    switchover, or during the whole copy of a pg_dump move): the client retries shortly (503, Retry-After)."""
+
+    message = "Tenant is being moved; retry shortly"

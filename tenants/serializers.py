@@ -206,3 +206,7 @@ class CreateDatabaseServerSerializer(serializers.Serializer):
 class UpdateDatabaseServerSerializer(serializers.Serializer):
     weight = serializers.IntegerField(min_value=0, max_value=WEIGHT_MAX, required=False)
     status = serializers.ChoiceField(choices=ServerStatus.choices, required=False)
+
+
+class MoveTenantSerializer(serializers.Serializer):
+    databaseServer = serializers.CharField(min_length=1, max_length=50)

@@ -4,19 +4,21 @@ A server's credentials come in once, in the registration's `url`, and are never 
 """
 
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from diquis.envelope import envelope_of, ok
 
-from . import selectors, server_services
+from . import selectors, server_services, services
 from .permissions import IsRoot
 from .serializers import CreateDatabaseServerSerializer, DatabaseServerSerializer, UpdateDatabaseServerSerializer
 
 SERVER = envelope_of(DatabaseServerSerializer(), "DatabaseServerEnvelope")
 REGISTERED = "Database server registered."
 UPDATED = "Database server updated."
+DRAIN_INITIATED = "Database server drain initiated. Its tenants will be moved to other servers in the background."
 
 
 def _server_or_404(name):
@@ -60,3 +62,13 @@ class DatabaseServerDetailView(APIView):
         _server_or_404(name)
         server_services.remove_server(name=name)
         return Response(status=204)
+
+
+class DatabaseServerDrainView(APIView):
+    permission_classes = [IsRoot]
+
+    @extend_schema(request=None, responses={202: envelope_of(serializers.CharField(), "DrainAcceptedEnvelope")})
+    def post(self, request, name):
+        _server_or_404(name)
+        services.drain_server(name=name, initiated_by=request.user.pk)
+        return ok(name, [DRAIN_INITIATED], status_code=202, headers={"Location": f"/api/database-servers/{name}"})

@@ -13,19 +13,18 @@ from notifications.framing import REVOKED
 from notifications.services import close_sockets
 
 from . import tasks
-from .exceptions import Conflict, EmailInUse, OperationInFlight, Refused, TenantExists
-from .models import DatabaseServer, Operation, ProvisioningStatus, Role, ServerStatus, Tenant, User
+from .exceptions import Conflict, EmailInUse, NoServerAvailable, OperationInFlight, Refused, TenantExists
+from .models import MAIN_SERVER, DatabaseServer, Operation, ProvisioningStatus, Role, ServerStatus, Tenant, User
+from .provisioning import placement
+from .provisioning.stores import main_store
 from .selectors import find_user
+from .tasks import subject_for
 from .vault import encrypt_password
 
 S = ProvisioningStatus
 
 # What a root admin is told when a creation is accepted (the API's 202 and the admin's message).
 CREATION_INITIATED = "Tenant creation initiated. The tenant will be provisioned in the background."
-
-
-def subject_for(tenant_id):
-    return f"tenant:{tenant_id}"
 
 
 def _locked_tenant(tenant_id):
@@ -134,6 +133,55 @@ def retry_tenant(*, tenant_id, initiated_by):
     job.save(update_fields=["kwargs"])
     requeue(job)
     return tenant
+
+
+def _move_target(tenant, name):
+    """The server a move of `tenant` may go to: known, Active, another than the one it is on, and PostgreSQL at
+    both ends (the embedded SQLite default has no server to move to or from)."""
+    if not tenant.has_isolated_database:
+        raise Refused("A shared tenant has no database of its own to move", field="databaseServer")
+    server = DatabaseServer.objects.filter(pk=name).first()
+    if server is None:
+        raise Refused(f"Unknown database server '{name}'", field="databaseServer")
+    if server.status != ServerStatus.ACTIVE:
+        raise Refused(f"Database server '{name}' is {server.status}, not Active", field="databaseServer")
+    if server.name == (tenant.database_server_id or MAIN_SERVER):
+        raise Refused(f"The tenant's database is on '{name}' already", field="databaseServer")
+    if MAIN_SERVER in (server.name, tenant.database_server_id) and main_store().vendor != "postgresql":
+        raise Refused("Only databases on PostgreSQL servers can be moved", field="databaseServer")
+    return server
+
+
+@transaction.atomic
+def move_tenant(*, tenant_id, database_server, initiated_by):
+    """Move an isolated tenant's database to the server `database_server` (API.md): Moving, and the job that
+    copies, verifies and switches it (tenants.provisioning.moves). The tenant stays usable meanwhile."""
+    tenant = _locked_tenant(tenant_id)
+    server = _move_target(tenant, database_server)
+    if tenant.in_flight:
+        raise OperationInFlight()
+    if tenant.status != S.ACTIVE or not tenant.database_name or tenant.database_server_id is None:
+        raise Conflict(f"Only an Active tenant can be moved (status is {tenant.status})")
+    tasks.start_move(tenant, target=server.name, initiated_by=initiated_by)
+    return tenant
+
+
+@transaction.atomic
+def drain_server(*, name, initiated_by):
+    """Move every tenant off the server `name` (API.md): it turns Draining (it takes no new tenants), and its
+    tenants are moved by jobs, DIQUIS_DRAIN_PARALLELISM at a time (tasks.continue_drain: each move's end starts
+    the next, so no job sits waiting for others). Conflict when no other server can take them."""
+    server = DatabaseServer.objects.select_for_update().get(pk=name)
+    if tasks.drainable_tenants(name).exists():
+        try:
+            placement.choose_server(excluding=[name])
+        except NoServerAvailable as error:
+            raise Conflict(f"No other database server can take the tenants of '{name}'") from error
+    if server.status != ServerStatus.DRAINING:
+        server.status = ServerStatus.DRAINING
+        server.save(update_fields=["status"])
+    tasks.continue_drain(name, initiated_by=initiated_by)
+    return server
 
 
 def _plain(user_id):

@@ -15,6 +15,7 @@ from .permissions import IsRoot, IsTenantAdmin
 from .serializers import (
     CreateTenantSerializer,
     CreateUserSerializer,
+    MoveTenantSerializer,
     RefreshRequestSerializer,
     TenantOptionSerializer,
     TenantSerializer,
@@ -27,6 +28,7 @@ from .throttles import CostlyWriteThrottle, LoginAddressThrottle, LoginEmailThro
 
 UPDATE_INITIATED = "Tenant update initiated. The tenant will be updated in the background."
 DELETION_INITIATED = "Tenant deletion initiated. The tenant will be removed in the background."
+MOVE_INITIATED = "Tenant move initiated. The tenant's database will be moved in the background."
 RETRY_INITIATED = "Tenant retry initiated. The failed operation will run again in the background."
 SIGNED_OUT = "Signed out: every token of this user is revoked."
 
@@ -121,6 +123,20 @@ class TenantRetryView(APIView):
         _tenant_or_404(tenant_id)
         services.retry_tenant(tenant_id=tenant_id, initiated_by=request.user.pk)
         return _accepted(tenant_id, RETRY_INITIATED)
+
+
+class TenantMoveView(APIView):
+    permission_classes = [IsRoot]
+
+    @extend_schema(request=MoveTenantSerializer, responses={202: ACCEPTED})
+    def post(self, request, tenant_id):
+        _tenant_or_404(tenant_id)
+        body = MoveTenantSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.move_tenant(
+            tenant_id=tenant_id, database_server=body.validated_data["databaseServer"], initiated_by=request.user.pk
+        )
+        return _accepted(tenant_id, MOVE_INITIATED)
 
 
 TOKENS = envelope_of(TokenResponseSerializer(), "TokenEnvelope")

@@ -20,6 +20,8 @@ API_MD = {
     ("/api/tenants/{tenant_id}", "put"): "202",
     ("/api/tenants/{tenant_id}", "delete"): "202",
     ("/api/tenants/{tenant_id}/retry", "post"): "202",
+    ("/api/tenants/{tenant_id}/move", "post"): "202",
+    ("/api/database-servers/{name}/drain", "post"): "202",
     ("/api/users/me", "get"): "200",
     ("/api/users", "get"): "200",
     ("/api/users", "post"): "201",
@@ -38,6 +40,7 @@ WITH_BODY = {
     ("/api/tokens/refresh", "post"): {"refreshToken"},
     ("/api/tenants", "post"): {"id", "name", "adminEmail", "password", "hasIsolatedDatabase", "databaseServer"},
     ("/api/tenants/{tenant_id}", "put"): {"name", "isActive"},
+    ("/api/tenants/{tenant_id}/move", "post"): {"databaseServer"},
     ("/api/users", "post"): {"email", "password", "firstName", "lastName", "role"},
     ("/api/notifications/read", "post"): {"upTo"},
     ("/api/database-servers", "post"): {"name", "url", "weight"},
@@ -88,8 +91,8 @@ def test_responses_are_the_envelope_and_the_202s_carry_the_id(schema):
     assert set(resolve(schema, tenants["items"])["properties"]) == TENANT_FIELDS
     servers = body_of(schema, schema["paths"]["/api/database-servers"]["get"], "200")["properties"]["data"]
     assert set(resolve(schema, servers["items"])["properties"]) == SERVER_FIELDS
-    created = schema["paths"]["/api/tenants"]["post"]["responses"]["202"]
-    assert "Location" in created["headers"]
+    for path in ("/api/tenants", "/api/tenants/{tenant_id}/move", "/api/database-servers/{name}/drain"):
+        assert "Location" in schema["paths"][path]["post"]["responses"]["202"]["headers"], path
 
 
 def test_errors_are_documented_as_the_error_envelope(schema):
@@ -98,6 +101,8 @@ def test_errors_are_documented_as_the_error_envelope(schema):
         ("/api/tenants/{tenant_id}", "put"): {"400", "401", "403", "404", "409"},
         ("/api/tenants/{tenant_id}", "delete"): {"401", "403", "404", "409"},
         ("/api/tenants/{tenant_id}/retry", "post"): {"401", "403", "404", "409"},
+        ("/api/tenants/{tenant_id}/move", "post"): {"400", "401", "403", "404", "409", "503"},
+        ("/api/database-servers/{name}/drain", "post"): {"401", "403", "404", "409"},
         ("/api/tokens", "post"): {"400", "401", "403", "429"},
         ("/api/tenants/tenant-options", "get"): {"503"},
         ("/api/database-servers", "post"): {"400", "401", "403", "409"},

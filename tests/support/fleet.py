@@ -4,6 +4,7 @@ catalog, and the clean-up of what tests leave on them."""
 import psycopg
 from psycopg import sql
 
+from tenants.connections import SERVER_ALIAS_PREFIX, forget_database, forget_server
 from tenants.models import DatabaseServer
 from tenants.vault import encrypt_secret
 
@@ -16,6 +17,10 @@ def register_cluster(cluster, name, *, weight=1, role=CREATEDB_ROLE, **fields):
     connecting as `role`: by default the cluster's CREATEDB role with its password, as a production server would;
     SUPERUSER (trusted, no password) for what only a superuser may do."""
     password = "" if role == SUPERUSER else cluster.passwords[role]
+    # A server of this name registered before, with another role: neither its cached settings nor this thread's
+    # open connection to its maintenance database may outlive it.
+    forget_server(name)
+    forget_database(f"{SERVER_ALIAS_PREFIX}{name}")
     return DatabaseServer.objects.create(
         name=name,
         host=cluster.host,

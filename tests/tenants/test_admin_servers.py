@@ -126,3 +126,16 @@ def test_only_root_may_open_it(db):
     for page in [LIST, ADD, change_url(MAIN_SERVER)]:
         response = client.get(page)
         assert response.status_code == 302 and response.url.startswith("/admin/login/"), page
+
+
+def test_the_drain_action_drains_through_the_service_and_says_what_it_refused(admin, db):
+    DatabaseServer.objects.create(name="pg-2", host="127.0.0.1", port=free_port(), user="nobody")
+    DatabaseServer.objects.create(name="pg-3", host="127.0.0.1", port=free_port(), user="nobody")
+    TenantFactory(id="held", has_isolated_database=True, database_name="db_held", database_server_id="pg-3")
+    DatabaseServer.objects.filter(pk=MAIN_SERVER).update(weight=0)  # nothing may take pg-3's tenant
+    page = admin.post(LIST, {"action": "drain", "_selected_action": ["pg-2", "pg-3"]}, follow=True)
+    text = page.content.decode()
+    assert "Drain initiated for pg-2." in text
+    assert "No other database server can take the tenants of &#x27;pg-3&#x27;" in text
+    statuses = dict(DatabaseServer.objects.values_list("name", "status"))
+    assert (statuses["pg-2"], statuses["pg-3"]) == (ServerStatus.DRAINING, ServerStatus.ACTIVE)
