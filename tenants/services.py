@@ -39,18 +39,23 @@ def _start(tenant, *, status, operation, initiated_by):
     tenant.save(update_fields=["status", "operation", "initiated_by", "provisioning_error"])
 
 
-def _named_server(name, *, has_isolated_database):
-    """The server a root admin asked for at creation, if any: known, Active, and for an isolated tenant only."""
-    if name is None:
-        return None
-    if not has_isolated_database:
-        raise Refused("A shared tenant has no database server of its own", field="databaseServer")
+def _active_server(name):
+    """A server a tenant's database may be put on: known and Active (Refused on `databaseServer` otherwise)."""
     server = DatabaseServer.objects.filter(pk=name).first()
     if server is None:
         raise Refused(f"Unknown database server '{name}'", field="databaseServer")
     if server.status != ServerStatus.ACTIVE:
         raise Refused(f"Database server '{name}' is {server.status}, not Active", field="databaseServer")
     return server
+
+
+def _named_server(name, *, has_isolated_database):
+    """The server a root admin asked for at creation, if any: known, Active, and for an isolated tenant only."""
+    if name is None:
+        return None
+    if not has_isolated_database:
+        raise Refused("A shared tenant has no database server of its own", field="databaseServer")
+    return _active_server(name)
 
 
 @transaction.atomic
@@ -140,11 +145,7 @@ def _move_target(tenant, name):
     both ends (the embedded SQLite default has no server to move to or from)."""
     if not tenant.has_isolated_database:
         raise Refused("A shared tenant has no database of its own to move", field="databaseServer")
-    server = DatabaseServer.objects.filter(pk=name).first()
-    if server is None:
-        raise Refused(f"Unknown database server '{name}'", field="databaseServer")
-    if server.status != ServerStatus.ACTIVE:
-        raise Refused(f"Database server '{name}' is {server.status}, not Active", field="databaseServer")
+    server = _active_server(name)
     if server.name == (tenant.database_server_id or MAIN_SERVER):
         raise Refused(f"The tenant's database is on '{name}' already", field="databaseServer")
     if MAIN_SERVER in (server.name, tenant.database_server_id) and main_store().vendor != "postgresql":

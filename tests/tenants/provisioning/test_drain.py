@@ -11,7 +11,7 @@ from tenants import services
 from tenants.connections import use_tenant
 from tenants.models import MAIN_SERVER, DatabaseServer, ProvisioningStatus, ServerStatus, Tenant, User
 from tenants.provisioning.steps import run_tenant_creation
-from tests.support.fleet import databases_on, drop_test_databases_on, register_cluster
+from tests.support.fleet import databases_on
 from tests.support.tenant_databases import new_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,14 +19,8 @@ S = ProvisioningStatus
 
 
 @pytest.fixture
-def servers(extra_postgres_servers, tenant_databases):
-    registered = {
-        "pg-logical": register_cluster(extra_postgres_servers.logical, "pg-logical"),
-        "pg-plain": register_cluster(extra_postgres_servers.plain, "pg-plain"),
-    }
-    yield registered
-    for cluster in extra_postgres_servers:
-        drop_test_databases_on(cluster)
+def servers(fleet_servers):
+    return fleet_servers
 
 
 def open_moves():
