@@ -2,6 +2,8 @@
 
 from django.db.models import Count, Q
 
+from jobs.models import Job
+
 from .models import MAIN_SERVER, ROOT_TENANT_ID, DatabaseServer, ProvisioningStatus, Tenant, User
 
 
@@ -67,3 +69,11 @@ def get_database_server(name):
 def tenants_on_server(name):
     """The tenants whose database is on the server, or being moved to it: while there is one, it stays."""
     return Tenant.objects.filter(Q(database_server_id=name) | Q(move_target_id=name))
+
+
+def move_cleanups_on_server(name):
+    """Open jobs that still have to clear what a failed move left on the server (tenants.tasks.clean_up_after_move):
+    the server must stay known to them until they are done."""
+    return Job.objects.filter(task__endswith=".clean_up_after_move", status__in=Job.OPEN_STATUSES).filter(
+        Q(kwargs__source=name) | Q(kwargs__target=name)
+    )

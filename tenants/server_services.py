@@ -17,13 +17,15 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from .connections import forget_server
-from .exceptions import Refused, ServerExists, ServerInUse
+from .exceptions import Refused, ServerExists, ServerInUse, TenantDatabaseUnavailable
 from .models import MAIN_SERVER, DatabaseServer, ServerStatus
-from .selectors import tenants_on_server
+from .provisioning.stores import store_for
+from .provisioning.template import template_prefix
+from .selectors import move_cleanups_on_server, tenants_on_server
 from .validators import TENANT_ID_MAX_LENGTH, TENANT_ID_REGEX
 from .vault import decrypt_secret, encrypt_secret
 
@@ -228,6 +230,18 @@ def update_server(*, name, weight=None, status=None):
     return server
 
 
+def drop_platform_databases(name):
+    """What the platform itself made on a server it leaves: its templates and their spares (no tenant's data is
+    left there by then). A server that does not answer keeps them: they hold no tenant's data, and the server
+    is leaving anyway."""
+    store = store_for(name)
+    try:
+        for database in store.list(template_prefix()):
+            store.drop(database)
+    except (DatabaseError, TenantDatabaseUnavailable):
+        logger.warning("database server %s: its templates and spares could not be dropped", name, exc_info=True)
+
+
 def remove_server(*, name):
     """The server out of the catalog, once no tenant's database is on it or moving to it. `main` cannot go: it
     is the main database's own server (400, like editing the root tenant). Unknown: 404."""
@@ -241,6 +255,9 @@ def remove_server(*, name):
                 raise ServerInUse(
                     f"Database server '{name}' still holds {held} tenant database(s) (or moves to it); drain it first"
                 )
+            if move_cleanups_on_server(server.name).exists():
+                raise ServerInUse(f"What a failed move left on database server '{name}' is still being cleared")
+            drop_platform_databases(name)
             server.delete()
     except IntegrityError as error:  # a tenant placed on it meanwhile (the foreign key, checked at commit)
         raise ServerInUse() from error

@@ -9,10 +9,13 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from jobs.enqueue import enqueue
 from tenants.models import MAIN_SERVER, DatabaseServer, ServerStatus, Tenant
+from tenants.tasks import clean_up_after_move, refill_spare_databases
 from tenants.vault import decrypt_secret
 from tests.support.contract import SERVER_FIELDS
 from tests.support.factories import TenantFactory, UserFactory
+from tests.support.fleet import databases_on
 from tests.support.ports import free_port, silent_port
 from tests.support.postgres_clusters import CREATEDB_ROLE
 from tests.support.users import client_for
@@ -245,11 +248,23 @@ def test_an_unknown_server_is_404(root_api):
 # --- DELETE --------------------------------------------------------------------------------------------------
 
 
-def test_an_empty_server_is_removed(root_api, fleet_servers):
+def test_an_empty_server_is_removed_with_the_template_and_spares_made_on_it(
+    root_api, fleet_servers, extra_postgres_servers, settings
+):
+    settings.DIQUIS_SPARE_TENANT_DATABASES = 1
+    refill_spare_databases(server="pg-plain")
+    assert len(databases_on(extra_postgres_servers.plain)) == 2  # the template and its spare
     response = root_api.delete("/api/database-servers/pg-plain")
     assert response.status_code == 204 and response.content == b""
     assert not DatabaseServer.objects.filter(pk="pg-plain").exists()
     assert [s["name"] for s in root_api.get("/api/database-servers").json()["data"]] == [MAIN_SERVER, "pg-logical"]
+    assert databases_on(extra_postgres_servers.plain) == []
+
+
+def test_a_server_a_failed_move_s_clean_up_still_needs_is_not_removed(root_api, fleet_servers):
+    enqueue(clean_up_after_move, tenant_id="gone", database_name="x", source=MAIN_SERVER, target="pg-plain")
+    assert_refused(root_api.delete("/api/database-servers/pg-plain"), 409, says="still being cleared")
+    assert DatabaseServer.objects.filter(pk="pg-plain").exists()
 
 
 def test_a_server_with_tenants_or_a_move_to_it_is_not_removed(root_api, fleet_servers):
