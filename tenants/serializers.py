@@ -48,6 +48,16 @@ class TenantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class JSONBooleanField(serializers.BooleanField):
+    """A JSON `true` or `false`, nothing else: DRF's BooleanField also takes 0, 1, "yes", "off"..., which the
+    OpenAPI schema (type: boolean) says a client may not send, and which would let a typo flip a tenant off."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class TenantOptionSerializer(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
@@ -81,7 +91,7 @@ class CreateTenantSerializer(serializers.Serializer):
     name = serializers.CharField(min_length=1, max_length=200)
     adminEmail = serializers.EmailField(max_length=254)
     password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
-    hasIsolatedDatabase = serializers.BooleanField(default=False)
+    hasIsolatedDatabase = JSONBooleanField(default=False)
     databaseServer = serializers.CharField(min_length=1, max_length=50, required=False, allow_null=True, default=None)
 
     def validate_id(self, value):
@@ -100,7 +110,7 @@ class UpdateTenantSerializer(serializers.Serializer):
     """The original web client sends the whole tenant object: other fields are ignored."""
 
     name = serializers.CharField(min_length=1, max_length=200)
-    isActive = serializers.BooleanField()
+    isActive = JSONBooleanField()
 
 
 class UserSerializer(serializers.ModelSerializer):

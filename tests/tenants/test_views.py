@@ -84,6 +84,8 @@ def test_create_stores_the_password_encrypted_only(root_api):
         ({"password": "short"}, "password"),
         ({"password": "password123"}, "password"),
         ({"password": "12345678901"}, "password"),
+        ({"hasIsolatedDatabase": "true"}, "hasIsolatedDatabase"),  # JSON booleans only (the schema's type)
+        ({"hasIsolatedDatabase": 1}, "hasIsolatedDatabase"),
     ],
 )
 def test_create_refuses_invalid_input_with_400_and_writes_nothing(root_api, change, field):
@@ -208,7 +210,10 @@ def test_update_404_and_400(root_api):
     response = root_api.put("/api/tenants/acme", {"isActive": "maybe"}, format="json")
     assert response.status_code == 400
     assert set(body(response)["errors"]) == {"name", "isActive"}
-    assert Tenant.objects.get(pk="acme").status == S.ACTIVE
+    for not_a_boolean in (0, 1, "false", "off", None):  # DRF's BooleanField would take most of these
+        response = root_api.put("/api/tenants/acme", {"name": "x", "isActive": not_a_boolean}, format="json")
+        assert (response.status_code, set(body(response)["errors"])) == (400, {"isActive"}), not_a_boolean
+    assert Tenant.objects.get(pk="acme").status == S.ACTIVE and not Job.objects.exists()
 
 
 @pytest.mark.parametrize("status", [S.PENDING, S.PROVISIONING, S.UPDATING, S.DELETING])
