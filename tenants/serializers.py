@@ -3,6 +3,8 @@
 `min_length=1` on a field that refuses blanks anyway changes no answer: it puts `minLength` in the
 OpenAPI schema, which otherwise lets clients (and the fuzzer) believe "" is acceptable."""
 
+from collections.abc import Mapping
+
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -48,14 +50,41 @@ class TenantSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class JSONBooleanField(serializers.BooleanField):
-    """A JSON `true` or `false`, nothing else: DRF's BooleanField also takes 0, 1, "yes", "off"..., which the
-    OpenAPI schema (type: boolean) says a client may not send, and which would let a typo flip a tenant off."""
+# The JSON type a request body's value must have for each kind of field. DRF coerces (0 -> False, "off" -> False,
+# 0 -> "0", "5" -> 5), which the OpenAPI schema (type: boolean / string / integer) tells clients they may not
+# send, and which would let a typo flip a tenant off.
+JSON_TYPES = ((serializers.BooleanField, bool), (serializers.CharField, str), (serializers.IntegerField, int))
+
+
+def _json_type_of(field):
+    return next((json_type for kind, json_type in JSON_TYPES if isinstance(field, kind)), None)
+
+
+class JSONBodySerializer(serializers.Serializer):
+    """A request body: each value of the JSON type its field's schema states, or a 400 naming the field."""
 
     def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
+        errors = self._type_errors(data) if isinstance(data, Mapping) else {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            raise serializers.ValidationError({**error.detail, **errors}) from error
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+    def _type_errors(self, data):
+        errors = {}
+        for name, field in self.fields.items():
+            value, json_type = data.get(name), _json_type_of(field)
+            if value is None or json_type is None or field.read_only:
+                continue  # absent or null: the field's own rules answer
+            if not isinstance(value, json_type) or (json_type is int and isinstance(value, bool)):
+                try:
+                    field.fail("invalid", input=value)
+                except serializers.ValidationError as error:
+                    errors[name] = error.detail
+        return errors
 
 
 class TenantOptionSerializer(serializers.Serializer):
@@ -86,12 +115,12 @@ class TenantIdField(serializers.CharField):
         super().__init__(max_length=200, trim_whitespace=False, **kwargs)
 
 
-class CreateTenantSerializer(serializers.Serializer):
+class CreateTenantSerializer(JSONBodySerializer):
     id = TenantIdField()
     name = serializers.CharField(min_length=1, max_length=200)
     adminEmail = serializers.EmailField(max_length=254)
     password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
-    hasIsolatedDatabase = JSONBooleanField(default=False)
+    hasIsolatedDatabase = serializers.BooleanField(default=False)
     databaseServer = serializers.CharField(min_length=1, max_length=50, required=False, allow_null=True, default=None)
 
     def validate_id(self, value):
@@ -106,11 +135,11 @@ class CreateTenantSerializer(serializers.Serializer):
         return attrs
 
 
-class UpdateTenantSerializer(serializers.Serializer):
+class UpdateTenantSerializer(JSONBodySerializer):
     """The original web client sends the whole tenant object: other fields are ignored."""
 
     name = serializers.CharField(min_length=1, max_length=200)
-    isActive = JSONBooleanField()
+    isActive = serializers.BooleanField()
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -125,7 +154,7 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CreateUserSerializer(serializers.Serializer):
+class CreateUserSerializer(JSONBodySerializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
     firstName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
@@ -137,12 +166,12 @@ class CreateUserSerializer(serializers.Serializer):
         return attrs
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(JSONBodySerializer):
     email = serializers.CharField(min_length=1, max_length=254)
     password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False)
 
 
-class RefreshRequestSerializer(serializers.Serializer):
+class RefreshRequestSerializer(JSONBodySerializer):
     refreshToken = serializers.CharField(min_length=1, max_length=4096)
 
 
@@ -201,7 +230,7 @@ class ServerNameField(serializers.CharField):
         super().__init__(max_length=200, trim_whitespace=False, **kwargs)
 
 
-class CreateDatabaseServerSerializer(serializers.Serializer):
+class CreateDatabaseServerSerializer(JSONBodySerializer):
     name = ServerNameField()
     url = serializers.CharField(
         min_length=1,
@@ -213,10 +242,10 @@ class CreateDatabaseServerSerializer(serializers.Serializer):
     weight = serializers.IntegerField(min_value=0, max_value=WEIGHT_MAX, default=1)
 
 
-class UpdateDatabaseServerSerializer(serializers.Serializer):
+class UpdateDatabaseServerSerializer(JSONBodySerializer):
     weight = serializers.IntegerField(min_value=0, max_value=WEIGHT_MAX, required=False)
     status = serializers.ChoiceField(choices=ServerStatus.choices, required=False)
 
 
-class MoveTenantSerializer(serializers.Serializer):
+class MoveTenantSerializer(JSONBodySerializer):
     databaseServer = serializers.CharField(min_length=1, max_length=50)

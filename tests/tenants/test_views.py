@@ -213,6 +213,9 @@ def test_update_404_and_400(root_api):
     for not_a_boolean in (0, 1, "false", "off", None):  # DRF's BooleanField would take most of these
         response = root_api.put("/api/tenants/acme", {"name": "x", "isActive": not_a_boolean}, format="json")
         assert (response.status_code, set(body(response)["errors"])) == (400, {"isActive"}), not_a_boolean
+    for not_a_string in (0, 1.5, True, ["x"]):  # DRF's CharField would take the numbers as "0", "1.5"
+        response = root_api.put("/api/tenants/acme", {"name": not_a_string, "isActive": True}, format="json")
+        assert (response.status_code, set(body(response)["errors"])) == (400, {"name"}), not_a_string
     assert Tenant.objects.get(pk="acme").status == S.ACTIVE and not Job.objects.exists()
 
 
