@@ -344,6 +344,18 @@ DIQUIS_SERVER_CONNECT_TIMEOUT = env.int("DIQUIS_SERVER_CONNECT_TIMEOUT", default
 # (tenants.connections); the main one's are the web process's pool (at most this many; diquis.database_pool),
 # and close with the request elsewhere (CONN_MAX_AGE 0). The connection-bound test holds Daphne to it.
 DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = env.int("DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS", default=4)
+# Pooled sessions to tenant databases (tenants.pools): a process keeps at most DIQUIS_TENANT_POOL_PER_SERVER idle
+# sessions per database server (0: none, a session per request or job) and closes one idle for
+# DIQUIS_TENANT_POOL_IDLE_SECONDS. A server sees at most (web processes + workers) x (this bound + threads) of
+# them: keep that under its max_connections, with room for migrations and moves (`manage.py tenant_connections`).
+DIQUIS_TENANT_POOL_PER_SERVER = env.int("DIQUIS_TENANT_POOL_PER_SERVER", default=20)
+DIQUIS_TENANT_POOL_IDLE_SECONDS = env.float("DIQUIS_TENANT_POOL_IDLE_SECONDS", default=60.0)
+# Servers whose tenant sessions go through a PgBouncer (tenants.pgbouncer): `name=host:port`, comma separated.
+# Migrations, moves and locks still connect to the server itself (transaction pooling forbids session state).
+DIQUIS_PGBOUNCER = {
+    name.strip(): (address.rsplit(":", 1)[0], int(address.rsplit(":", 1)[1]))
+    for name, _, address in (item.partition("=") for item in env.list("DIQUIS_PGBOUNCER", default=[]))
+}
 # Moving a tenant's database to another server (tenants.provisioning.moves): where pg_dump and pg_restore are
 # (empty: what `pg_config --bindir` says), how long the copy may take (the initial copy of a logical move, or
 # waiting for it to catch up while the tenant stays writable), and how long the target may take to replay the last

@@ -22,7 +22,6 @@ import contextlib
 import copy
 import hashlib
 import logging
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +29,9 @@ from django.conf import settings
 from django.db import connections
 from django.db.utils import ConnectionDoesNotExist, DatabaseErrorWrapper, OperationalError, load_backend
 from django.utils.functional import cached_property
+from psycopg import IsolationLevel
 
+from . import pools
 from .exceptions import TenantDatabaseUnavailable
 from .models import MAIN_SERVER, DatabaseServer
 from .routing import current_database, use_database
@@ -47,9 +48,6 @@ SERVER_ALIAS_PREFIX = "server_"
 # How long a process trusts what it read of a server's row (its host, port, credentials) before reading it again.
 SERVER_SETTINGS_TTL = 30.0
 
-_registration = threading.Lock()
-# Tenant, scratch and server aliases of this process -> (database name, server name, role or None: the server's).
-_database_names: dict[str, tuple[str, str, str | None]] = {}
 # A backend's DatabaseWrapper -> its subclass whose failed connects raise TenantDatabaseUnavailable.
 _wrapper_classes: dict[type, type] = {}
 # How long a process answers 503 at once for a server that has just failed to answer, before it tries it again.
@@ -94,8 +92,7 @@ def alias_for(tenant):
         raise DatabaseNotAssigned(f"tenant {tenant.id} has no database yet")
     alias = alias_name(tenant.id)
     server = tenant.database_server_id or MAIN_SERVER
-    register_database(alias, tenant.database_name, server=server, role=tenant_role_name(tenant.database_name))
-    attach(alias)
+    attach(alias, tenant.database_name, server=server, role=tenant_role_name(tenant.database_name))
     return alias
 
 
@@ -105,8 +102,7 @@ def platform_alias_for(tenant):
     if not tenant.database_name:
         raise DatabaseNotAssigned(f"tenant {tenant.id} has no database yet")
     alias = platform_alias_name(tenant.id)
-    register_database(alias, tenant.database_name, server=tenant.database_server_id or MAIN_SERVER)
-    attach(alias)
+    attach(alias, tenant.database_name, server=tenant.database_server_id or MAIN_SERVER)
     return alias
 
 
@@ -150,6 +146,7 @@ def forget_server(server_name):
     at once even if it has just failed to answer."""
     _server_settings.pop(server_name, None)
     _server_down_until.pop(server_name, None)
+    pools.pool.forget(server=server_name)
 
 
 def note_server_reachable(server_name, reachable):
@@ -159,6 +156,7 @@ def note_server_reachable(server_name, reachable):
         _server_down_until.pop(server_name, None)
     else:
         _server_down_until[server_name] = time.monotonic() + SERVER_DOWN_SECONDS
+        pools.pool.forget(server=server_name)
 
 
 def server_alias(server_name):
@@ -166,8 +164,7 @@ def server_alias(server_name):
     if server_name == MAIN_SERVER:
         return "default"
     alias = f"{SERVER_ALIAS_PREFIX}{server_name}"
-    register_database(alias, None, server=server_name)
-    connection = attach(alias)
+    connection = attach(alias, None, server=server_name)
     # This thread's connection to the server lives from one job to the next: one the server dropped meanwhile (a
     # restart) is replaced now, not left to fail the next statement.
     if connection.connection is not None and not connection.in_atomic_block and not connection.is_usable():
@@ -175,38 +172,33 @@ def server_alias(server_name):
     return alias
 
 
-def register_database(alias, database_name, *, server=MAIN_SERVER, role=None):
-    """Let `alias` name `database_name` on `server` (or a file beside the main SQLite one); a database name of
-    None is the server's maintenance database. With a `role`, the alias connects as that role (its derived
-    password) on PostgreSQL, rather than as the server's own user; SQLite has no roles.
+def attach(alias, database_name, *, server=MAIN_SERVER, role=None):
+    """This thread's connection object for `alias`: `database_name` on `server` (or a file beside the main SQLite
+    one), made on first use; a database name of None is the server's maintenance database. With a `role`, the
+    alias connects as that role (its derived password) on PostgreSQL, rather than as the server's own user, and
+    its sessions come from the process's pool of tenant sessions (tenants.pools); SQLite has no roles.
 
-    Tenant aliases are not added to settings.DATABASES: Django would then keep and walk one per tenant
-    ever served. They are known here, and a connection object for one is made in the thread that needs
-    it (`attach`), then closed and discarded at the end of the request or job (`release_connection`).
-    Django's test framework lets tests use such connections, as it does any made at run time.
+    Tenant aliases are not added to settings.DATABASES, nor kept anywhere here: Django would then keep and walk
+    one per tenant ever served. A connection object is made in the thread that needs it, then closed and
+    discarded at the end of the request or job (`release_connection`); its session goes back to the pool, or is
+    closed. Django's test framework lets tests use such connections, as it does any made at run time.
     """
-    with _registration:
-        _database_names[alias] = (database_name, server, role)
-
-
-def attach(alias):
-    """This thread's connection object for a registered tenant alias, made on first use."""
-    try:
+    with contextlib.suppress(ConnectionDoesNotExist):
         return connections[alias]
-    except ConnectionDoesNotExist:
-        if alias not in _database_names:
-            raise
-    name, server, role = _database_names[alias]
-    # Connected for one request or job, then closed: a pool per tenant database would hold sessions on it.
     config = server_settings(server)
     sqlite = config["ENGINE"].endswith("sqlite3")
-    if name is not None:
-        config["NAME"] = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, name)) if sqlite else name
-    if role is not None and not sqlite:
+    if database_name is not None:
+        config["NAME"] = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, database_name)) if sqlite else database_name
+    pooled = role is not None and not sqlite
+    if pooled:
         config.update(USER=role, PASSWORD=tenant_role_password(role))
+        bouncer = settings.DIQUIS_PGBOUNCER.get(server)
+        if bouncer is not None:  # tenant sessions through the server's PgBouncer (tenants.pgbouncer)
+            config.update(HOST=bouncer[0], PORT=str(bouncer[1]), DISABLE_SERVER_SIDE_CURSORS=True)
     config["TEST"] = {**config.get("TEST", {}), "NAME": config["NAME"]}
     connection = _wrapper_class(config["ENGINE"])(config, alias)
     connection.diquis_server = server
+    connection.diquis_pooled = pooled
     connections[alias] = connection
     return connection
 
@@ -224,6 +216,30 @@ def _wrapper_class(engine):
                     _refuse_while_down(self)
                 super().ensure_connection()
                 _server_down_until.pop(self.diquis_server, None)
+
+            def get_new_connection(self, conn_params):
+                if not self.diquis_pooled:
+                    return super().get_new_connection(conn_params)
+                key = pools.key_of(self.diquis_server, conn_params)
+                try:
+                    session = pools.pool.take(key)
+                except pools.ServerSilent:
+                    _server_down_until[self.diquis_server] = time.monotonic() + SERVER_DOWN_SECONDS
+                    raise TenantDatabaseUnavailable(server=self.diquis_server) from None
+                if session is None:
+                    session = super().get_new_connection(conn_params)
+                    pools.pool.note_in_use(self.diquis_server, +1)
+                else:
+                    self.isolation_level = IsolationLevel.READ_COMMITTED  # what Django's own connect sets
+                self.diquis_pool_key = key
+                return session
+
+            def _close(self):
+                key = getattr(self, "diquis_pool_key", None)
+                if key is None or self.connection is None:
+                    return super()._close()
+                session, self.connection, self.diquis_pool_key = self.connection, None, None
+                pools.pool.give_back(key, session)
 
             @cached_property
             def wrap_database_errors(self):
@@ -272,11 +288,11 @@ def _refuse_while_down(wrapper):
         raise TenantDatabaseUnavailable(server=wrapper.diquis_server)
 
 
-def forget_database(alias):
-    """Close this thread's connection to `alias` and unregister it (its database is about to go)."""
+def forget_database(alias, database_name=None):
+    """Close this thread's connection to `alias`, and the pooled sessions on `database_name` (it is about to go)."""
     release_connection(alias)
-    with _registration:
-        _database_names.pop(alias, None)
+    if database_name is not None:
+        pools.pool.forget(database=database_name)
 
 
 def release_connection(alias):
@@ -315,9 +331,8 @@ def temporary_connection(database_name, *, server=MAIN_SERVER):
     """A Django alias on `database_name` of `server` for one piece of work (migrating a template), gone
     afterwards."""
     alias = f"scratch_{server}_{database_name}"
-    register_database(alias, database_name, server=server)
-    attach(alias)
+    attach(alias, database_name, server=server)
     try:
         yield alias
     finally:
-        forget_database(alias)
+        release_connection(alias)

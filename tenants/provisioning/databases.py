@@ -132,7 +132,7 @@ def drop_tenant_data(tenant):
         User.objects.using("default").filter(tenant_id=tenant.id).delete()
         return
     name = tenant.database_name or database_name_for(tenant.id)
-    forget_database(alias_name(tenant.id))
+    forget_database(alias_name(tenant.id), name)
     forget_database(platform_alias_name(tenant.id))
     store = store_for(tenant.database_server_id)
     store.drop(name)
