@@ -4,7 +4,8 @@ Django's advice under ASGI: each request's sync code may run on a thread of its 
 connections would leak one per thread, and without them every request and every websocket handshake
 opened a PostgreSQL session of its own, a large part of a 202's time. Only the web process pools (diquis.asgi
 calls this): a worker forks a work-horse per job, and a pool's connections must not cross a fork.
-Tenant databases never pool (tenants.connections): they are connected for one request or job and closed.
+Tenant databases' sessions have a pool of their own, in every process (tenants.pools: one per tenant database and
+role would be a psycopg pool, and its threads, per tenant).
 """
 
 from django.conf import settings

@@ -1,11 +1,11 @@
 """Where a tenant's data lives, and the connection to it.
 
 A shared tenant uses the main database (`default`). An isolated tenant has a database of its own, known
-to Django under the alias `tenant_<id>`, registered on first use with the settings of the server it is on
-(`main`, the main database's own, or a DatabaseServer of the catalog) and its own name. Connections to
-tenant databases are closed when the request or job that used them ends, so a process that has served many
-tenants does not hold a connection to each: a process holds at most one connection per tenant database per
-thread at a time, and none once its requests and jobs have ended.
+to Django under the alias `tenant_<id>`, made in the thread that uses it with the settings of the server it is on
+(`main`, the main database's own, or a DatabaseServer of the catalog) and its own name. The connection object is
+discarded when the request or job that used it ends, and its session goes back to the process's pool of tenant
+sessions (tenants.pools), bounded per server, so a process that has served many tenants holds no connection to
+each: at most one session per tenant database per thread in use, and the pool's bound at rest.
 
 Every connection to a server other than the main database's gives up after DIQUIS_SERVER_CONNECT_TIMEOUT
 seconds: a server that is down costs its own tenants a quick 503, and nobody else anything. A connection of a
@@ -190,6 +190,8 @@ def attach(alias, database_name, *, server=MAIN_SERVER, role=None):
     if database_name is not None:
         config["NAME"] = str(sqlite_file(settings.DIQUIS_TENANT_SQLITE_DIR, database_name)) if sqlite else database_name
     pooled = role is not None and not sqlite
+    if not sqlite:
+        config["OPTIONS"]["application_name"] = pools.session_name()
     if pooled:
         config.update(USER=role, PASSWORD=tenant_role_password(role))
         bouncer = settings.DIQUIS_PGBOUNCER.get(server)

@@ -1,12 +1,14 @@
 """Tenant metrics for Prometheus, read at scrape time from the durable attempts (jobs.metrics says why)."""
 
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from jobs.models import Attempt
 
 from . import tasks
 from .models import Tenant
+from .pools import pool
 from .services import subject_for
+from .sessions import fleet_sessions
 
 PROVISIONING_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -40,6 +42,35 @@ def provisioning_durations():
     return histogram
 
 
+def server_sessions():
+    """Sessions on each database server (all, and on tenant databases) against its max_connections."""
+    sessions = GaugeMetricFamily(
+        "diquis_database_server_sessions", "Client sessions on a database server.", labels=["server", "databases"]
+    )
+    maximum = GaugeMetricFamily(
+        "diquis_database_server_max_connections", "max_connections of a server.", labels=["server"]
+    )
+    for server, seen in fleet_sessions().items():
+        if seen is not None:
+            sessions.add_metric([server, "all"], seen["sessions"])
+            sessions.add_metric([server, "tenant"], seen["tenantSessions"])
+            maximum.add_metric([server], seen["maxConnections"])
+    return [sessions, maximum]
+
+
+def pooled_sessions():
+    """The tenant sessions this process (the one scraped) holds, by server: idle in its pool, or in use."""
+    gauge = GaugeMetricFamily(
+        "diquis_tenant_pool_sessions", "Tenant database sessions of this process.", labels=["server", "state"]
+    )
+    for server, counts in pool.stats().items():
+        gauge.add_metric([server, "idle"], counts["idle"])
+        gauge.add_metric([server, "in_use"], counts["inUse"])
+    return gauge
+
+
 class TenantCollector:
     def collect(self):
         yield provisioning_durations()
+        yield from server_sessions()
+        yield pooled_sessions()

@@ -25,6 +25,7 @@ closing them, which would end them for the parent too.
 import contextlib
 import os
 import select
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +39,16 @@ ENDED = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 class ServerSilent(Exception):
     """A pooled session's server did not answer an empty query in time."""
+
+
+def session_name():
+    """The application_name of this process's sessions, so that pg_stat_activity shows who holds what
+    (`manage.py tenant_connections`): PGAPPNAME when set, else the kind of process and its pid."""
+    if os.environ.get("PGAPPNAME"):
+        return os.environ["PGAPPNAME"]
+    argv = " ".join(sys.argv)
+    kind = "web" if "daphne" in argv else "worker" if "rqworker" in argv else "manage"
+    return f"diquis-{kind}-{os.getpid()}"
 
 
 def key_of(server, params):

@@ -7,6 +7,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tenants.models import ROOT_TENANT_ID, User
+from tenants.pools import pool
 from tests.support.fleet import drop_test_databases_on, register_cluster
 from tests.support.postgres_clusters import ExtraPostgresServers, remove_leftover_clusters
 from tests.support.redis_client import redis
@@ -28,6 +29,14 @@ def _clean_redis(_redis_empty_at_start_and_end):
     """No key survives a test. A Redis that cannot be flushed fails the test: its keys would meet the next."""
     yield
     redis().flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _no_pooled_tenant_session_outlives_a_test():
+    """The suite's process pools tenant sessions as any process does (tenants.pools); a test's databases are
+    dropped after it, and the next test counts sessions of its own: none is kept from one test to the next."""
+    yield
+    pool.forget()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -191,22 +191,28 @@ def dump_and_restore(database_name, *, source, target, schema_only=False):
 
 def refuse_writes(database_name, *, server):
     """From now on the source database takes no write: new sessions start read-only, and the open ones end
-    (ended here where the platform's role may end them; otherwise waited for: the web's and the worker's
-    sessions last one request or job). A session that outlives DIQUIS_MOVE_SWITCHOVER_TIMEOUT fails the attempt:
-    it could still write what the copy would not carry."""
+    (the platform's role is a member of the tenant's, tenants.provisioning.roles, so it ends those of every
+    process's pool; any other is waited for). A session that outlives DIQUIS_MOVE_SWITCHOVER_TIMEOUT fails the
+    attempt: it could still write what the copy would not carry."""
     name = identifier(database_name)
     with connect(server, database_name) as connection:
         connection.execute(sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(name))
-        sessions = _client_sessions(connection, database_name)
-        for pid in sessions:
-            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-                connection.execute("SELECT pg_terminate_backend(%s)", [pid])
+        sessions = _end_sessions(connection, database_name)
 
         def ended():
             return not set(sessions) & set(_client_sessions(connection, database_name))
 
         _wait(ended, timeout=settings.DIQUIS_MOVE_SWITCHOVER_TIMEOUT, what="the end of the sessions that may write")
     logger.info("writes refused on %s (server %s); %s sessions ended", database_name, server, len(sessions))
+
+
+def _end_sessions(connection, database_name):
+    """pg_terminate_backend every client session on the database but this one, where the role may; their pids."""
+    sessions = _client_sessions(connection, database_name)
+    for pid in sessions:
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            connection.execute("SELECT pg_terminate_backend(%s)", [pid])
+    return sessions
 
 
 def _client_sessions(connection, database_name):
@@ -219,11 +225,13 @@ def _client_sessions(connection, database_name):
 
 
 def allow_writes(database_name, *, server):
-    """Undo refuse_writes (a move that failed, or a logical one that goes back to streaming)."""
+    """Undo refuse_writes (a move that failed, or a logical one that goes back to streaming). The sessions opened
+    meanwhile started read-only and would stay so in the pools that keep them: they end too."""
     with connect(server, database_name) as connection:
         connection.execute(
             sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(identifier(database_name))
         )
+        _end_sessions(connection, database_name)
 
 
 def writes_refused(database_name, *, server):

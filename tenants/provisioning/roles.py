@@ -18,7 +18,11 @@ How it is laid out, and why:
   SCRAM-SHA-256 verifier, computed here by libpq, so not even a statement in the server's log carries it. After a
   SECRET_KEY rotation `migrate_tenants` sets every role's new password (it calls ensure_tenant_role).
 - No CONNECTION LIMIT: a tenant's sessions are already bounded by the web and worker processes (one per thread
-  at most, none at rest, tenants.connections), and a limit would only turn a burst of its own requests into errors.
+  in use, and the pools' bound per server at rest: tenants.pools), and a limit would only turn a burst of its own
+  requests into errors.
+- The platform role is a member of each tenant role (GRANT ... TO CURRENT_USER; NOINHERIT on the tenant's side
+  changes nothing for it): PostgreSQL lets only a member end a role's sessions, and the platform ends them when
+  a move refuses writes and when it drops the database (WITH (FORCE)), whichever process's pool holds them.
 - Every function is idempotent: a retried job sets the same password and grants again. The platform role needs
   CREATEROLE on the server (as it needs CREATEDB). Nothing to do on SQLite.
 - The role is dropped after its database (drop_tenant_role): its privileges lived in that database and on it,
@@ -54,6 +58,7 @@ def ensure_tenant_role(store, database_name):
     try:
         with store.server_cursor() as cursor:
             _ensure_login(cursor, role, role_sql)
+            cursor.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(role_sql))
             cursor.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database_sql))
             cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database_sql, role_sql))
         with store.server_cursor(database=database_name) as cursor:

@@ -1,7 +1,8 @@
 """Connections stay bounded: one Daphne process serves requests for 50 isolated tenants in turn, and
-PostgreSQL then shows no more of its connections than the configured bound, none to a tenant database
-and none to the template; with tenants on three servers, no server sees more sessions than requests in flight
-(real Daphne, real PostgreSQL servers)."""
+PostgreSQL then shows no more of its connections than the configured bounds (the main database's pool, and the
+tenant sessions it pools per server: tenants.pools), none to the template, and none to any tenant database once
+they have been idle a while; with tenants on three servers, no server sees more sessions than requests in flight
+and its pooled sessions; one tenant's requests reuse one session (real Daphne, real PostgreSQL servers)."""
 
 import threading
 import time
@@ -14,6 +15,7 @@ from django.conf import settings
 
 from tenants.connections import use_tenant
 from tenants.models import MAIN_SERVER, ProvisioningStatus, Role, Tenant, User
+from tenants.pools import pool
 from tenants.provisioning.databases import ensure_migrated, ensure_tenant_database
 from tenants.tokens import issue_tokens
 from tests.support import live
@@ -21,9 +23,12 @@ from tests.support.fleet import drop_test_databases_on, register_cluster
 from tests.support.tenant_databases import main_database, new_tenant, query, raw_cursor, templates
 
 TENANTS = 50
-# While a request runs: the main database's pooled sessions, its tenant's, and one just closed and not yet
-# gone from the server's view.
-IN_FLIGHT_SESSIONS = settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS + 2
+# The web process's bound of idle tenant sessions per server, and how long one may stay idle (small, to see both).
+POOL = 5
+IDLE_SECONDS = 3
+# While a request runs: the main database's pooled sessions, the pooled tenant sessions, its tenant's, and one
+# just closed and not yet gone from the server's view.
+IN_FLIGHT_SESSIONS = settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS + POOL + 2
 MEMBER_PASSWORD = "Member-Password-77!"
 CLIENTS = 8
 
@@ -50,13 +55,17 @@ def connections_of(application_name):
     )
 
 
-def settled_connections_of(application_name, seconds=3):
+def tenant_sessions(sessions):
+    return sum(count for database, count in sessions.items() if database != main_database())
+
+
+def settled_connections_of(application_name, *, tenant_sessions_at_most=0, seconds=3):
     """The same, once a session the process has just closed is gone from the server's view too (a server
     process takes a moment to exit after its client said goodbye); what remains after that is held."""
     deadline = time.monotonic() + seconds
     while True:
         sessions = connections_of(application_name)
-        if set(sessions) <= {main_database()} or time.monotonic() > deadline:
+        if tenant_sessions(sessions) <= tenant_sessions_at_most or time.monotonic() > deadline:
             return sessions
         time.sleep(0.05)
 
@@ -92,7 +101,8 @@ class Sampler:
 def web(transactional_db, tenant_databases, tmp_path):
     """One Daphne process whose every database session carries a name of its own (libpq's PGAPPNAME)."""
     name = f"diquis-web-{uuid.uuid4().hex[:8]}"
-    process = live.start_web(tmp_path, PGAPPNAME=name)
+    pool = {"DIQUIS_TENANT_POOL_PER_SERVER": str(POOL), "DIQUIS_TENANT_POOL_IDLE_SECONDS": str(IDLE_SECONDS)}
+    process = live.start_web(tmp_path, PGAPPNAME=name, **pool)
     try:
         yield process.url, name
     finally:
@@ -102,6 +112,7 @@ def web(transactional_db, tenant_databases, tmp_path):
 def test_one_process_serving_fifty_isolated_tenants_keeps_its_connections_bounded(web):
     url, application_name = web
     tokens = {f"bound-{n:02d}": isolated_tenant_with_admin(f"bound-{n:02d}") for n in range(TENANTS)}
+    pool.forget()  # what this process kept of making them: only the web process's sessions are counted
     bound = settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS
     peak = 0
     with Sampler(application_name) as sampler, httpx.Client(base_url=url, timeout=60) as http:
@@ -112,12 +123,14 @@ def test_one_process_serving_fifty_isolated_tenants_keeps_its_connections_bounde
             if index % 10 == 0:  # now and then a write (and a password hash) too
                 body = {"email": f"member@{tenant_id}.test", "password": MEMBER_PASSWORD}
                 assert http.post("/api/users", json=body, headers=auth).status_code == 201
-            open_now = settled_connections_of(application_name)
+            open_now = settled_connections_of(application_name, tenant_sessions_at_most=POOL)
             peak = max(peak, sum(open_now.values()))
-            assert not [db for db in open_now if db != main_database()], open_now  # no tenant database held
-        at_rest = settled_connections_of(application_name)
-    assert sum(at_rest.values()) <= bound, at_rest
-    assert peak <= bound, peak
+            assert tenant_sessions(open_now) <= POOL, open_now  # the last few tenants' sessions, no more
+        between = settled_connections_of(application_name, tenant_sessions_at_most=POOL)
+        at_rest = settled_connections_of(application_name, seconds=IDLE_SECONDS * 4)  # closed once idle a while
+    assert tenant_sessions(between) == POOL, between
+    assert tenant_sessions(at_rest) == 0 and sum(at_rest.values()) <= bound, at_rest
+    assert peak <= bound + POOL, peak
     # Nothing that grows with the number of tenants served.
     assert sampler.peak <= IN_FLIGHT_SESSIONS, sampler.peak
     held_by_anyone = query(
@@ -137,8 +150,8 @@ def sessions_on(cluster, application_name):
 
 
 def test_sessions_on_each_server_stay_within_the_requests_in_flight(web, extra_postgres_servers):
-    """The bound per server (tenants.connections): one session per request or job in flight on one of its
-    tenants, none at rest. Eight clients, twelve tenants spread over three servers by placement."""
+    """The bound per server (tenants.pools): one session per request in flight on one of its tenants, and at most
+    POOL kept idle; none once idle a while. Eight clients, twelve tenants spread over three servers by placement."""
     url, application_name = web
     clusters = {"pg-logical": extra_postgres_servers.logical, "pg-plain": extra_postgres_servers.plain}
     for name, cluster in clusters.items():
@@ -170,11 +183,12 @@ def test_sessions_on_each_server_stay_within_the_requests_in_flight(web, extra_p
             thread.join(timeout=120)
         stop.set()
         sampler.join(timeout=10)
-        assert all(0 < peak <= CLIENTS for peak in peaks.values()), peaks
-        deadline = time.monotonic() + 3
+        assert all(0 < peak <= CLIENTS + POOL for peak in peaks.values()), peaks
+        assert all(sessions_on(c, application_name) <= POOL for c in clusters.values())
+        deadline = time.monotonic() + IDLE_SECONDS * 4
         while any(sessions_on(c, application_name) for c in clusters.values()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert [sessions_on(c, application_name) for c in clusters.values()] == [0, 0]  # none held at rest
+        assert [sessions_on(c, application_name) for c in clusters.values()] == [0, 0]  # none held once idle
         print(f"\npeak sessions of the web process per extra server with {CLIENTS} clients: {peaks}")
     finally:
         for cluster in clusters.values():
@@ -196,3 +210,24 @@ def test_the_web_process_serves_its_requests_and_handshakes_from_one_pooled_sess
                 )
             }
     assert 1 <= len(backends) <= 2, backends  # the pool's first session, and one made while it was filling
+
+
+def test_one_tenant_s_requests_reuse_one_pooled_session(web):
+    """A session per request cost the isolated tenant a PostgreSQL connection each time (half again a shared
+    tenant's request); the pool keeps the tenant's and reuses it."""
+    url, application_name = web
+    tenant_id = "reuser"
+    token = isolated_tenant_with_admin(tenant_id)
+    backends = set()
+    with httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {token}"}) as http:
+        for _ in range(20):
+            assert http.get("/api/users/me").status_code == 200
+            backends |= {
+                pid
+                for (pid,) in query(
+                    main_database(),
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname <> %s",
+                    [application_name, main_database()],
+                )
+            }
+    assert len(backends) == 1, backends

@@ -323,3 +323,39 @@ def test_a_move_with_redis_stopped_mid_way_ends_on_one_server(transactional_db, 
         users = api(fleet, "GET", "/api/users", token=admin_token, tenant="unheard")
         assert users.status_code == 200
         assert [u["email"] for u in users.json()["data"]] == ["admin@unheard.test"]
+
+
+def web_sessions_on(cluster, database_name):
+    """Sessions of the live stack's web process (tenants.pools.session_name) on a database of the cluster."""
+    with cluster.connect() as connection:
+        statement = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name LIKE 'diquis-web-%%'"
+        return connection.execute(statement, [database_name]).fetchone()[0]
+
+
+def test_the_web_s_pooled_sessions_follow_a_moved_tenant_and_go_with_a_deleted_one(fleet, extra_postgres_servers):
+    """The web process pools the tenant's session on its server; after the move its requests are served from the
+    new server (a row written there after the move is seen), nothing of it stays on the old one; after the
+    tenant's deletion nothing of it stays anywhere, and its token gets a refusal, not a 500."""
+    token = root_token()
+    admin_token = create_tenant(fleet, token, "pooled", "pg-plain")
+    tenant = Tenant.objects.get(pk="pooled")
+    plain, logical = extra_postgres_servers.plain, extra_postgres_servers.logical
+    for _ in range(3):
+        assert api(fleet, "GET", "/api/users", token=admin_token, tenant="pooled").status_code == 200
+    assert web_sessions_on(plain, tenant.database_name) == 1  # pooled, and reused
+    response = api(fleet, "POST", "/api/tenants/pooled/move", token=token, json={"databaseServer": "pg-logical"})
+    assert response.status_code == 202
+    wait_until(lambda: settled("pooled", "pg-logical"), timeout=180, what="pooled moved to pg-logical")
+    tenant.refresh_from_db()
+    with use_tenant(tenant):
+        User.objects.create_user("after-move@pooled.test", None, tenant_id="pooled")
+    listed = api(fleet, "GET", "/api/users", token=admin_token, tenant="pooled").json()["data"]
+    assert "after-move@pooled.test" in {user["email"] for user in listed}
+    assert web_sessions_on(plain, tenant.database_name) == 0
+    assert web_sessions_on(logical, tenant.database_name) == 1
+    assert api(fleet, "DELETE", "/api/tenants/pooled", token=token).status_code == 202
+    wait_until(lambda: not Tenant.objects.filter(pk="pooled").exists(), timeout=120, what="pooled deleted")
+    assert tenant.database_name not in databases_on(logical)
+    assert web_sessions_on(logical, tenant.database_name) == 0
+    response = api(fleet, "GET", "/api/users", token=admin_token, tenant="pooled")
+    assert 400 <= response.status_code < 500, response.text

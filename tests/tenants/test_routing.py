@@ -7,9 +7,11 @@ goes through the real middleware, authentication and routing.
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from tenants.models import ProvisioningStatus, Role, Tenant, User
+from tenants.pools import pool
 from tenants.provisioning.steps import run_tenant_creation
 from tests.support.tenant_databases import ADMIN_PASSWORD, main_database, new_tenant, query, raw_cursor
 
@@ -221,11 +223,16 @@ def test_only_admins_of_the_tenant_list_and_create_users(tenants):
     ]
 
 
-def test_a_request_leaves_no_connection_to_the_tenant_database_behind(tenants):
+def test_requests_leave_one_idle_pooled_session_on_the_tenant_database_and_none_without_the_pool(tenants):
     token = admin_token("alpha")
+    statement = f"SELECT state FROM pg_stat_activity WHERE datname = '{PREFIX}alpha'"
     client(token).get("/api/users")
     client(token).post("/api/users", {"email": "m@alpha.test", "password": MEMBER_PASSWORD}, format="json")
-    assert query(main_database(), f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{PREFIX}alpha'") == [(0,)]
+    assert query(main_database(), statement) == [("idle",)]  # kept for the tenant's next request (tenants.pools)
+    with override_settings(DIQUIS_TENANT_POOL_PER_SERVER=0):
+        pool.forget()
+        client(token).get("/api/users")
+        assert query(main_database(), statement) == []
 
 
 def test_refreshing_the_token_of_an_isolated_admin_reads_its_own_database(tenants):
