@@ -7,24 +7,35 @@ and migrations, platform connections and job locks never go through it.
 
 import os
 import stat
+import time
 
 import psycopg
 import pytest
+from django.db import connections
+from django.test import override_settings
 from psycopg import sql
+from rest_framework.test import APIClient
 
+from jobs.locks import subject_lock
 from tenants.connections import (
+    SERVER_DOWN_SECONDS,
+    alias_for,
     forget_server,
+    platform_alias_for,
+    release_connection,
     tenant_role_name,
+    use_tenant,
 )
-from tenants.models import Tenant
+from tenants.models import DatabaseServer, Tenant, User
 from tenants.pgbouncer import connection_budget
+from tenants.provisioning.databases import migrate_tenant_database
 from tenants.provisioning.pgbouncer_auth import AUTH_ROLE, LOOKUP_SCHEMA
 from tenants.provisioning.steps import run_tenant_creation
 from tenants.vault import tenant_role_password
 from tests.support.fleet import drop_test_databases_on, register_cluster
 from tests.support.pgbouncer import running_pgbouncer
 from tests.support.postgres_clusters import SUPERUSER
-from tests.support.tenant_databases import new_tenant
+from tests.support.tenant_databases import ADMIN_PASSWORD, new_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,6 +73,17 @@ def tenants_on_server(bounced_server, root_user):
 def bouncer(tenants_on_server):
     with running_pgbouncer(SERVER) as running:
         yield running
+
+
+@pytest.fixture
+def bounced(bouncer):
+    """DIQUIS_PGBOUNCER names SERVER's PgBouncer in this process for the test; the sessions this process pooled to
+    it are closed afterwards."""
+    try:
+        with override_settings(DIQUIS_PGBOUNCER=bouncer.setting):
+            yield bouncer
+    finally:
+        forget_server(SERVER)
 
 
 def connect_through(bouncer, database, role, password):
@@ -117,3 +139,107 @@ def test_tenant_role_logs_in_through_auth_query_wrong_password_and_other_databas
 def test_connection_budget_keeps_room_for_the_platform():
     assert connection_budget(100, 3) == 72
     assert connection_budget(20, 3) == 7
+
+
+def api_for(tenant_id, token=None):
+    client = APIClient()
+    client.defaults["HTTP_TENANT"] = tenant_id
+    if token:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def sign_in(tenant_id):
+    body = {"email": f"admin@{tenant_id}.test", "password": ADMIN_PASSWORD}
+    return api_for(tenant_id).post("/api/tokens", body, format="json")
+
+
+def assert_unavailable(response):
+    assert response.status_code == 503, response.content
+    assert response.json()["messages"] == UNAVAILABLE
+
+
+def test_isolated_tenant_is_served_through_pgbouncer_and_503_when_it_is_stopped(bounced, tenants_on_server):
+    alpha = tenants_on_server["alpha"]
+    role = tenant_role_name(alpha.database_name)
+    response = sign_in("alpha")
+    assert response.status_code == 200, response.content
+    client = api_for("alpha", response.json()["data"]["token"])
+    body = {"email": "member@alpha.test", "password": "Member-Pass-9!x", "firstName": "M", "lastName": "X"}
+    assert client.post("/api/users", {**body, "role": "basic"}, format="json").status_code == 201
+    response = client.get("/api/users")
+    assert response.status_code == 200
+    assert sorted(user["email"] for user in response.json()["data"]) == ["admin@alpha.test", "member@alpha.test"]
+    # PgBouncer served them: its pool of alpha's database and role ran the requests' transactions.
+    pools_seen = {(pool["database"], pool["user"]) for pool in bounced.show("POOLS")}
+    assert (alpha.database_name, role) in pools_seen
+    stats = {row["database"]: row for row in bounced.show("STATS")}
+    assert stats[alpha.database_name]["total_xact_count"] > 0
+    # This process keeps its session to PgBouncer for alpha's next request (tenants.pools): the console sees it.
+    assert any(c["database"] == alpha.database_name and c["user"] == role for c in bounced.show("CLIENTS"))
+    with use_tenant(alpha):
+        assert User.objects.filter(email="member@alpha.test").exists()
+
+    bounced.stop()
+    try:
+        for path in ("/api/users/me", "/api/users"):
+            assert_unavailable(client.get(path))
+        assert_unavailable(sign_in("alpha"))
+    finally:
+        bounced.start_again()
+    time.sleep(SERVER_DOWN_SECONDS)  # this process answers 503 at once for a while after seeing it down
+    assert client.get("/api/users/me").status_code == 200
+
+
+def test_transaction_pooling_keeps_each_client_s_time_zone(bouncer, tenants_on_server):
+    """PgBouncer tracks TimeZone per client: a server connection that served one client's `SET TIME ZONE` serves
+    the next client in that client's own zone (Django's own SET on connect is therefore safe)."""
+    database = tenants_on_server["alpha"].database_name
+    role = tenant_role_name(database)
+    password = tenant_role_password(role)
+    with (
+        connect_through(bouncer, database, role, password) as tokyo,
+        connect_through(bouncer, database, role, password) as other,
+    ):
+        default = other.execute("SHOW TimeZone").fetchone()[0]
+        tokyo.execute("SET TIME ZONE 'Asia/Tokyo'")
+        for _ in range(3):
+            assert other.execute("SHOW TimeZone").fetchone()[0] == default
+            assert tokyo.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
+        servers = [row for row in bouncer.show("SERVERS") if (row["database"], row["user"]) == (database, role)]
+        assert len(servers) == 1  # one server connection took turns between the two clients
+
+
+def test_migrations_platform_connections_and_job_locks_do_not_go_through_pgbouncer(bounced, tenants_on_server):
+    alpha = tenants_on_server["alpha"]
+    cluster_port = str(bounced_cluster_port(alpha))
+    tenant_alias, platform_alias = alias_for(alpha), platform_alias_for(alpha)
+    try:
+        assert connections[tenant_alias].settings_dict["PORT"] == str(bounced.port)
+        assert connections[tenant_alias].settings_dict["DISABLE_SERVER_SIDE_CURSORS"] is True
+        assert connections[platform_alias].settings_dict["PORT"] == cluster_port
+        # A migration run now (pending or not, it reads django_migrations as the platform role) and the grants
+        # made after it connect to the server itself.
+        connections[platform_alias].ensure_connection()
+        migrate_tenant_database(alpha)
+    finally:
+        release_connection(tenant_alias)
+        release_connection(platform_alias)
+    # Even with the main server named in DIQUIS_PGBOUNCER, a job lock is taken on the main database itself.
+    with override_settings(DIQUIS_PGBOUNCER={**bounced.setting, "main": (bounced.files.listen_host, bounced.port)}):
+        with subject_lock("tenant:alpha"):
+            assert connections["default"].settings_dict["PORT"] != str(bounced.port)
+            assert not [c for c in tenant_clients(bounced) if c["user"] != tenant_role_name(alpha.database_name)]
+    # No pool of the platform's role (the server's superuser here): only alpha's, the lookups' and the console's.
+    users = {row["user"] for row in bounced.show("POOLS")}
+    assert SUPERUSER not in users
+    assert users <= {tenant_role_name(alpha.database_name), AUTH_ROLE, "pgbouncer"}
+
+
+def tenant_clients(bouncer):
+    """Its clients but the admin console's own."""
+    return [client for client in bouncer.show("CLIENTS") if client["database"] != "pgbouncer"]
+
+
+def bounced_cluster_port(tenant):
+    return DatabaseServer.objects.get(pk=tenant.database_server_id).port
