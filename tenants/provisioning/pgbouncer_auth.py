@@ -67,9 +67,11 @@ def has_auth_role(cursor):
 
 def lookup_installed(cursor):
     """Is the lookup function in this database, and does a superuser own it (else it could not read pg_authid)?"""
+    # From the catalog, not to_regprocedure(): that needs USAGE on the schema, which only the lookup role has.
     cursor.execute(
-        "SELECT r.rolsuper FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner WHERE p.oid = to_regprocedure(%s)",
-        [f"{LOOKUP_SCHEMA}.lookup(text)"],
+        "SELECT r.rolsuper FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "JOIN pg_roles r ON r.oid = p.proowner WHERE n.nspname = %s AND p.proname = 'lookup'",
+        [LOOKUP_SCHEMA],
     )
     row = cursor.fetchone()
     return bool(row and row[0])

@@ -15,8 +15,9 @@ How it is laid out, and why:
   Making the tenant's role the owner instead would let it alter or drop its own schema, and would need every
   migration to SET ROLE to it; a role that can only read and write rows is the least that serves requests.
 - The password is derived (tenants.vault.tenant_role_password), never stored: the server is given only its
-  SCRAM-SHA-256 verifier, computed here by libpq, so not even a statement in the server's log carries it. After a
-  SECRET_KEY rotation `migrate_tenants` sets every role's new password (it calls ensure_tenant_role).
+  SCRAM-SHA-256 verifier, computed by libpq (tenants.provisioning.logins), so not even a statement in the server's
+  log carries it. After a SECRET_KEY rotation `migrate_tenants` sets every role's new password (it calls
+  ensure_tenant_role).
 - A server with PgBouncer in front (tenants.pgbouncer) also lets PgBouncer's lookup role connect to the database
   and find this role's verifier there (tenants.provisioning.pgbouncer_auth): nothing else of it.
 - No CONNECTION LIMIT: a tenant's sessions are already bounded by the web and worker processes (one per thread

@@ -27,14 +27,14 @@ from tenants.connections import (
     use_tenant,
 )
 from tenants.models import DatabaseServer, Tenant, User
-from tenants.pgbouncer import connection_budget
+from tenants.pgbouncer import connection_budget, write_config
 from tenants.provisioning.databases import migrate_tenant_database
-from tenants.provisioning.pgbouncer_auth import AUTH_ROLE, LOOKUP_SCHEMA
+from tenants.provisioning.pgbouncer_auth import AUTH_ROLE, LOOKUP_SCHEMA, LOOKUP_SQL
 from tenants.provisioning.steps import run_tenant_creation
 from tenants.vault import tenant_role_password
 from tests.support.fleet import drop_test_databases_on, register_cluster
 from tests.support.pgbouncer import running_pgbouncer
-from tests.support.postgres_clusters import SUPERUSER
+from tests.support.postgres_clusters import CREATEDB_ROLE, SUPERUSER
 from tests.support.tenant_databases import ADMIN_PASSWORD, new_tenant
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,11 +44,17 @@ UNAVAILABLE = ["Tenant database unavailable"]
 
 
 @pytest.fixture
-def bounced_server(extra_postgres_servers, tenant_databases):
-    """The `plain` cluster registered as SERVER with its superuser (which installs the lookup function itself), and
-    cleaned afterwards of the test's databases and of PgBouncer's lookup role."""
+def server_role():
+    """The role SERVER is registered with: its superuser, which installs the lookup function itself."""
+    return SUPERUSER
+
+
+@pytest.fixture
+def bounced_server(extra_postgres_servers, tenant_databases, server_role):
+    """The `plain` cluster registered as SERVER, and cleaned afterwards of the test's databases and of PgBouncer's
+    lookup role."""
     cluster = extra_postgres_servers.plain
-    register_cluster(cluster, SERVER, role=SUPERUSER)
+    register_cluster(cluster, SERVER, role=server_role)
     try:
         yield cluster
     finally:
@@ -243,3 +249,19 @@ def tenant_clients(bouncer):
 
 def bounced_cluster_port(tenant):
     return DatabaseServer.objects.get(pk=tenant.database_server_id).port
+
+
+@pytest.mark.parametrize("server_role", [CREATEDB_ROLE])
+def test_a_server_whose_role_is_not_a_superuser_lists_what_the_operator_installs(
+    server_role, bounced_server, tenants_on_server, tmp_path
+):
+    databases = sorted(tenant.database_name for tenant in tenants_on_server.values())
+    files = write_config(tmp_path, server=SERVER, listen_port=6432)
+    assert sorted(files.missing_lookup) == databases  # the platform may not make a SECURITY DEFINER of pg_authid
+    with psycopg.connect(bounced_server.url, autocommit=True) as connection:
+        assert connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [AUTH_ROLE]).fetchone()
+    # What the operator does, as a superuser: LOOKUP_SQL in each database listed (and template1, for new ones).
+    for database in databases:
+        with psycopg.connect(bounced_server.url_as(SUPERUSER, database=database), autocommit=True) as connection:
+            connection.execute(LOOKUP_SQL)
+    assert write_config(tmp_path, server=SERVER, listen_port=6432).missing_lookup == ()
