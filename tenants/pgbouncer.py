@@ -27,7 +27,8 @@ Bounds, for a server with max_connections M and superuser_reserved_connections S
 written). The platform keeps RESERVE = max(MIN_PLATFORM_RESERVE, M // 4) connections for itself (migrations,
 template builds, spares, moves, and on `main` the main database's own), so PgBouncer's budget is B = M - S -
 RESERVE (M = 100: 100 - 3 - 25 = 72). Each tenant database gets at most POOL_PER_DATABASE server connections
-(default_pool_size = max_db_connections = min(5, B)): a hot tenant cannot take the server. PgBouncer 1.18 has no
+(default_pool_size = max_db_connections = min(5, B), the lookup role's login for auth_query included): a
+hot tenant cannot take the server. PgBouncer 1.18 has no
 cap on the sum over databases, so what bounds it is how they are opened: only for a client's transaction that
 finds none idle in its database's pool. So at most as many are busy as transactions run at once (one per thread
 of the web and worker processes, which must stay under B), and idle ones close after `server_idle_timeout`; a

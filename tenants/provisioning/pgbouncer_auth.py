@@ -66,12 +66,17 @@ def has_auth_role(cursor):
 
 
 def lookup_installed(cursor):
-    """Is the lookup function in this database, and does a superuser own it (else it could not read pg_authid)?"""
+    """Is the lookup function in this database as LOOKUP_SQL leaves it: owned by a superuser (else it could not read
+    pg_authid), the lookup role's to call, not PUBLIC's? A copy restored without privileges (a move's pg_restore
+    --no-privileges) is not, and is made again."""
     # From the catalog, not to_regprocedure(): that needs USAGE on the schema, which only the lookup role has.
     cursor.execute(
-        "SELECT r.rolsuper FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-        "JOIN pg_roles r ON r.oid = p.proowner WHERE n.nspname = %s AND p.proname = 'lookup'",
-        [LOOKUP_SCHEMA],
+        "SELECT r.rolsuper AND p.proacl IS NOT NULL AND NOT aclcontains(p.proacl, makeaclitem(0, p.proowner, "
+        "'EXECUTE', false)) AND has_function_privilege(%s, p.oid, 'EXECUTE') "
+        "AND has_schema_privilege(%s, n.oid, 'USAGE') "
+        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner "
+        "WHERE n.nspname = %s AND p.proname = 'lookup'",
+        [AUTH_ROLE, AUTH_ROLE, LOOKUP_SCHEMA],
     )
     row = cursor.fetchone()
     return bool(row and row[0])

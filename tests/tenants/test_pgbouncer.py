@@ -265,3 +265,7 @@ def test_a_server_whose_role_is_not_a_superuser_lists_what_the_operator_installs
         with psycopg.connect(bounced_server.url_as(SUPERUSER, database=database), autocommit=True) as connection:
             connection.execute(LOOKUP_SQL)
     assert write_config(tmp_path, server=SERVER, listen_port=6432).missing_lookup == ()
+    # A copy whose privileges were lost (a move restores without them: PUBLIC may then call it) is not taken for one.
+    with psycopg.connect(bounced_server.url_as(SUPERUSER, database=databases[0]), autocommit=True) as connection:
+        connection.execute(f"GRANT EXECUTE ON FUNCTION {LOOKUP_SCHEMA}.lookup(text) TO PUBLIC")
+    assert write_config(tmp_path, server=SERVER, listen_port=6432).missing_lookup == (databases[0],)
