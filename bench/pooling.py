@@ -1,0 +1,427 @@
+"""7. Pooled connections to tenant databases: an isolated tenant's calls against a shared tenant's, for each
+way of reaching the tenant databases, side by side in one run.
+
+Each variant is its own Daphne process with its own environment (`VARIANTS`); all of them run at once and are
+measured in turns (every cell of the grid visits the variants in a rotating order, rounds repeat the grid), so a
+change of the machine's load falls on all alike. Traffic goes to tenants drawn from a bounded Zipf law (a few
+tenants hot, most rarely called), the same draws for shared and isolated tenants and for every variant.
+
+Besides latency: the sessions each process holds (sampled on the server while requests run, and at rest), the
+sessions opened on tenant databases (from which the pool's hit rate follows), the web process's memory before and
+after serving 1,000 isolated tenants once and then again, and idle pooled sessions closed after
+DIQUIS_TENANT_POOL_IDLE_SECONDS.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from . import fixtures, sandbox
+from .clients import get_each
+from .pooling_sessions import PeakSessions, max_connections, sessions_opened, snapshot
+from .pooling_tenants import Zipf, isolated_tokens, shared_tokens, tenant_databases_like
+from .report import Section
+from .stack import Web, rss_kib
+from .stats import Summary, fmt_ratio, ms, ratio
+
+logger = logging.getLogger("bench")
+
+ZIPF_EXPONENT = 1.0
+PATHS = ("/api/users/me", "/api/users")
+KINDS = ("shared", "isolated")
+BASELINE, CHOSEN = "a", "b"
+TOUCH_CLIENTS = 4
+P50_GOAL, P99_GOAL = 1.1, 1.2  # isolated / shared (issue 20)
+MEMORY_GROWTH_GOAL_KIB = 2048  # the second pass over the same tenants
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    label: str
+    env: dict
+
+    @property
+    def app_name(self):
+        return f"bench-pool-{self.key}"
+
+    @property
+    def pool_bound(self):
+        """Idle tenant sessions the process may keep per server."""
+        return int(self.env.get("DIQUIS_TENANT_POOL_PER_SERVER", settings.DIQUIS_TENANT_POOL_PER_SERVER))
+
+
+VARIANTS = {
+    "a": Variant("a", "(a) a session per request", {"DIQUIS_TENANT_POOL_PER_SERVER": "0"}),
+    "b": Variant("b", "(b) in-process pool", {}),
+}
+
+
+@dataclass
+class Cells:
+    """Every answer of the rounds, by (variant, tenants, clients, kind, path); sessions opened and isolated
+    requests sent, by (variant, tenants, clients)."""
+
+    latencies: dict = field(default_factory=dict)
+    refused: dict = field(default_factory=dict)
+    opened: dict = field(default_factory=dict)
+    sent: dict = field(default_factory=dict)
+
+    def add(self, key, answers):
+        for answer in answers:
+            cell = (*key, answer.path)
+            if answer.status == 200:
+                self.latencies.setdefault(cell, []).append(answer.seconds)
+            else:
+                self.refused.setdefault(cell, {}).setdefault(answer.status, 0)
+                self.refused[cell][answer.status] += 1
+
+    def summary(self, *key):
+        return Summary.of(self.latencies.get(key, []))
+
+    def both_paths(self, *key):
+        return Summary.of([s for path in PATHS for s in self.latencies.get((*key, path), [])])
+
+
+def _requests(tokens, ranks, paths=PATHS):
+    """GETs alternating over `paths`, each as the admin of the tenant of that rank."""
+    return [(paths[i % len(paths)], {"Authorization": f"Bearer {tokens[rank]}"}) for i, rank in enumerate(ranks)]
+
+
+def _get(web, requests, clients):
+    return asyncio.run(get_each(web.url, requests, concurrency=clients))
+
+
+def warm_up(webs, tokens):
+    for web in webs.values():
+        for kind in KINDS:
+            _get(web, _requests(tokens[kind], [i % 5 for i in range(20)]), 1)
+
+
+def touch_all(web, tokens):
+    """RSS of the process before, after a request as each isolated tenant's admin, and after a second pass over
+    them all; and the answers' statuses (every admin must be answered)."""
+    everyone = range(len(tokens))
+    rss, statuses = [rss_kib(web.pid)], {}
+    for path in PATHS:
+        for answer in _get(web, _requests(tokens, everyone, (path,)), TOUCH_CLIENTS):
+            statuses[answer.status] = statuses.get(answer.status, 0) + 1
+        rss.append(rss_kib(web.pid))
+    return rss, statuses
+
+
+def run_rounds(mode, webs, variants, tokens):
+    cells = Cells()
+    turn = 0
+    for round_number in range(mode.pooling_rounds):
+        for count in mode.pooling_tenant_counts:
+            zipf = Zipf(count, ZIPF_EXPONENT)
+            for clients in mode.pooling_clients:
+                ranks = zipf.draws(mode.pooling_requests, seed=f"{round_number}/{count}/{clients}")
+                order = variants[turn % len(variants) :] + variants[: turn % len(variants)]
+                kinds = KINDS if turn % 2 == 0 else KINDS[::-1]
+                turn += 1
+                for variant in order:
+                    for kind in kinds:
+                        key = (variant.key, count, clients, kind)
+                        before = sessions_opened(tenant_databases_like()) if kind == "isolated" else None
+                        cells.add(key, _get(webs[variant.key], _requests(tokens[kind], ranks), clients))
+                        if before is not None:
+                            opened = sessions_opened(tenant_databases_like()) - before
+                            cells.opened[key[:3]] = cells.opened.get(key[:3], 0) + opened
+                            cells.sent[key[:3]] = cells.sent.get(key[:3], 0) + len(ranks)
+        logger.info("pooling: round %d of %d done", round_number + 1, mode.pooling_rounds)
+    return cells
+
+
+def idle_close(ctx, tokens, seconds, touched):
+    """A pooled process with a short idle time: its tenant sessions after serving `touched` tenants, then every
+    half second until none is left (or 4× the idle time has passed)."""
+    variant = Variant("idle", f"(b) with DIQUIS_TENANT_POOL_IDLE_SECONDS={seconds:g}", {})
+    env = {"DIQUIS_TENANT_POOL_IDLE_SECONDS": str(seconds), "PGAPPNAME": variant.app_name}
+    web = Web(ctx.sandbox, name="web-pool-idle", env=env)
+    try:
+        _get(web, _requests(tokens, range(touched), ("/api/users/me",)), 1)
+        started, series = time.monotonic(), []
+        while True:
+            held = snapshot().processes.get(variant.app_name)
+            elapsed = time.monotonic() - started
+            series.append((elapsed, held.tenant if held else 0))
+            if series[-1][1] == 0 or elapsed > 4 * seconds:
+                return variant, series
+            time.sleep(0.5)
+    finally:
+        web.stop()
+
+
+def measure(ctx, section):
+    mode = ctx.mode
+    most = max(mode.pooling_tenant_counts)
+    began = time.monotonic()
+    tokens = {"shared": shared_tokens(most), "isolated": isolated_tokens(most)}
+    setup_seconds = time.monotonic() - began
+    logger.info("pooling: %d shared and %d isolated tenants made in %.0f s", most, most, setup_seconds)
+    variants = [VARIANTS[key] for key in mode.pooling_variants]
+    webs = {v.key: Web(ctx.sandbox, name=f"web-pool-{v.key}", env={**v.env, "PGAPPNAME": v.app_name}) for v in variants}
+    warm_up(webs, tokens)
+    memory = {v.key: touch_all(webs[v.key], tokens["isolated"]) for v in variants}
+    logger.info("pooling: every variant has served the %d isolated tenants twice", most)
+    with PeakSessions([v.app_name for v in variants]) as peaks:
+        cells = run_rounds(mode, webs, variants, tokens)
+    time.sleep(1)
+    rest = snapshot()
+    idle = idle_close(ctx, tokens["isolated"], mode.pooling_idle_seconds, touched=min(most, 30))
+    report(section, Figures(mode, variants, cells, memory, peaks, rest, idle, setup_seconds, max_connections()))
+
+
+@dataclass
+class Figures:
+    mode: object
+    variants: list
+    cells: Cells
+    memory: dict
+    peaks: PeakSessions  # stopped
+    rest: object
+    idle: tuple
+    setup_seconds: float
+    max_connections: int
+
+
+# --- the report ----------------------------------------------------------------------------------------------
+
+
+def _pair(summary):
+    return f"{ms(summary.median)} / {ms(summary.p99)}"
+
+
+def _ratios(isolated, shared):
+    return f"{fmt_ratio(ratio(isolated.median, shared.median))} / {fmt_ratio(ratio(isolated.p99, shared.p99))}"
+
+
+def _hit_rate(cells, key):
+    sent = cells.sent.get(key, 0)
+    return f"{1 - cells.opened.get(key, 0) / sent:.0%}" if sent else "–"
+
+
+def report_latency(section, f):
+    mode, cells = f.mode, f.cells
+    zipfs = {n: Zipf(n, ZIPF_EXPONENT) for n in mode.pooling_tenant_counts}
+    tops = ", ".join(
+        f"N = {n}: the hottest tenant {z.share_of_top(1):.0%}, the hottest 20 {z.share_of_top(20):.0%}"
+        for n, z in zipfs.items()
+    )
+    section.add(
+        "Variants, each its own Daphne process (all running; environment as named): "
+        + "; ".join(f"{v.label} `{' '.join(f'{k}={x}' for k, x in v.env.items()) or 'defaults'}`" for v in f.variants)
+        + ". Each cell: "
+        f"{mode.pooling_requests} GETs alternating `{PATHS[0]}` and `{PATHS[1]}`, each as the admin of a tenant drawn "
+        f"from a Zipf law of exponent {ZIPF_EXPONENT:g} over the N tenants of its kind (P(rank k) ∝ 1/k; {tops}), "
+        "the same draws for shared and isolated tenants and for every variant; closed loop with 1 or 16 clients. "
+        f"{mode.pooling_rounds} round(s) of the whole grid; in each, every (N, clients) cell visits the variants "
+        "in a rotating order, shared and isolated alternately first. Before the rounds every variant served each of "
+        f"the {max(mode.pooling_tenant_counts)} isolated tenants twice (the memory measurement below), so no "
+        "database is met for the first time here. The isolated tenants' databases are clones of the template "
+        "with their own role (as provisioning makes them), the shared tenants live in the main database; "
+        f"{max(mode.pooling_tenant_counts)} of each, made in {f.setup_seconds:.0f} s.",
+        "",
+        "Pool hit rate: 1 − (sessions opened on the isolated tenants' databases during the isolated cells, "
+        "from `pg_stat_database.sessions` before and after each) / (requests sent). p50 / p99 in ms, "
+        "ratios isolated / shared of the same cell.",
+        "",
+    )
+    rows = []
+    for count in mode.pooling_tenant_counts:
+        for clients in mode.pooling_clients:
+            for v in f.variants:
+                row = [count, clients, v.label]
+                for path in PATHS:
+                    shared = cells.summary(v.key, count, clients, "shared", path)
+                    isolated = cells.summary(v.key, count, clients, "isolated", path)
+                    row += [_pair(shared), _pair(isolated), _ratios(isolated, shared)]
+                refused = {
+                    kind: sum(sum(cells.refused.get((v.key, count, clients, kind, p), {}).values()) for p in PATHS)
+                    for kind in KINDS
+                }
+                row += [_hit_rate(cells, (v.key, count, clients)), f"{refused['shared']} / {refused['isolated']}"]
+                rows.append(row)
+    header = ["tenants N", "clients", "variant"]
+    for path in PATHS:
+        header += [f"`{path}` shared p50 / p99", "isolated p50 / p99", "isolated / shared p50 / p99"]
+    section.table([*header, "pool hit rate", "non-200 shared / isolated"], rows)
+    report_against_baseline(section, f)
+
+
+def report_against_baseline(section, f):
+    mode, cells = f.mode, f.cells
+    others = [v for v in f.variants if v.key != BASELINE]
+    if not others:
+        return
+    section.add(
+        f"Each variant against {VARIANTS[BASELINE].label}, same cells, both paths together: isolated p50 / p99 "
+        "ratio, and shared p50 (the shared tenants' calls do not touch a tenant database: their ratio says how "
+        "alike the variants' processes ran).",
+        "",
+    )
+    rows = []
+    for count in mode.pooling_tenant_counts:
+        for clients in mode.pooling_clients:
+            base = {kind: cells.both_paths(BASELINE, count, clients, kind) for kind in KINDS}
+            for v in others:
+                mine = {kind: cells.both_paths(v.key, count, clients, kind) for kind in KINDS}
+                rows.append(
+                    [
+                        count,
+                        clients,
+                        v.label,
+                        _ratios(mine["isolated"], base["isolated"]),
+                        fmt_ratio(ratio(mine["shared"].median, base["shared"].median)),
+                    ]
+                )
+    section.table(["tenants N", "clients", "variant", "isolated p50 / p99 vs baseline", "shared p50 vs baseline"], rows)
+
+
+def _bound(variant, clients):
+    """The sessions a process may hold: the idle tenant sessions it keeps, one per request in flight (Django's
+    ASGI handler runs each request's sync code on a thread of its own), its main-database pool."""
+    main_pool = max(settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS, 1)
+    return variant.pool_bound + clients, main_pool
+
+
+def report_connections(section, f):
+    peaks = f.peaks
+    clients = max(f.mode.pooling_clients)
+    main_pool = settings.DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS
+    section.add(
+        f"Sessions on the server, by process (PGAPPNAME of each variant's Daphne), sampled every 20 ms during the "
+        f"rounds ({peaks.samples} samples) and once 1 s after them (at rest). Bound: the idle tenant sessions "
+        f"the process may keep (DIQUIS_TENANT_POOL_PER_SERVER) + one per request in flight (≤ {clients} clients: "
+        "Django's ASGI handler runs each request on a thread of its own) on tenant databases, plus the main "
+        f"database's pool (≤ DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS = {main_pool}). A session just closed can "
+        "still show for a moment.",
+        "",
+    )
+    rows = []
+    for v in f.variants:
+        tenant_bound, main_bound = _bound(v, clients)
+        held = f.rest.processes.get(v.app_name)
+        rows.append(
+            [
+                v.label,
+                f"{peaks.tenant[v.app_name]} (≤ {tenant_bound})",
+                f"{peaks.main[v.app_name]} (≤ {main_bound})",
+                f"{peaks.total[v.app_name]} (≤ {tenant_bound + main_bound})",
+                f"{held.tenant if held else 0} / {held.main if held else 0}",
+            ]
+        )
+    section.table(
+        ["variant", "peak on tenant databases", "peak on the main database", "peak in all", "at rest tenant / main"],
+        rows,
+    )
+    section.add(
+        f"Server (main PostgreSQL, `max_connections` = {f.max_connections}): peak of the variants' processes "
+        f"together {peaks.ours}; peak of every client session on the server {peaks.server} (the bench's "
+        "own sampling and bookkeeping sessions and anyone else's on the shared server included).",
+        "",
+    )
+
+
+def report_memory(section, f):
+    most = max(f.mode.pooling_tenant_counts)
+    section.add(
+        f"Web process memory (VmRSS, MiB): after the warm-up, after one request as each of the {most} isolated "
+        f"tenants' admins (`{PATHS[0]}`, {TOUCH_CLIENTS} clients), and after a second pass over the same {most} "
+        f"(`{PATHS[1]}`). A per-tenant object kept forever shows as growth of the first pass beyond the baseline's; "
+        "a per-request leak as growth of the second.",
+        "",
+    )
+    rows = []
+    for v in f.variants:
+        (before, first, second), statuses = f.memory[v.key]
+        rows.append(
+            [
+                v.label,
+                f"{before / 1024:.1f}",
+                f"{first / 1024:.1f} (+{(first - before) / 1024:.1f})",
+                f"{second / 1024:.1f} ({(second - first) / 1024:+.1f})",
+                ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items(), key=str)),
+            ]
+        )
+    section.table(["variant", "before", f"after {most} tenants", f"after {most} more requests", "answers"], rows)
+
+
+def report_idle(section, f):
+    variant, series = f.idle
+    closed_at = series[-1][0] if series[-1][1] == 0 else None
+    section.add(
+        f"Idle sessions closed: {variant.label}, after one request as each of 30 isolated tenants' admins (the pool "
+        "keeps at most its bound of them), its sessions on tenant databases every 0.5 s: "
+        + ", ".join(f"{at:.1f} s: {n}" for at, n in series)
+        + ". "
+        + (f"None left {closed_at:.1f} s after the last request." if closed_at is not None else "**Not all closed.**"),
+        "",
+    )
+
+
+def report_targets(section, f):
+    mode, cells = f.mode, f.cells
+    chosen = VARIANTS[CHOSEN]
+    if chosen not in f.variants:
+        return
+    for count in mode.pooling_tenant_counts:
+        for clients in mode.pooling_clients:
+            shared = cells.both_paths(CHOSEN, count, clients, "shared")
+            isolated = cells.both_paths(CHOSEN, count, clients, "isolated")
+            p50, p99 = ratio(isolated.median, shared.median), ratio(isolated.p99, shared.p99)
+            section.target(
+                f"{chosen.label}, {count} isolated tenants, {clients} client(s): isolated p50 ≤ {P50_GOAL}× and "
+                f"p99 ≤ {P99_GOAL}× of shared",
+                f"p50 {fmt_ratio(p50)} ({ms(isolated.median)} vs {ms(shared.median)} ms), p99 {fmt_ratio(p99)} "
+                f"({ms(isolated.p99)} vs {ms(shared.p99)} ms)",
+                p50 <= P50_GOAL and p99 <= P99_GOAL,
+            )
+    peaks = f.peaks
+    tenant_bound, main_bound = _bound(chosen, max(mode.pooling_clients))
+    peak = peaks.total[chosen.app_name]
+    section.target(
+        f"{chosen.label}: sessions of the web process within its bound",
+        f"peak {peak} against {tenant_bound + main_bound}",
+        peak <= tenant_bound + main_bound,
+    )
+    (_, first, second), statuses = f.memory[CHOSEN]
+    section.target(
+        f"{chosen.label}: memory does not keep growing (second pass over the same tenants ≤ "
+        f"{MEMORY_GROWTH_GOAL_KIB // 1024} MiB)",
+        f"{(second - first) / 1024:+.1f} MiB",
+        second - first <= MEMORY_GROWTH_GOAL_KIB,
+    )
+    answered = all(status == 200 for v in f.variants for status in f.memory[v.key][1])
+    section.target("every isolated tenant's admin answered 200 by every variant", "yes" if answered else "no", answered)
+    variant, series = f.idle
+    section.target(
+        f"{variant.label}: idle tenant sessions all closed",
+        f"none left after {series[-1][0]:.1f} s" if series[-1][1] == 0 else f"{series[-1][1]} left",
+        series[-1][1] == 0,
+    )
+
+
+def report(section, f):
+    report_latency(section, f)
+    report_connections(section, f)
+    report_memory(section, f)
+    report_idle(section, f)
+    report_targets(section, f)
+
+
+def run(ctx):
+    section = Section("7. Pooled connections to tenant databases")
+    fixtures.reset()
+    try:
+        measure(ctx, section)
+    finally:
+        ctx.sandbox.stop_processes()
+        fixtures.reset()
+        sandbox.drop_tenant_roles()
+    return section
