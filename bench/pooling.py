@@ -22,7 +22,7 @@ from django.conf import settings
 from . import fixtures, sandbox
 from .clients import get_each
 from .pooling_sessions import PeakSessions, max_connections, sessions_opened, snapshot
-from .pooling_tenants import Zipf, isolated_tokens, shared_tokens, tenant_databases_like
+from .pooling_tenants import Zipf, drop_isolated, isolated_tokens, shared_tokens, tenant_databases_like
 from .report import Section
 from .stack import Web, rss_kib
 from .stats import Summary, fmt_ratio, ms, ratio
@@ -209,8 +209,10 @@ def _hit_rate(cells, key):
 def report_latency(section, f):
     mode, cells = f.mode, f.cells
     zipfs = {n: Zipf(n, ZIPF_EXPONENT) for n in mode.pooling_tenant_counts}
+    bound = VARIANTS[CHOSEN].pool_bound
     tops = ", ".join(
-        f"N = {n}: the hottest tenant {z.share_of_top(1):.0%}, the hottest 20 {z.share_of_top(20):.0%}"
+        f"N = {n}: the hottest tenant {z.share_of_top(1):.0%}"
+        + (f", the hottest {bound} (the pool's bound) {z.share_of_top(bound):.0%}" if n > bound else "")
         for n, z in zipfs.items()
     )
     section.add(
@@ -320,10 +322,12 @@ def report_connections(section, f):
         ["variant", "peak on tenant databases", "peak on the main database", "peak in all", "at rest tenant / main"],
         rows,
     )
+    bounds = sum(sum(_bound(v, clients)) for v in f.variants)
     section.add(
         f"Server (main PostgreSQL, `max_connections` = {f.max_connections}): peak of the variants' processes "
-        f"together {peaks.ours}; peak of every client session on the server {peaks.server} (the bench's "
-        "own sampling and bookkeeping sessions and anyone else's on the shared server included).",
+        f"together {peaks.ours} (their bounds add up to {bounds}); peak of every client session on the server "
+        f"{peaks.server} (the bench's own sampling and bookkeeping sessions and anyone else's on the shared server "
+        "included).",
         "",
     )
 
@@ -422,6 +426,7 @@ def run(ctx):
         measure(ctx, section)
     finally:
         ctx.sandbox.stop_processes()
+        drop_isolated(max(ctx.mode.pooling_tenant_counts))
         fixtures.reset()
         sandbox.drop_tenant_roles()
     return section

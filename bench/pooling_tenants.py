@@ -14,19 +14,21 @@ from concurrent.futures import ThreadPoolExecutor
 from django.contrib.auth.hashers import make_password
 from django.db import connections
 
-from tenants.connections import database_name_for, use_tenant
+from tenants.connections import database_name_for, tenant_role_name, use_tenant
 from tenants.models import ProvisioningStatus, Role, Tenant, User
 from tenants.provisioning import databases, roles
 from tenants.provisioning.stores import main_store
 from tenants.provisioning.template import ensure_template
 from tenants.tokens import issue_tokens
 
-from . import environment, fixtures
+from . import environment, fixtures, sandbox
 
 SHARED_LABEL = "pls"
 ISOLATED_LABEL = "pli"
-# Clones run a few at a time: PostgreSQL copies the template's files, the bench waits on it.
-CREATION_THREADS = 3
+# Clones and drops run a few at a time: the server's disk does the work, the bench only waits (a DROP DATABASE
+# alone takes ~0.2 s here, eight at once ~0.06 s each).
+CREATION_THREADS = 4
+DROP_THREADS = 8
 
 
 def _tenant(tenant_id, *, isolated):
@@ -74,6 +76,18 @@ def isolated_tokens(count):
     password = make_password(fixtures.ADMIN_PASSWORD)
     with ThreadPoolExecutor(CREATION_THREADS) as executor:
         return list(executor.map(_isolated, range(count), itertools.repeat(password)))
+
+
+def _drop(index):
+    name = database_name_for(f"{ISOLATED_LABEL}-{index:04d}")
+    sandbox.drop_database(name)
+    sandbox.drop_role(tenant_role_name(name))  # after its database: its privileges were there
+
+
+def drop_isolated(count):
+    """The isolated tenants' databases and roles, a few at a time (their rows go with fixtures.reset)."""
+    with ThreadPoolExecutor(DROP_THREADS) as executor:
+        list(executor.map(_drop, range(count)))
 
 
 def tenant_databases_like():
