@@ -51,6 +51,7 @@ class Mode:
     pooling_requests: int  # per cell (variant, tenants, clients, kind) and round
     pooling_rounds: int
     pooling_idle_seconds: float  # DIQUIS_TENANT_POOL_IDLE_SECONDS of the idle-close measurement
+    pooling_memory: tuple  # variants whose memory is measured over every isolated tenant, twice
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -99,6 +100,7 @@ FULL = Mode(
     pooling_requests=200,
     pooling_rounds=2,
     pooling_idle_seconds=5,
+    pooling_memory=("a", "b"),
 )
 
 QUICK = Mode(
@@ -141,4 +143,5 @@ QUICK = Mode(
     pooling_requests=40,
     pooling_rounds=1,
     pooling_idle_seconds=5,
+    pooling_memory=("a", "b"),
 )
