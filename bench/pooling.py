@@ -224,7 +224,8 @@ def report_latency(section, f):
         + ". Each cell: "
         f"{mode.pooling_requests} GETs alternating `{PATHS[0]}` and `{PATHS[1]}`, each as the admin of a tenant drawn "
         f"from a Zipf law of exponent {ZIPF_EXPONENT:g} over the N tenants of its kind (P(rank k) ∝ 1/k; {tops}), "
-        "the same draws for shared and isolated tenants and for every variant; closed loop with 1 or 16 clients. "
+        "the same draws for shared and isolated tenants and for every variant; closed loop with "
+        f"{' or '.join(map(str, mode.pooling_clients))} clients. "
         f"{mode.pooling_rounds} round(s) of the whole grid; in each, every (N, clients) cell visits the variants "
         "in a rotating order, shared and isolated alternately first. Before the rounds "
         f"{', '.join(VARIANTS[k].label for k in f.memory)} served each of the {max(mode.pooling_tenant_counts)} "
@@ -419,8 +420,44 @@ def report_targets(section, f):
     )
 
 
+def report_reading(section, f):
+    """What the latency figures say, computed from them (a new run says it of its own)."""
+    mode, cells = f.mode, f.cells
+    clients = min(mode.pooling_clients)
+    chosen, bound = VARIANTS[CHOSEN], VARIANTS[CHOSEN].pool_bound
+    if chosen not in f.variants:
+        return
+    lines = ["Reading:", ""]
+    for v in f.variants:
+        ratios = ", ".join(
+            f"{count}: {fmt_ratio(ratio(*(cells.both_paths(v.key, count, clients, k).median for k in KINDS[::-1])))}"
+            for count in mode.pooling_tenant_counts
+        )
+        lines.append(f"- {v.label}: isolated / shared p50 at {clients} client, by N, {ratios}.")
+    if VARIANTS[BASELINE] in f.variants:
+        miss = [
+            cells.both_paths(BASELINE, n, clients, "isolated").median
+            - cells.both_paths(BASELINE, n, clients, "shared").median
+            for n in mode.pooling_tenant_counts
+        ]
+        hits = ", ".join(f"{n}: {_hit_rate(cells, (CHOSEN, n, clients))}" for n in mode.pooling_tenant_counts)
+        covered = ", ".join(
+            f"{n}: {Zipf(n, ZIPF_EXPONENT).share_of_top(bound):.0%}" for n in mode.pooling_tenant_counts
+        )
+        lines.append(
+            f"- A new session costs what the baseline's isolated calls pay over the shared ones: "
+            f"{ms(min(miss))}–{ms(max(miss))} ms at p50. {chosen.label} saves it on a hit; its hit rate by N was "
+            f"{hits} ({clients} client), and it keeps at most {bound} idle sessions per server, so at best it holds "
+            f"the {bound} hottest tenants, who take {covered} of the requests under this Zipf law (LRU holds fewer, "
+            "and requests in flight at once for one tenant need a session each). Beyond the tenants it can keep, "
+            "an isolated tenant's call pays the new session again: the ratio to shared grows with N."
+        )
+    section.add(*lines, "")
+
+
 def report(section, f):
     report_latency(section, f)
+    report_reading(section, f)
     report_connections(section, f)
     report_memory(section, f)
     report_idle(section, f)
