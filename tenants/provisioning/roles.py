@@ -15,8 +15,11 @@ How it is laid out, and why:
   Making the tenant's role the owner instead would let it alter or drop its own schema, and would need every
   migration to SET ROLE to it; a role that can only read and write rows is the least that serves requests.
 - The password is derived (tenants.vault.tenant_role_password), never stored: the server is given only its
-  SCRAM-SHA-256 verifier, computed here by libpq, so not even a statement in the server's log carries it. After a
-  SECRET_KEY rotation `migrate_tenants` sets every role's new password (it calls ensure_tenant_role).
+  SCRAM-SHA-256 verifier, computed by libpq (tenants.provisioning.logins), so not even a statement in the server's
+  log carries it. After a SECRET_KEY rotation `migrate_tenants` sets every role's new password (it calls
+  ensure_tenant_role).
+- A server with PgBouncer in front (tenants.pgbouncer) also lets PgBouncer's lookup role connect to the database
+  and find this role's verifier there (tenants.provisioning.pgbouncer_auth): nothing else of it.
 - No CONNECTION LIMIT: a tenant's sessions are already bounded by the web and worker processes (one per thread
   at most, none at rest, tenants.connections), and a limit would only turn a burst of its own requests into errors.
 - Every function is idempotent: a retried job sets the same password and grants again. The platform role needs
@@ -31,7 +34,8 @@ import logging
 from psycopg import errors, sql
 
 from ..connections import tenant_role_name
-from ..vault import tenant_role_password
+from .logins import ensure_login
+from .pgbouncer_auth import allow_auth_lookup
 from .stores.postgresql import identifier
 
 logger = logging.getLogger(__name__)
@@ -53,31 +57,17 @@ def ensure_tenant_role(store, database_name):
     role_sql, database_sql = identifier(role), identifier(database_name)
     try:
         with store.server_cursor() as cursor:
-            _ensure_login(cursor, role, role_sql)
+            ensure_login(cursor, role)
             cursor.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database_sql))
             cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database_sql, role_sql))
         with store.server_cursor(database=database_name) as cursor:
             _grant_data_privileges(cursor, role_sql)
+            allow_auth_lookup(cursor, database_name)  # PgBouncer finds the role (if the server has one)
     except errors.InsufficientPrivilege as error:
         raise RoleNotAllowed(
             f"the role of database server {store.server} may not create the tenant's role (it needs CREATEROLE)"
         ) from error
     return role
-
-
-def _ensure_login(cursor, role, role_sql):
-    verifier = cursor.connection.pgconn.encrypt_password(
-        tenant_role_password(role).encode(), role.encode(), b"scram-sha-256"
-    )
-    password = sql.Literal(verifier.decode())
-    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role])
-    if cursor.fetchone() is None:
-        try:
-            cursor.execute(sql.SQL("CREATE ROLE {} LOGIN NOINHERIT PASSWORD {}").format(role_sql, password))
-            return
-        except errors.DuplicateObject:
-            pass  # a concurrent attempt made it a moment ago: set the password below all the same
-    cursor.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role_sql, password))
 
 
 def _grant_data_privileges(cursor, role_sql):
