@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from . import fixtures, sandbox
+from tenants.models import MAIN_SERVER
+
+from . import fixtures, pooling_bouncer, sandbox
 from .clients import get_each
-from .pooling_sessions import PeakSessions, max_connections, sessions_opened, snapshot
+from .pooling_sessions import Held, PeakSessions, bouncer_clients, max_connections, sessions_opened, snapshot
 from .pooling_tenants import Zipf, drop_isolated, isolated_tokens, shared_tokens, tenant_databases_like
 from .report import Section
 from .stack import Web, rss_kib
@@ -43,6 +45,7 @@ class Variant:
     key: str
     label: str
     env: dict
+    bounced: bool = False  # tenant sessions through PgBouncer (bench.pooling_bouncer)
 
     @property
     def app_name(self):
@@ -57,6 +60,8 @@ class Variant:
 VARIANTS = {
     "a": Variant("a", "(a) a session per request", {"DIQUIS_TENANT_POOL_PER_SERVER": "0"}),
     "b": Variant("b", "(b) in-process pool", {}),
+    "c": Variant("c", "(c) PgBouncer, a session per request", {"DIQUIS_TENANT_POOL_PER_SERVER": "0"}, bounced=True),
+    "d": Variant("d", "(d) PgBouncer and the in-process pool", {}, bounced=True),
 }
 
 
@@ -159,25 +164,51 @@ def idle_close(ctx, tokens, seconds, touched):
         web.stop()
 
 
+def start_bouncer(ctx, section, variants):
+    """PgBouncer for the variants through it, or those variants left out (and the reason said)."""
+    if not any(v.bounced for v in variants):
+        return None, variants
+    try:
+        return pooling_bouncer.start(ctx.sandbox), variants
+    except pooling_bouncer.Unavailable as error:
+        section.add(f"**Variants through PgBouncer not measured**: {error}.", "")
+        return None, [v for v in variants if not v.bounced]
+
+
+def start_web(ctx, variant, bouncer):
+    env = {**variant.env, "PGAPPNAME": variant.app_name}
+    if variant.bounced:
+        env["DIQUIS_PGBOUNCER"] = bouncer.files.setting(MAIN_SERVER)
+    return Web(ctx.sandbox, name=f"web-pool-{variant.key}", env=env)
+
+
 def measure(ctx, section):
     mode = ctx.mode
     most = max(mode.pooling_tenant_counts)
+    bouncer, variants = start_bouncer(ctx, section, [VARIANTS[key] for key in mode.pooling_variants])
     began = time.monotonic()
     tokens = {"shared": shared_tokens(most), "isolated": isolated_tokens(most)}
     setup_seconds = time.monotonic() - began
     logger.info("pooling: %d shared and %d isolated tenants made in %.0f s", most, most, setup_seconds)
-    variants = [VARIANTS[key] for key in mode.pooling_variants]
-    webs = {v.key: Web(ctx.sandbox, name=f"web-pool-{v.key}", env={**v.env, "PGAPPNAME": v.app_name}) for v in variants}
+    webs = {v.key: start_web(ctx, v, bouncer) for v in variants}
     warm_up(webs, tokens)
     memory = {v.key: touch_all(webs[v.key], tokens["isolated"]) for v in variants if v.key in mode.pooling_memory}
     logger.info("pooling: %s served the %d isolated tenants twice", ", ".join(memory), most)
-    with PeakSessions([v.app_name for v in variants]) as peaks:
+    with PeakSessions([v.app_name for v in variants], bouncer=bouncer) as peaks:
         cells = run_rounds(mode, webs, variants, tokens)
     time.sleep(1)
     rest = snapshot()
+    rest_bounced = {}
+    if bouncer:
+        with bouncer.admin() as console:
+            rest_bounced = bouncer_clients(console.cursor())
     idle = idle_close(ctx, tokens["isolated"], mode.pooling_idle_seconds, touched=min(most, 30))
     logger.info("pooling: idle sessions closed after %.1f s", idle[1][-1][0])
-    report(section, Figures(mode, variants, cells, memory, peaks, rest, idle, setup_seconds, max_connections()))
+    budget = bouncer.files.budget if bouncer else None
+    figures = Figures(
+        mode, variants, cells, memory, peaks, rest, rest_bounced, idle, setup_seconds, max_connections(), budget
+    )
+    report(section, figures)
 
 
 @dataclass
@@ -187,10 +218,12 @@ class Figures:
     cells: Cells
     memory: dict
     peaks: PeakSessions  # stopped
-    rest: object
+    rest: object  # pooling_sessions.Snapshot
+    rest_bounced: dict  # application name -> client sessions on PgBouncer, at rest
     idle: tuple
     setup_seconds: float
     max_connections: int
+    bouncer_budget: int | None  # the server connections PgBouncer may take (tenants.pgbouncer)
 
 
 # --- the report ----------------------------------------------------------------------------------------------
@@ -209,6 +242,11 @@ def _hit_rate(cells, key):
     return f"{1 - cells.opened.get(key, 0) / sent:.0%}" if sent else "–"
 
 
+def _env_of(variant):
+    env = dict(variant.env, **({"DIQUIS_PGBOUNCER": "main=127.0.0.1:PORT"} if variant.bounced else {}))
+    return " ".join(f"{k}={x}" for k, x in env.items()) or "defaults"
+
+
 def report_latency(section, f):
     mode, cells = f.mode, f.cells
     zipfs = {n: Zipf(n, ZIPF_EXPONENT) for n in mode.pooling_tenant_counts}
@@ -220,7 +258,7 @@ def report_latency(section, f):
     )
     section.add(
         "Variants, each its own Daphne process (all running; environment as named): "
-        + "; ".join(f"{v.label} `{' '.join(f'{k}={x}' for k, x in v.env.items()) or 'defaults'}`" for v in f.variants)
+        + "; ".join(f"{v.label} `{_env_of(v)}`" for v in f.variants)
         + ". Each cell: "
         f"{mode.pooling_requests} GETs alternating `{PATHS[0]}` and `{PATHS[1]}`, each as the admin of a tenant drawn "
         f"from a Zipf law of exponent {ZIPF_EXPONENT:g} over the N tenants of its kind (P(rank k) ∝ 1/k; {tops}), "
@@ -310,29 +348,44 @@ def report_connections(section, f):
         "still show for a moment.",
         "",
     )
+    if any(v.bounced for v in f.variants):
+        section.add(
+            "Through PgBouncer, a process's tenant sessions are its client sessions to PgBouncer (counted on its "
+            "console, SHOW CLIENTS, in the same samples); the server sees PgBouncer's own connections, each carrying "
+            "the application name of the client it served last (the last column).",
+            "",
+        )
     rows = []
     for v in f.variants:
         tenant_bound, main_bound = _bound(v, clients)
-        held = f.rest.processes.get(v.app_name)
+        held = f.rest.processes.get(v.app_name) or Held()
+        name = v.app_name
+        tenant = peaks.bounced[name] if v.bounced else peaks.tenant[name]
+        rest_tenant = f.rest_bounced.get(name, 0) if v.bounced else held.tenant
         rows.append(
             [
                 v.label,
-                f"{peaks.tenant[v.app_name]} (≤ {tenant_bound})",
-                f"{peaks.main[v.app_name]} (≤ {main_bound})",
-                f"{peaks.total[v.app_name]} (≤ {tenant_bound + main_bound})",
-                f"{held.tenant if held else 0} / {held.main if held else 0}",
+                f"{tenant} (≤ {tenant_bound})",
+                f"{peaks.main[name]} (≤ {main_bound})",
+                f"{tenant + peaks.main[name]} at most" if v.bounced else f"{peaks.total[name]}",
+                f"≤ {tenant_bound + main_bound}",
+                f"{rest_tenant} / {held.main}",
+                f"{peaks.tenant[name]} (at rest {held.tenant})" if v.bounced else "–",
             ]
         )
-    section.table(
-        ["variant", "peak on tenant databases", "peak on the main database", "peak in all", "at rest tenant / main"],
-        rows,
-    )
+    header = ["variant", "peak tenant sessions", "peak main-database sessions", "peak in all", "bound"]
+    section.table([*header, "at rest tenant / main", "PgBouncer's server connections last lent to it"], rows)
     bounds = sum(sum(_bound(v, clients)) for v in f.variants)
+    bouncer = (
+        f" PgBouncer's budget on this server (tenants.pgbouncer): {f.bouncer_budget} server connections."
+        if f.bouncer_budget
+        else ""
+    )
     section.add(
         f"Server (main PostgreSQL, `max_connections` = {f.max_connections}): peak of the variants' processes "
-        f"together {peaks.ours} (their bounds add up to {bounds}); peak of every client session on the server "
-        f"{peaks.server} (the bench's own sampling and bookkeeping sessions and anyone else's on the shared server "
-        "included).",
+        f"together {peaks.ours} (their bounds add up to {bounds}); peak of all sessions on tenant databases "
+        f"{peaks.on_tenants}; peak of every client session on the server {peaks.server} (the bench's own sampling "
+        f"and bookkeeping sessions and anyone else's on the shared server included).{bouncer}",
         "",
     )
 
@@ -475,5 +528,6 @@ def run(ctx):
         drop_isolated(max(ctx.mode.pooling_tenant_counts))
         fixtures.reset()
         sandbox.drop_tenant_roles()
+        pooling_bouncer.drop_lookup_role()
         logger.info("pooling: tenants dropped")
     return section

@@ -4,6 +4,7 @@ while requests run; and how many sessions were opened on the tenant databases (p
 PostgreSQL 14+), from which the pool's hit rate follows: a request that found a pooled session opened none.
 """
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,15 @@ def sessions_opened(pattern):
 def max_connections():
     with _connect() as connection:
         return int(connection.execute("SHOW max_connections").fetchone()[0])
+
+
+def bouncer_clients(console):
+    """PgBouncer's client sessions by application name, from a cursor on its admin console."""
+    counts = {}
+    for row in console.execute("SHOW CLIENTS").fetchall():
+        name = dict(zip([c.name for c in console.description], row, strict=True)).get("application_name")
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 @dataclass
@@ -78,18 +88,27 @@ class PeakSessions:
     """Samples the server every SAMPLE_SECONDS until stopped; keeps the highest count seen of each process's
     tenant sessions, main sessions and both together, of the named processes' sum, and of the server's total."""
 
-    def __init__(self, names):
+    def __init__(self, names, bouncer=None):
         self.names = list(names)
-        self.tenant, self.main, self.total = ({n: 0 for n in self.names} for _ in range(3))
-        self.ours = self.server = self.samples = 0
+        self.tenant, self.main, self.total, self.bounced = ({n: 0 for n in self.names} for _ in range(4))
+        self.ours = self.server = self.on_tenants = self.samples = 0
+        self.bouncer = bouncer  # a PgBouncer whose client sessions are counted too, by application name
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _count_clients(self, console):
+        counts = bouncer_clients(console)
+        for name in self.names:
+            self.bounced[name] = max(self.bounced[name], counts.get(name, 0))
+
     def _run(self):
-        with _connect() as connection:
-            cursor = connection.cursor()
+        with _connect() as connection, self.bouncer.admin() if self.bouncer else contextlib.nullcontext() as admin:
+            cursor, console = connection.cursor(), admin.cursor() if admin else None
             while not self._stop.wait(SAMPLE_SECONDS):
+                if console is not None:
+                    self._count_clients(console)
                 seen = snapshot(cursor)
+                self.on_tenants = max(self.on_tenants, sum(held.tenant for held in seen.processes.values()))
                 for name in self.names:
                     held = seen.processes.get(name, Held())
                     self.tenant[name] = max(self.tenant[name], held.tenant)
