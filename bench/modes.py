@@ -52,6 +52,7 @@ class Mode:
     pooling_rounds: int
     pooling_idle_seconds: float  # DIQUIS_TENANT_POOL_IDLE_SECONDS of the idle-close measurement
     pooling_memory: tuple  # variants whose memory is measured over every isolated tenant, twice
+    pooling_bounced_counts: tuple  # the tenant counts the variants through PgBouncer are measured at
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -101,6 +102,7 @@ FULL = Mode(
     pooling_rounds=2,
     pooling_idle_seconds=5,
     pooling_memory=("a", "b"),
+    pooling_bounced_counts=(10, 100),
 )
 
 QUICK = Mode(
@@ -144,4 +146,5 @@ QUICK = Mode(
     pooling_rounds=1,
     pooling_idle_seconds=5,
     pooling_memory=("a", "b"),
+    pooling_bounced_counts=(10,),
 )

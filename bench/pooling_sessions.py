@@ -35,6 +35,13 @@ def sessions_opened(pattern):
         return int(connection.execute(statement, [pattern]).fetchone()[0])
 
 
+def server_sessions():
+    """Client sessions on the server right now, whoever's."""
+    with _connect() as connection:
+        statement = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        return int(connection.execute(statement).fetchone()[0])
+
+
 def max_connections():
     with _connect() as connection:
         return int(connection.execute("SHOW max_connections").fetchone()[0])
