@@ -49,6 +49,7 @@ MEMORY_GROWTH_GOAL_KIB = 2048  # the second pass over the same tenants
 # A cell through PgBouncer is not started while the shared server has fewer free sessions than this: PgBouncer
 # 1.18 bounds its server connections per database only (bench.pooling_bouncer), and the server is everyone's.
 HEADROOM = 25
+ROOM_WAIT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,23 @@ def touch_all(web, tokens):
     return rss, statuses
 
 
+def room_on_server(limit, wait=ROOM_WAIT_SECONDS):
+    """Are there fewer than `limit` sessions on the server, or will there be within `wait` seconds (PgBouncer's
+    idle server connections of the previous cell closing)?"""
+    deadline = time.monotonic() + wait
+    while server_sessions() >= limit:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
+
+
 def run_rounds(mode, webs, variants, tokens):
     """The grid, `mode.pooling_rounds` times. Sessions opened on the isolated tenants' databases are read after
     each isolated cell: nothing else opens any meanwhile (a shared tenant's call touches none)."""
     cells = Cells()
     turn = 0
+    limit = max_connections() - HEADROOM
     opened_so_far = sessions_opened(tenant_databases_like())
     for round_number in range(mode.pooling_rounds):
         for count in mode.pooling_tenant_counts:
@@ -149,7 +162,7 @@ def run_rounds(mode, webs, variants, tokens):
                         continue
                     for kind in kinds:
                         key = (variant.key, count, clients, kind)
-                        if variant.bounced and server_sessions() >= max_connections() - HEADROOM:
+                        if variant.bounced and not room_on_server(limit):
                             cells.skipped[key] = cells.skipped.get(key, 0) + 1
                             continue
                         cells.add(key, _get(webs[variant.key], _requests(tokens[kind], ranks), clients))
@@ -329,11 +342,12 @@ def report_latency(section, f):
     if any(v.bounced for v in f.variants):
         section.add(
             f"Through PgBouncer: measured with N in {', '.join(map(str, mode.pooling_bounced_counts))} only, and a "
-            f"cell is not started while the shared server has fewer than {HEADROOM} sessions free "
-            f"({skipped} cell(s) left out so). The sessions opened are then PgBouncer's server logins: two for a "
-            "tenant database it has no idle connection to (its lookup role's, for auth_query, and the tenant "
-            f"role's), and each idle connection is closed after server_idle_timeout = "
-            f"{pooling_bouncer.SERVER_IDLE_TIMEOUT} s (bench.pooling_bouncer says why not the product's 30 s).",
+            f"cell is not started while the shared server has fewer than {HEADROOM} sessions free (waiting up to "
+            f"{ROOM_WAIT_SECONDS} s for PgBouncer's idle ones to close; {skipped} cell(s) left out so). The "
+            "sessions opened are then PgBouncer's server logins: two for a tenant database it has no idle "
+            "connection to (its lookup role's, for auth_query, and the tenant role's), and each idle connection "
+            f"is closed after server_idle_timeout = {pooling_bouncer.SERVER_IDLE_TIMEOUT} s "
+            "(bench.pooling_bouncer says why not the product's 30 s).",
             "",
         )
     report_against_baseline(section, f)
