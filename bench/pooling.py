@@ -558,7 +558,7 @@ def report_reading(section, f):
             f"{hits} ({clients} client), and it keeps at most {bound} idle sessions per server, so at best it holds "
             f"the {bound} hottest tenants, who take {covered} of the requests under this Zipf law (LRU holds fewer, "
             "and requests in flight at once for one tenant need a session each). Beyond the tenants it can keep, "
-            "an isolated tenant's call pays the new session again: the ratio to shared grows with N."
+            "an isolated tenant's call pays the new session again."
         )
     section.add(*lines, "")
 
