@@ -170,6 +170,7 @@ class Answer:
     seconds: float
     status: object  # the HTTP status, or the name of the client's error (no answer at all)
     messages: tuple = ()  # the envelope's messages of a refusal
+    path: str = ""  # what was asked
 
 
 def messages_of(response):
@@ -212,7 +213,7 @@ async def get_each(base_url, requests, *, concurrency, timeout=60):
                     status, messages = response.status_code, messages_of(response)
                 except httpx.HTTPError as error:
                     status = type(error).__name__
-                answers.append(Answer(started, time.monotonic() - started, status, messages))
+                answers.append(Answer(started, time.monotonic() - started, status, messages, path))
 
         await asyncio.gather(*(one_client() for _ in range(concurrency)))
     return answers

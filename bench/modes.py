@@ -44,6 +44,15 @@ class Mode:
     fleet_outages: tuple  # keys of bench.fleet.OUTAGES
     fleet_stop_rounds: int  # up and down this many times, the requests split over them
     fleet_move_megabytes: int  # data in each moved tenant's database
+    # 7. pooling
+    pooling_variants: tuple  # keys of bench.pooling.VARIANTS
+    pooling_tenant_counts: tuple  # isolated (and shared) tenants the traffic is spread over
+    pooling_clients: tuple
+    pooling_requests: int  # per cell (variant, tenants, clients, kind) and round
+    pooling_rounds: int
+    pooling_idle_seconds: float  # DIQUIS_TENANT_POOL_IDLE_SECONDS of the idle-close measurement
+    pooling_memory: tuple  # variants whose memory is measured over every isolated tenant, twice
+    pooling_bounced_counts: tuple  # the tenant counts the variants through PgBouncer are measured at
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -86,6 +95,14 @@ FULL = Mode(
     fleet_outages=("stopped", "hung"),
     fleet_stop_rounds=4,
     fleet_move_megabytes=100,
+    pooling_variants=("a", "b", "c", "d"),
+    pooling_tenant_counts=(10, 100, 1000),
+    pooling_clients=(1, 16),
+    pooling_requests=100,
+    pooling_rounds=2,
+    pooling_idle_seconds=5,
+    pooling_memory=("a", "b"),
+    pooling_bounced_counts=(10, 100),
 )
 
 QUICK = Mode(
@@ -122,4 +139,12 @@ QUICK = Mode(
     fleet_outages=("stopped",),
     fleet_stop_rounds=1,
     fleet_move_megabytes=5,
+    pooling_variants=("a", "b", "c", "d"),
+    pooling_tenant_counts=(10, 100),
+    pooling_clients=(1, 16),
+    pooling_requests=40,
+    pooling_rounds=1,
+    pooling_idle_seconds=5,
+    pooling_memory=("a", "b"),
+    pooling_bounced_counts=(10,),
 )

@@ -1,4 +1,4 @@
-"""Everything a run creates, and its removal: the main database, tenant databases, Redis keys.
+"""Everything a run creates, and its removal: the main database, tenant databases and roles, Redis keys.
 
 `Sandbox` is a context manager: the main database is created (and migrated with `manage.py migrate`)
 on entry, and on exit — normal end, exception, Ctrl-C or SIGTERM — every process the run started is
@@ -43,6 +43,19 @@ def drop_tenant_databases():
     for name in names:
         drop_database(name)
     return len(names)
+
+
+def drop_role(name):
+    server_execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+def drop_tenant_roles():
+    """The tenants' own roles (named like their databases, tenants.provisioning.roles): cluster-wide, they outlive
+    the databases dropped above unless dropped too. Returns how many."""
+    rows = server_execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)", [environment.tenant_prefix()])
+    for (name,) in rows:
+        drop_role(name)
+    return len(rows)
 
 
 def redis_client():
@@ -94,6 +107,7 @@ class Sandbox:
             )
         # A database of this name is a leftover of an interrupted run (its name says "bench").
         drop_tenant_databases()
+        drop_tenant_roles()
         drop_database(name)
         delete_redis_keys()
         server_execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -138,6 +152,8 @@ class Sandbox:
         report = {}
         with contextlib.suppress(Exception):
             report["tenant databases dropped"] = drop_tenant_databases()
+        with contextlib.suppress(Exception):
+            report["tenant roles dropped"] = drop_tenant_roles()
         with contextlib.suppress(Exception):
             drop_database(environment.main_database_name())
             report["main database dropped"] = environment.main_database_name()

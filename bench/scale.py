@@ -16,7 +16,7 @@ from django.contrib.auth.hashers import make_password
 
 from tenants.connections import database_name_for, use_tenant
 from tenants.models import ProvisioningStatus, Role, Tenant, User
-from tenants.provisioning import databases
+from tenants.provisioning import databases, roles
 from tenants.provisioning.stores import main_store
 
 from . import environment, fixtures, sandbox
@@ -51,11 +51,13 @@ def add_shared_tenants(start, count):
 
 
 def add_isolated_tenants(count, *, label, with_admin):
-    """Isolated tenants with real databases cloned from the template (and their admin, if asked)."""
+    """Isolated tenants with real databases cloned from the template and their own role, as provisioning leaves
+    them (and their admin, if asked)."""
     admins = []
     for i in range(count):
         tenant = _tenant(f"{label}-{i:04d}", isolated=True)
         databases.create_database(main_store(), tenant.database_name)
+        roles.ensure_tenant_role(main_store(), tenant.database_name)  # requests connect as it
         tenant.save(force_insert=True)
         if with_admin:
             with use_tenant(tenant):

@@ -44,9 +44,10 @@ def rss_kib(pid):
 
 
 class Web(Listening):
-    """One Daphne process. `daphne_args` are extra flags (e.g. --websocket_connect_timeout)."""
+    """One Daphne process. `daphne_args` are extra flags (e.g. --websocket_connect_timeout); `env`, variables
+    of its own (a setting of the variant measured)."""
 
-    def __init__(self, sandbox, *, name="web", settings=None, daphne_args=(), endpoint=None):
+    def __init__(self, sandbox, *, name="web", settings=None, daphne_args=(), endpoint=None, env=None):
         self.port = free_port()
         argv = [sys.executable, "-m", "daphne"]
         if endpoint:
@@ -54,8 +55,8 @@ class Web(Listening):
         else:
             argv += ["-b", "127.0.0.1", "-p", str(self.port)]
         argv += [*daphne_args, "diquis.asgi:application"]
-        env = environment.child_env(**({"DJANGO_SETTINGS_MODULE": settings} if settings else {}))
-        self.process = sandbox.track(BenchProcess(name, argv, env, LOG_DIR))
+        overrides = {**(env or {}), **({"DJANGO_SETTINGS_MODULE": settings} if settings else {})}
+        self.process = sandbox.track(BenchProcess(name, argv, environment.child_env(**overrides), LOG_DIR))
         self._wait_ready()
 
     def _wait_ready(self, timeout=60):
