@@ -10,8 +10,8 @@ role's, for auth_query, and the tenant role's): that would take the shared main 
 SERVER_IDLE_TIMEOUT keeps PgBouncer's share lower; it only costs PgBouncer more server logins (the variant is not
 flattered by it), and the variants through PgBouncer are measured up to 100 tenants only (bench.modes).
 
-The lookup role (tenants.provisioning.pgbouncer_auth.AUTH_ROLE) is one role of the whole cluster, not named with
-the bench's prefix: the bench refuses to take over one that is there already (another run's), and drops its own.
+The lookup role (tenants.provisioning.pgbouncer_auth.AUTH_ROLE) is named with the bench's tenant prefix: the bench
+refuses to take over one that is there already (a killed run's), and drops its own.
 """
 
 import logging

@@ -30,13 +30,16 @@ Why it is laid out this way:
 
 import logging
 
+from django.conf import settings
 from psycopg import sql
 
 from .logins import ensure_login
 
 logger = logging.getLogger(__name__)
 
-AUTH_ROLE = "diquis_pgbouncer"
+# Named with the tenant database prefix, as the tenant roles are: one installation's (or test run's) lookup role is
+# not another's on a shared server, and whoever drops its tenants' roles by the prefix drops it too.
+AUTH_ROLE = f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}pgbouncer"
 LOOKUP_SCHEMA = "diquis_pgbouncer"
 AUTH_QUERY = f"SELECT usename, passwd FROM {LOOKUP_SCHEMA}.lookup($1)"
 
@@ -54,8 +57,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
       AND (rolvaliduntil IS NULL OR rolvaliduntil > now())
 $$;
 REVOKE ALL ON FUNCTION {LOOKUP_SCHEMA}.lookup(text) FROM PUBLIC;
-GRANT USAGE ON SCHEMA {LOOKUP_SCHEMA} TO {AUTH_ROLE};
-GRANT EXECUTE ON FUNCTION {LOOKUP_SCHEMA}.lookup(text) TO {AUTH_ROLE};
+GRANT USAGE ON SCHEMA {LOOKUP_SCHEMA} TO "{AUTH_ROLE}";
+GRANT EXECUTE ON FUNCTION {LOOKUP_SCHEMA}.lookup(text) TO "{AUTH_ROLE}";
 COMMIT;
 """
 
