@@ -283,8 +283,9 @@ def _unavailable(wrapper, error, *, connecting):
 
 
 def _refuse_while_down(wrapper):
-    """A server this process has just seen down is not asked again at once: the sync views of a Daphne process
-    share one thread, so a host that hangs would cost every tenant of the process its connect timeout."""
+    """A server this process has just seen down is not asked again at once: a host that hangs would cost each of
+    its tenants' requests the connect timeout, holding a thread of the process (Django's ASGI handler runs each
+    request's sync code on a thread of its own) for as long."""
     until = _server_down_until.get(wrapper.diquis_server)
     if until is not None and time.monotonic() < until:
         raise TenantDatabaseUnavailable(server=wrapper.diquis_server)
