@@ -26,11 +26,13 @@ GROUP BY 1 ORDER BY 1
 
 
 def server_sessions(server_name):
-    """{"maxConnections": n, "sessions": n, "tenantSessions": n, "byProcess": {name: {"tenant": n, "all": n}}} of
-    the server now; None if it does not answer."""
+    """{"maxConnections": n, "free": n, "sessions": n, "tenantSessions": n, "byProcess": {name: {"tenant": n,
+    "all": n}}} of the server now (`free`: what roles other than superusers may still open); None if it does not
+    answer."""
     try:
         with psycopg.connect(**connection_parameters(server_name), autocommit=True) as connection:
             maximum = int(connection.execute("SHOW max_connections").fetchone()[0])
+            reserved = int(connection.execute("SHOW superuser_reserved_connections").fetchone()[0])
             rows = connection.execute(
                 SESSIONS_BY_PROCESS, {"prefix": settings.DIQUIS_TENANT_DATABASE_PREFIX}
             ).fetchall()
@@ -38,6 +40,7 @@ def server_sessions(server_name):
         return None
     return {
         "maxConnections": maximum,
+        "free": max(maximum - reserved - sum(total for _, _, total in rows) - 1, 0),  # - 1: this check's own
         "sessions": sum(total for _, _, total in rows),
         "tenantSessions": sum(tenant for _, tenant, _ in rows),
         "byProcess": {name: {"tenant": tenant, "all": total} for name, tenant, total in rows},

@@ -23,7 +23,7 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(
                 f"\n{name}: {seen['sessions']} of max_connections {seen['maxConnections']} "
-                f"({seen['tenantSessions']} on tenant databases)"
+                f"({seen['tenantSessions']} on tenant databases); {seen['free']} free for migrations and moves"
             )
             for process, counts in seen["byProcess"].items():
                 self.stdout.write(
