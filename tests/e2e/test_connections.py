@@ -199,17 +199,23 @@ def test_the_web_process_serves_its_requests_and_handshakes_from_one_pooled_sess
     """A session per request cost a PostgreSQL connection (~5 ms) each time; the pool keeps one and reuses it."""
     url, application_name = web
     token = issue_tokens(User.objects.get(email=settings.DIQUIS_ROOT_EMAIL.lower()))["token"]
+    backends = backends_serving(url, token, application_name)
+    assert 1 <= len(backends) <= 2, backends  # the pool's first session, and one made while it was filling
+
+
+def backends_serving(url, token, application_name, *, tenant_databases_only=False):
+    """The backend pids of the process's sessions seen over 20 GET /api/users/me with the token."""
+    statement = "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+    params = [application_name]
+    if tenant_databases_only:
+        statement += " AND datname <> %s"
+        params.append(main_database())
     backends = set()
     with httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {token}"}) as http:
         for _ in range(20):
             assert http.get("/api/users/me").status_code == 200
-            backends |= {
-                pid
-                for (pid,) in query(
-                    main_database(), "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [application_name]
-                )
-            }
-    assert 1 <= len(backends) <= 2, backends  # the pool's first session, and one made while it was filling
+            backends |= {pid for (pid,) in query(main_database(), statement, params)}
+    return backends
 
 
 def test_one_tenant_s_requests_reuse_one_pooled_session(web):
@@ -218,16 +224,5 @@ def test_one_tenant_s_requests_reuse_one_pooled_session(web):
     url, application_name = web
     tenant_id = "reuser"
     token = isolated_tenant_with_admin(tenant_id)
-    backends = set()
-    with httpx.Client(base_url=url, timeout=30, headers={"authorization": f"Bearer {token}"}) as http:
-        for _ in range(20):
-            assert http.get("/api/users/me").status_code == 200
-            backends |= {
-                pid
-                for (pid,) in query(
-                    main_database(),
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname <> %s",
-                    [application_name, main_database()],
-                )
-            }
+    backends = backends_serving(url, token, application_name, tenant_databases_only=True)
     assert len(backends) == 1, backends
