@@ -34,9 +34,10 @@ def _accept(results):
     out = [
         f"- **Accept latency at 16 clients** (target p50 ≤ 15 ms): a closed loop obeys Little's law, p50 ≈ clients / "
         f"throughput. One Daphne process answered {rate16:.0f} req/s at 16 clients here, so p50 ≈ 16 / {rate16:.0f} "
-        f"= {ms(16 / rate16)} ms (measured {ms(p50_16)} ms). A 15 ms p50 at 16 clients needs ≥ 1,067 req/s; one "
-        "Daphne process runs Django's sync views on one thread, so its ceiling is 1 / (CPU per request), and the "
-        "2 cores are shared with PostgreSQL, Redis, the worker and the load generator. With one client — what a "
+        f"= {ms(16 / rate16)} ms (measured {ms(p50_16)} ms). A 15 ms p50 at 16 clients needs ≥ 1,067 req/s; in one "
+        "Daphne process Django runs each request's sync code on a thread of its own, but all of them under one "
+        "interpreter lock, so its ceiling is 1 / (CPU per request), and the 2 cores are shared with PostgreSQL, "
+        "Redis, the worker and the load generator. With one client — what a "
         f"root admin sees — the p50 is {ms(p50_1)} ms.",
     ]
     profile = results.get("accept_profile")

@@ -48,11 +48,14 @@ class Mode:
     pooling_variants: tuple  # keys of bench.pooling.VARIANTS
     pooling_tenant_counts: tuple  # isolated (and shared) tenants the traffic is spread over
     pooling_clients: tuple
-    pooling_requests: int  # per cell (variant, tenants, clients, kind) and round
+    pooling_workloads: tuple  # keys of bench.pooling.WORKLOADS
+    pooling_requests: int  # measured per cell (variant, workload, tenants, clients, kind) and round
+    pooling_warm_up: int  # requests of the same law sent before them, not counted
     pooling_rounds: int
     pooling_idle_seconds: float  # DIQUIS_TENANT_POOL_IDLE_SECONDS of the idle-close measurement
     pooling_memory: tuple  # variants whose memory is measured over every isolated tenant, twice
     pooling_bounced_counts: tuple  # the tenant counts the variants through PgBouncer are measured at
+    pooling_bounced_workloads: tuple  # and the workloads
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -98,11 +101,14 @@ FULL = Mode(
     pooling_variants=("a", "b", "c", "d"),
     pooling_tenant_counts=(10, 100, 1000),
     pooling_clients=(1, 16),
+    pooling_workloads=("hot", "all"),
     pooling_requests=100,
+    pooling_warm_up=50,
     pooling_rounds=2,
     pooling_idle_seconds=5,
     pooling_memory=("a", "b"),
     pooling_bounced_counts=(10, 100),
+    pooling_bounced_workloads=("hot",),
 )
 
 QUICK = Mode(
@@ -142,9 +148,12 @@ QUICK = Mode(
     pooling_variants=("a", "b", "c", "d"),
     pooling_tenant_counts=(10, 100),
     pooling_clients=(1, 16),
+    pooling_workloads=("hot", "all"),
     pooling_requests=40,
+    pooling_warm_up=20,
     pooling_rounds=1,
     pooling_idle_seconds=5,
     pooling_memory=("a", "b"),
     pooling_bounced_counts=(10,),
+    pooling_bounced_workloads=("hot",),
 )

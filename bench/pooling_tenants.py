@@ -10,6 +10,7 @@ it never signs in.
 import itertools
 import random
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from django.contrib.auth.hashers import make_password
 from django.db import connections
@@ -113,3 +114,20 @@ class Zipf:
 
     def draws(self, count, seed):
         return random.Random(seed).choices(range(self.n), cum_weights=self.cumulative, k=count)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Which of the N tenants a cell's requests go to: a Zipf law over the `hot` hottest (the others exist, were
+    called before, and stay idle), or over all N when `hot` is None."""
+
+    key: str
+    label: str
+    hot: int | None = None
+
+    def tenants(self, count):
+        """How many tenants the requests go to."""
+        return min(count, self.hot) if self.hot else count
+
+    def law(self, count, exponent):
+        return Zipf(self.tenants(count), exponent)
