@@ -8,7 +8,8 @@ from django.contrib.auth.hashers import make_password
 from jobs.enqueue import queue
 from jobs.models import Job
 from notifications.models import Notification
-from tenants.models import ROOT_TENANT_ID, Tenant, User
+from tenants.connections import database_name_for
+from tenants.models import ROOT_TENANT_ID, ProvisioningStatus, Tenant, User
 from tenants.tokens import issue_tokens
 
 from . import environment, sandbox
@@ -70,3 +71,16 @@ def drop_tenant_databases():
     for name in sandbox.database_names(environment.tenant_prefix()):
         if not name.startswith(template_prefix):
             sandbox.drop_database(name)
+
+
+def active_tenant(label, tenant_id, *, isolated):
+    """An unsaved Active tenant row as provisioning leaves it (for bulk inserts): named `<label> <id>`."""
+    return Tenant(
+        id=tenant_id,
+        name=f"{label} {tenant_id}",
+        admin_email=f"admin@{tenant_id}.test",
+        status=ProvisioningStatus.ACTIVE,
+        is_provisioned=True,
+        has_isolated_database=isolated,
+        database_name=database_name_for(tenant_id) if isolated else None,
+    )

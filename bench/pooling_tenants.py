@@ -16,7 +16,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import connections
 
 from tenants.connections import database_name_for, tenant_role_name, use_tenant
-from tenants.models import ProvisioningStatus, Role, Tenant, User
+from tenants.models import Role, Tenant, User
 from tenants.provisioning import databases, roles
 from tenants.provisioning.stores import main_store
 from tenants.provisioning.template import ensure_template
@@ -32,21 +32,9 @@ CREATION_THREADS = 4
 DROP_THREADS = 8
 
 
-def _tenant(tenant_id, *, isolated):
-    return Tenant(
-        id=tenant_id,
-        name=f"Pooling {tenant_id}",
-        admin_email=f"admin@{tenant_id}.test",
-        status=ProvisioningStatus.ACTIVE,
-        is_provisioned=True,
-        has_isolated_database=isolated,
-        database_name=database_name_for(tenant_id) if isolated else None,
-    )
-
-
 def shared_tokens(count):
     """`count` shared tenants with their admin (bulk inserts), and a token of each admin, hottest first."""
-    tenants = [_tenant(f"{SHARED_LABEL}-{i:04d}", isolated=False) for i in range(count)]
+    tenants = [fixtures.active_tenant("Pooling", f"{SHARED_LABEL}-{i:04d}", isolated=False) for i in range(count)]
     Tenant.objects.bulk_create(tenants, batch_size=1000)
     password = make_password(fixtures.ADMIN_PASSWORD)
     admins = [User(email=t.admin_email, tenant_id=t.id, roles=[Role.ADMIN], password=password) for t in tenants]
@@ -56,7 +44,7 @@ def shared_tokens(count):
 
 def _isolated(index, password):
     """One isolated tenant as a creation job leaves it: its database cloned, its role, its row, its admin."""
-    tenant = _tenant(f"{ISOLATED_LABEL}-{index:04d}", isolated=True)
+    tenant = fixtures.active_tenant("Pooling", f"{ISOLATED_LABEL}-{index:04d}", isolated=True)
     try:
         store = main_store()
         databases.create_database(store, tenant.database_name)

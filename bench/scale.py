@@ -14,8 +14,8 @@ import time
 import psycopg
 from django.contrib.auth.hashers import make_password
 
-from tenants.connections import database_name_for, use_tenant
-from tenants.models import ProvisioningStatus, Role, Tenant, User
+from tenants.connections import use_tenant
+from tenants.models import Role, Tenant, User
 from tenants.provisioning import databases, roles
 from tenants.provisioning.stores import main_store
 
@@ -29,21 +29,9 @@ ISOLATED_FOR_CALLS = 3
 CLIENTS = 1
 
 
-def _tenant(tenant_id, *, isolated):
-    return Tenant(
-        id=tenant_id,
-        name=f"Scale {tenant_id}",
-        admin_email=f"admin@{tenant_id}.test",
-        status=ProvisioningStatus.ACTIVE,
-        is_provisioned=True,
-        has_isolated_database=isolated,
-        database_name=database_name_for(tenant_id) if isolated else None,
-    )
-
-
 def add_shared_tenants(start, count):
     """`count` shared tenants, each with its admin, in two bulk inserts. Returns their admins."""
-    tenants = [_tenant(f"scl-{i:05d}", isolated=False) for i in range(start, start + count)]
+    tenants = [fixtures.active_tenant("Scale", f"scl-{i:05d}", isolated=False) for i in range(start, start + count)]
     Tenant.objects.bulk_create(tenants, batch_size=1000)
     password = make_password(fixtures.ADMIN_PASSWORD)
     admins = [User(email=t.admin_email, tenant_id=t.id, roles=[Role.ADMIN], password=password) for t in tenants]
@@ -55,7 +43,7 @@ def add_isolated_tenants(count, *, label, with_admin):
     them (and their admin, if asked)."""
     admins = []
     for i in range(count):
-        tenant = _tenant(f"{label}-{i:04d}", isolated=True)
+        tenant = fixtures.active_tenant("Scale", f"{label}-{i:04d}", isolated=True)
         databases.create_database(main_store(), tenant.database_name)
         roles.ensure_tenant_role(main_store(), tenant.database_name)  # requests connect as it
         tenant.save(force_insert=True)
