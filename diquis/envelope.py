@@ -21,6 +21,18 @@ def ok(data=None, messages=(), *, status_code=status.HTTP_200_OK, headers=None):
     return Response(envelope(data, messages), status=status_code, headers=headers)
 
 
+def accepted(data, message, *, location):
+    """202: an operation a job carries out was accepted; `location` is where to follow it."""
+    return ok(data, [message], status_code=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+def found(value):
+    """`value`, or the envelope's 404 when there is none (a selector's None)."""
+    if value is None:
+        raise exceptions.NotFound()
+    return value
+
+
 class ServiceUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A backing service is unavailable. Nothing was accepted; try again shortly."

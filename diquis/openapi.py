@@ -47,6 +47,10 @@ EXTRA_ERRORS = {
     ("/api/users", "post"): {"409", "429"},
     ("/api/database-servers", "post"): {"409"},
     ("/api/database-servers/{name}", "delete"): {"400", "409"},
+    ("/api/upgrades", "post"): {"409"},
+    ("/api/upgrades/{upgrade_id}/pause", "post"): {"409"},
+    ("/api/upgrades/{upgrade_id}/resume", "post"): {"409"},
+    ("/api/upgrades/{upgrade_id}/cancel", "post"): {"409"},
 }
 
 # Path parameters that name no object: a bad one is a 401, not a 404.

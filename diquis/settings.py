@@ -93,6 +93,9 @@ INSTALLED_APPS = [
     "notifications",
     "tenants",
 ]
+# A SaaS's own apps whose models live in each tenant's database (API.md; tenants.routing): installed after ours.
+DIQUIS_TENANT_APPS = env.list("DIQUIS_TENANT_APPS", default=[])
+INSTALLED_APPS += DIQUIS_TENANT_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -370,6 +373,19 @@ DIQUIS_MOVE_CLEANUP_ROUNDS = env.int("DIQUIS_MOVE_CLEANUP_ROUNDS", default=20)
 DIQUIS_MOVE_RETRY_AFTER = env.int("DIQUIS_MOVE_RETRY_AFTER", default=2)
 # How many tenants of a server that is drained are moved at once (tenants.tasks.continue_drain).
 DIQUIS_DRAIN_PARALLELISM = env.int("DIQUIS_DRAIN_PARALLELISM", default=2)
+
+# Upgrades of the tenant databases to a release's migrations (API.md; tenants.provisioning.rollout): what a request
+# may ask for at most (`parallel`), how many of one server's databases migrate at once, how long a migration waits
+# for a lock on a tenant's table (a long transaction of the tenant's) before it gives way and is tried again, how
+# many times a tenant is tried again that way (or while its server does not answer) before it counts as failed.
+DIQUIS_UPGRADE_MAX_PARALLEL = env.int("DIQUIS_UPGRADE_MAX_PARALLEL", default=32)
+DIQUIS_UPGRADE_PER_SERVER = env.int("DIQUIS_UPGRADE_PER_SERVER", default=4)
+DIQUIS_UPGRADE_LOCK_TIMEOUT = env.float("DIQUIS_UPGRADE_LOCK_TIMEOUT", default=5.0)
+DIQUIS_UPGRADE_ATTEMPTS = env.int("DIQUIS_UPGRADE_ATTEMPTS", default=3)
+# The first worker of a release that finds tenant databases behind the head starts an upgrade itself.
+DIQUIS_AUTO_UPGRADE = env.bool("DIQUIS_AUTO_UPGRADE", default=False)
+# Called once by each worker as it starts (jobs.worker.run_start_hooks), after its warm-up.
+DIQUIS_WORKER_START_HOOKS = ["tenants.upgrade_services.start_upgrade_if_behind"] if DIQUIS_AUTO_UPGRADE else []
 
 # The websocket refuses tokens whose tenant is no longer usable.
 NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_refusal"

@@ -7,7 +7,7 @@ from jobs.dashboard import MOUNT, dashboard_view, django_rq_urls
 from notifications.negotiate import negotiate
 from notifications.routing import NEGOTIATE_PATH
 from notifications.views import NotificationListView, NotificationReadView
-from tenants import compat_views, server_views
+from tenants import compat_views, server_views, upgrade_views
 from tenants import views as tenant_views
 
 from .envelope import api_not_found
@@ -27,12 +27,16 @@ api = [
     path("tokens/<str:refresh_token>", compat_views.TokenRefreshByPathView.as_view()),
     path("tenants", tenant_views.TenantListView.as_view()),
     path("tenants/tenant-options", tenant_views.TenantOptionsView.as_view()),
+    path("tenants/upgrade-status", upgrade_views.UpgradeStatusView.as_view()),
     path("tenants/<str:tenant_id>", tenant_views.TenantDetailView.as_view()),
     path("tenants/<str:tenant_id>/retry", tenant_views.TenantRetryView.as_view()),
     path("tenants/<str:tenant_id>/move", tenant_views.TenantMoveView.as_view()),
     path("database-servers", server_views.DatabaseServerListView.as_view()),
     path("database-servers/<str:name>", server_views.DatabaseServerDetailView.as_view()),
     path("database-servers/<str:name>/drain", server_views.DatabaseServerDrainView.as_view()),
+    path("upgrades", upgrade_views.UpgradeListView.as_view()),
+    path("upgrades/<int:upgrade_id>", upgrade_views.UpgradeDetailView.as_view()),
+    *(path(f"upgrades/<int:upgrade_id>/{view.action}", view.as_view()) for view in upgrade_views.ACTION_VIEWS),
     path("users", tenant_views.UserListView.as_view()),
     path("users/me", tenant_views.MeView.as_view()),
     path("identity/profile", compat_views.ProfileView.as_view()),

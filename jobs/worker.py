@@ -74,6 +74,16 @@ def preload():
         import_string(path)()
 
 
+def run_start_hooks():
+    """DIQUIS_WORKER_START_HOOKS' callables, once per worker that starts (e.g. the automatic upgrade of a new
+    release's tenant databases). One that fails is logged: it must not keep the worker from serving jobs."""
+    for path in settings.DIQUIS_WORKER_START_HOOKS:
+        try:
+            import_string(path)()
+        except Exception:
+            logger.exception("worker start hook %s failed", path)
+
+
 # RQ's Worker._start_scheduler builds an RQScheduler by name: RQ 3.0 has no setting, argument or attribute
 # that chooses the scheduler class. So Worker._start_scheduler below is a copy of RQ's, pinned to the source it
 # was made from (sha256 of inspect.getsource; tests/test_worker_rq_copy.py fails when RQ's changes).
@@ -92,6 +102,7 @@ class Worker(rq.Worker):
             wait_for_redis(connection, max_wait=self.max_connection_wait_time)
         super().__init__(queues, *args, **kwargs)
         preload()
+        run_start_hooks()
 
     def _start_scheduler(
         self,

@@ -24,6 +24,7 @@ from jobs.admin import history
 from notifications.models import Notification
 
 from . import selectors, server_services, services
+from .admin_upgrades import BehindTheHeadFilter  # also registers the Upgrades page
 from .exceptions import TenantsError
 from .models import DatabaseServer, ProvisioningStatus, ServerStatus, Tenant, User
 from .validators import validate_tenant_id
@@ -113,7 +114,7 @@ admin.site.unregister(Group)
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     list_display = ["id", "name_and_error", "status_badge", "active", "isolated", "server", "created", "last_attempt"]
-    list_filter = ["status", "is_active", "has_isolated_database", "database_server"]
+    list_filter = ["status", "is_active", "has_isolated_database", "database_server", BehindTheHeadFilter]
     search_fields = ["id", "name"]
     ordering = ["-created_on"]
     actions = ["retry", "activate", "deactivate", "delete_in_background"]
@@ -130,7 +131,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ["tenants/admin.css"]}
-        js = ["tenants/live.js"]
+        js = ["tenants/hub.js", "tenants/live.js"]
 
     # --- columns and read-only fields --------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from notifications.services import close_sockets, notify
 from notifications.timestamps import format_utc
 
 from .connections import use_tenant
+from .models import UpgradeStatus
 from .selectors import users_of
 
 TENANT_CREATED = "TenantCreated"
@@ -65,3 +66,42 @@ def sockets_closed(tenant):
         user_ids = [str(user_id) for user_id in users_of(tenant.id).values_list("pk", flat=True)]
     for user_id in user_ids:
         close_sockets(user_id, FORBIDDEN)
+
+
+# Upgrades (API.md, "Tenant database upgrades"): to the root admin who started the upgrade.
+
+UPGRADE_PROGRESS = "UpgradeProgress"
+UPGRADE_FINISHED = "UpgradeFinished"
+UPGRADE_FAILED = "UpgradeFailed"
+
+
+def upgrade_progress(upgrade, tally):
+    data = {"upgradeId": upgrade.pk, **tally, "timestamp": format_utc()}
+    return notify(_plain(upgrade.initiated_by), UPGRADE_PROGRESS, data, persist=False)
+
+
+def upgrade_ended(upgrade, tally):
+    """Its end, or its pause: UpgradeFinished when it succeeded, UpgradeFailed otherwise (failed, paused or
+    cancelled; the message says which)."""
+    if upgrade.status == UpgradeStatus.SUCCEEDED:
+        event, kind = UPGRADE_FINISHED, "success"
+        message = (
+            f"Upgrade {upgrade.pk} finished: {tally['done']} tenant database(s) upgraded, {tally['skipped']} skipped."
+        )
+    else:
+        event, kind = UPGRADE_FAILED, "error"
+        message = _UPGRADE_ENDS[upgrade.status].format(id=upgrade.pk, error=upgrade.error, **tally)
+    data = {"type": kind, "message": message, "upgradeId": upgrade.pk, **tally, "timestamp": format_utc()}
+    return notify(_plain(upgrade.initiated_by), event, data)
+
+
+_UPGRADE_ENDS = {
+    UpgradeStatus.SUCCEEDED: "Upgrade {id} finished: {done} tenant database(s) upgraded, {skipped} skipped.",
+    UpgradeStatus.FAILED: "Upgrade {id} finished with {failed} failed tenant database(s); they keep their old schema.",
+    UpgradeStatus.PAUSED: "Upgrade {id} paused: {error}.",
+    UpgradeStatus.CANCELLED: "Upgrade {id} cancelled: {done} tenant database(s) upgraded, the rest left as they were.",
+}
+
+
+def _plain(user_id):
+    return str(user_id) if user_id is not None else None

@@ -4,9 +4,10 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
 from jobs.models import Attempt
 
-from . import tasks
-from .models import Tenant
+from . import selectors, tasks
+from .models import UPGRADE_OPEN, Tenant, UpgradeTenantStatus
 from .pools import pool
+from .provisioning.template import migration_fingerprint
 from .services import subject_for
 from .sessions import fleet_sessions
 
@@ -69,8 +70,37 @@ def pooled_sessions():
     return gauge
 
 
+def upgrades():
+    """Tenant database upgrades, from the catalog (no tenant database is opened): how many databases are behind this
+    release's head, the open upgrade (or else the last one) by the status of its tenant databases (plus its total and
+    skipped as the API counts them), and whether one is open, by status."""
+    behind = GaugeMetricFamily(
+        "diquis_tenants_behind_head", "Isolated tenant databases not at this release's migration head."
+    )
+    behind.add_metric([], selectors.tenants_behind(migration_fingerprint()).count())
+    tenants = GaugeMetricFamily(
+        "diquis_upgrade_tenants",
+        "Tenant databases of the open (or last) upgrade by status; total, and skipped as the API counts them.",
+        labels=["status"],
+    )
+    running = GaugeMetricFamily(
+        "diquis_upgrade_running", "1 while an upgrade is open, by its status.", labels=["status"]
+    )
+    upgrade = selectors.open_or_last_upgrade()
+    children = selectors.upgrade_child_counts(upgrade) if upgrade else dict.fromkeys(UpgradeTenantStatus.values, 0)
+    if upgrade is not None:
+        children[UpgradeTenantStatus.SKIPPED] += upgrade.skipped
+    for status, n in children.items():
+        tenants.add_metric([status], n)
+    tenants.add_metric(["total"], upgrade.total if upgrade else 0)
+    for status in sorted(UPGRADE_OPEN):
+        running.add_metric([status], int(upgrade is not None and upgrade.status == status))
+    return [behind, tenants, running]
+
+
 class TenantCollector:
     def collect(self):
         yield provisioning_durations()
         yield from server_sessions()
         yield pooled_sessions()
+        yield from upgrades()

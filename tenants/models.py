@@ -110,6 +110,10 @@ class Tenant(models.Model):
     encrypted_admin_password = models.TextField(null=True, blank=True, editable=False)
     # Carried by every token of its users; a deactivation raises it, so no token issued before one works again.
     token_generation = models.PositiveIntegerField(default=0, editable=False)
+    # The migration fingerprint (provisioning.template.migration_fingerprint) an isolated tenant's database was
+    # left at by the last job that touched it: "who is behind" without a connection to any tenant database.
+    # Null: not known (a database made before this was recorded, or none yet): behind until a job looks.
+    schema_fingerprint = models.CharField(max_length=64, null=True, blank=True, editable=False, db_index=True)
 
     class Meta:
         ordering = ["-created_on"]
@@ -233,3 +237,99 @@ class User(AbstractBaseUser):
 
     def get_short_name(self):
         return self.first_name or self.email
+
+
+class UpgradeStatus(models.TextChoices):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+U = UpgradeStatus
+# An upgrade's legal status changes (API.md, "Tenant database upgrades"); anything else is IllegalTransition.
+UPGRADE_TRANSITIONS = {
+    U.PENDING: {U.RUNNING, U.PAUSED, U.SUCCEEDED, U.CANCELLED},
+    U.RUNNING: {U.PAUSED, U.SUCCEEDED, U.FAILED, U.CANCELLED},
+    U.PAUSED: {U.RUNNING, U.CANCELLED},
+    U.SUCCEEDED: set(),
+    U.FAILED: set(),
+    U.CANCELLED: set(),
+}
+UPGRADE_OPEN = frozenset({U.PENDING, U.RUNNING, U.PAUSED})
+
+
+class Upgrade(models.Model):
+    """One rollout of the migration head (`target`) to every isolated tenant database behind it: a durable
+    parent job and one child (UpgradeTenant) per tenant that was behind when it started (tenants.upgrades)."""
+
+    status = models.CharField(max_length=10, choices=UpgradeStatus.choices, default=U.PENDING, db_index=True)
+    target = models.CharField(max_length=64)
+    # Isolated tenants when it started, and those of them already at the target (no child, never opened).
+    total = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    canary = models.PositiveIntegerField()
+    parallel = models.PositiveIntegerField()
+    max_failures = models.PositiveIntegerField()
+    initiated_by = models.UUIDField(null=True, blank=True)
+    started_on = models.DateTimeField(auto_now_add=True)
+    finished_on = models.DateTimeField(null=True, blank=True)
+    # What stopped the whole upgrade (its template could not be built), or why it paused.
+    error = models.TextField(blank=True)
+    # The last UpgradeProgress sent (at most two a second, across its lanes).
+    progress_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-started_on", "-id"]
+
+    def __str__(self):
+        return f"upgrade {self.pk} to {self.target} [{self.status}]"
+
+    @property
+    def is_open(self):
+        return self.status in UPGRADE_OPEN
+
+    def transition(self, new_status):
+        if new_status not in UPGRADE_TRANSITIONS[self.status]:
+            raise IllegalTransition(f"upgrade {self.pk}: {self.status} -> {new_status}")
+        self.status = new_status
+
+
+class UpgradeTenantStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    # Gone or no longer behind when its turn came (deleted, or brought to the head by another job).
+    SKIPPED = "skipped"
+
+
+class UpgradeTenant(models.Model):
+    """One tenant database of an upgrade. The tenant is named, not referenced: a tenant deleted meanwhile leaves
+    its line (skipped) in the upgrade's history."""
+
+    upgrade = models.ForeignKey(Upgrade, on_delete=models.CASCADE, related_name="children")
+    tenant_id = models.CharField(max_length=50)
+    database_server = models.CharField(max_length=50)
+    is_canary = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=UpgradeTenantStatus.choices, default=UpgradeTenantStatus.PENDING)
+    # The lane (tenants.upgrades) that runs it while `running`; a lane that starts again takes its own back.
+    lane = models.PositiveIntegerField(null=True, blank=True)
+    # A tenant whose lock another job holds (a move, an update) is tried again after this.
+    not_before = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # How it was upgraded: the SQL compiled once per upgrade, or Django's executor (a migration runs Python).
+    method = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["upgrade", "-is_canary", "id"]
+        constraints = [models.UniqueConstraint(fields=["upgrade", "tenant_id"], name="one_child_per_tenant")]
+        indexes = [models.Index(fields=["upgrade", "status"])]
+
+    def __str__(self):
+        return f"{self.tenant_id} in upgrade {self.upgrade_id} [{self.status}]"

@@ -4,7 +4,17 @@ from django.db.models import Count, Q
 
 from jobs.models import Job
 
-from .models import MAIN_SERVER, ROOT_TENANT_ID, DatabaseServer, ProvisioningStatus, Tenant, User
+from .models import (
+    MAIN_SERVER,
+    ROOT_TENANT_ID,
+    UPGRADE_OPEN,
+    DatabaseServer,
+    ProvisioningStatus,
+    Tenant,
+    Upgrade,
+    UpgradeTenantStatus,
+    User,
+)
 
 
 def get_tenant(tenant_id):
@@ -77,3 +87,57 @@ def move_cleanups_on_server(name):
     return Job.objects.filter(task__endswith=".clean_up_after_move", status__in=Job.OPEN_STATUSES).filter(
         Q(kwargs__source=name) | Q(kwargs__target=name)
     )
+
+
+def upgrade_candidates():
+    """The tenant databases an upgrade covers: those of isolated tenants whose creation succeeded (one being
+    created is cloned from the template of the head, or migrated to it, by its own job), not being deleted."""
+    return isolated_tenants().filter(is_provisioned=True)
+
+
+def tenants_behind(head):
+    """Upgrade candidates whose database was not left at `head` (or at a fingerprint not known): from the catalog."""
+    return upgrade_candidates().exclude(schema_fingerprint=head)
+
+
+def _child_count(status):
+    return Count("children", filter=Q(children__status=status))
+
+
+def upgrade_list():
+    """Upgrades, the last first, with the counts of their children: `done`, `failed`, `children_skipped`."""
+    return Upgrade.objects.annotate(
+        done=_child_count(UpgradeTenantStatus.DONE),
+        failed=_child_count(UpgradeTenantStatus.FAILED),
+        children_skipped=_child_count(UpgradeTenantStatus.SKIPPED),
+    ).order_by("-started_on", "-id")
+
+
+def get_upgrade(upgrade_id):
+    return upgrade_list().filter(pk=upgrade_id).first()
+
+
+def open_or_last_upgrade():
+    """The upgrade that is open (there is at most one), else the last one; None before the first."""
+    return upgrade_list().filter(status__in=UPGRADE_OPEN).first() or upgrade_list().first()
+
+
+def upgrade_child_counts(upgrade):
+    """{status: n} of the upgrade's children, every status present (0 when none)."""
+    found = dict(upgrade.children.values_list("status").annotate(n=Count("id")).order_by())
+    return {status: found.get(status, 0) for status in UpgradeTenantStatus.values}
+
+
+def upgrade_failures(upgrade):
+    return upgrade.children.filter(status=UpgradeTenantStatus.FAILED).order_by("tenant_id")
+
+
+def upgrade_progress_by_server(upgrade):
+    """{server: {"done", "failed", "pending"}} of the upgrade's children (running ones count as pending)."""
+    progress = {}
+    rows = upgrade.children.values_list("database_server", "status").annotate(n=Count("id")).order_by()
+    for server, status, n in rows:
+        counts = progress.setdefault(server, {"done": 0, "failed": 0, "pending": 0, "skipped": 0})
+        key = status if status in counts else "pending"
+        counts[key] += n
+    return dict(sorted(progress.items()))

@@ -13,8 +13,10 @@ from rest_framework import serializers
 
 from notifications.timestamps import format_utc
 
-from .models import DatabaseServer, ProvisioningStatus, Role, ServerStatus, Tenant, User
+from .models import DatabaseServer, ProvisioningStatus, Role, ServerStatus, Tenant, Upgrade, User
+from .selectors import upgrade_failures, upgrade_progress_by_server
 from .server_services import SERVER_NAME_MAX_LENGTH, SERVER_NAME_REGEX, URL_MAX_LENGTH, URL_SHAPE, WEIGHT_MAX
+from .upgrade_services import DEFAULT_CANARY, DEFAULT_MAX_FAILURES, DEFAULT_PARALLEL
 from .validators import TENANT_ID_MAX_LENGTH, TENANT_ID_REGEX, validate_tenant_id
 
 
@@ -249,3 +251,70 @@ class UpdateDatabaseServerSerializer(JSONBodySerializer):
 
 class MoveTenantSerializer(JSONBodySerializer):
     databaseServer = serializers.CharField(min_length=1, max_length=50)
+
+
+class UpgradeFailureSerializer(serializers.Serializer):
+    tenantId = serializers.CharField(source="tenant_id")
+    error = serializers.CharField()
+
+
+class UpgradeSerializer(serializers.ModelSerializer):
+    """An upgrade (API.md); its counts are annotated by tenants.selectors.upgrade_list, its failures read here,
+    plus `maxFailures`, `error` (why it paused or stopped) and `servers` (each server's done/failed/pending)."""
+
+    total = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    skipped = serializers.SerializerMethodField()
+    maxFailures = serializers.IntegerField(source="max_failures")
+    startedOn = UTCDateTimeField(source="started_on")
+    finishedOn = UTCDateTimeField(source="finished_on", allow_null=True)
+    failures = serializers.SerializerMethodField()
+    servers = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Upgrade
+        fields = [
+            "id",
+            "status",
+            "target",
+            "total",
+            "done",
+            "failed",
+            "skipped",
+            "canary",
+            "parallel",
+            "maxFailures",
+            "startedOn",
+            "finishedOn",
+            "error",
+            "failures",
+            "servers",
+        ]
+        read_only_fields = fields
+
+    def get_skipped(self, upgrade) -> int:
+        return upgrade.skipped + upgrade.children_skipped
+
+    @extend_schema_field(UpgradeFailureSerializer(many=True))
+    def get_failures(self, upgrade):
+        return UpgradeFailureSerializer(upgrade_failures(upgrade), many=True).data
+
+    @extend_schema_field(serializers.DictField(child=serializers.DictField(child=serializers.IntegerField())))
+    def get_servers(self, upgrade):
+        return upgrade_progress_by_server(upgrade)
+
+
+class UpgradeStatusSerializer(serializers.Serializer):
+    head = serializers.CharField()
+    atHead = serializers.IntegerField()
+    behind = serializers.IntegerField()
+    behindTenants = serializers.ListField(child=serializers.CharField())
+
+
+class StartUpgradeSerializer(JSONBodySerializer):
+    canary = serializers.IntegerField(min_value=0, required=False, default=DEFAULT_CANARY)
+    parallel = serializers.IntegerField(
+        min_value=1, max_value=settings.DIQUIS_UPGRADE_MAX_PARALLEL, required=False, default=DEFAULT_PARALLEL
+    )
+    maxFailures = serializers.IntegerField(min_value=0, required=False, default=DEFAULT_MAX_FAILURES)

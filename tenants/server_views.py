@@ -5,11 +5,10 @@ A server's credentials come in once, in the registration's `url`, and are never 
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from diquis.envelope import envelope_of, ok
+from diquis.envelope import accepted, envelope_of, found, ok
 
 from . import selectors, server_services, services
 from .permissions import IsRoot
@@ -22,10 +21,7 @@ DRAIN_INITIATED = "Database server drain initiated. Its tenants will be moved to
 
 
 def _server_or_404(name):
-    server = selectors.get_database_server(name)
-    if server is None:
-        raise NotFound()
-    return server
+    return found(selectors.get_database_server(name))
 
 
 class DatabaseServerListView(APIView):
@@ -71,4 +67,4 @@ class DatabaseServerDrainView(APIView):
     def post(self, request, name):
         _server_or_404(name)
         services.drain_server(name=name, initiated_by=request.user.pk)
-        return ok(name, [DRAIN_INITIATED], status_code=202, headers={"Location": f"/api/database-servers/{name}"})
+        return accepted(name, DRAIN_INITIATED, location=f"/api/database-servers/{name}")

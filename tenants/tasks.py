@@ -11,8 +11,8 @@ from jobs.models import Job
 from jobs.registry import durable_task
 
 from .exceptions import NoServerAvailable
-from .models import MAIN_SERVER, DatabaseServer, Operation, ProvisioningStatus, ServerStatus, Tenant
-from .provisioning import placement, spares
+from .models import MAIN_SERVER, DatabaseServer, Operation, ProvisioningStatus, ServerStatus, Tenant, Upgrade
+from .provisioning import placement, rollout, spares
 from .provisioning.steps import (
     clean_up_move,
     record_move_failure,
@@ -24,19 +24,10 @@ from .provisioning.steps import (
 )
 from .provisioning.stores import store_for
 from .provisioning.template import ensure_template
+from .subjects import spare_refill_subject, subject_for, upgrade_subject
 
 logger = logging.getLogger(__name__)
 S = ProvisioningStatus
-
-
-def subject_for(tenant_id):
-    """Every job of one tenant has this subject: two of them never run at once (jobs.locks)."""
-    return f"tenant:{tenant_id}"
-
-
-def spare_refill_subject(server):
-    """Spares are per server, and so is their refill: one waiting refill per server at most."""
-    return f"tenant-database-spares:{server}"
 
 
 @durable_task(on_final_failure=record_operation_failure)
@@ -170,3 +161,16 @@ def continue_drain(server_name, *, initiated_by):
         start_move(tenant, target=target.name, initiated_by=initiated_by)
         started += 1
     return started
+
+
+@durable_task(on_final_failure=rollout.record_run_failure)
+def run_upgrade(*, upgrade_id):
+    """An upgrade's parent job: prepare the servers, upgrade the children; then fresh spares of the new template."""
+    rollout.run(upgrade_id)
+    for server in sorted(set(Upgrade.objects.get(pk=upgrade_id).children.values_list("database_server", flat=True))):
+        request_spare_refill(server)
+
+
+def start_upgrade_run(upgrade):
+    """Enqueue a run of the upgrade's parent job (its start, or a resume), in the caller's transaction."""
+    enqueue(run_upgrade, subject=upgrade_subject(upgrade.pk), upgrade_id=upgrade.pk)

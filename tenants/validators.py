@@ -40,6 +40,9 @@ RESERVED_TENANT_IDS = frozenset(
         "public",
         "system",
         "diquis",
+        # Paths under /api/tenants/ of their own (API.md)
+        "tenant-options",
+        "upgrade-status",
     }
 )
 

@@ -3,11 +3,10 @@
 from django.utils.cache import add_never_cache_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
-from diquis.envelope import envelope_of, ok
+from diquis.envelope import accepted, envelope_of, found, ok
 
 from . import selectors, services, tokens
 from .models import ProvisioningStatus
@@ -37,14 +36,11 @@ ACCEPTED = envelope_of(serializers.CharField(), "AcceptedEnvelope")
 
 
 def _tenant_or_404(tenant_id):
-    tenant = selectors.get_tenant(tenant_id)
-    if tenant is None:
-        raise NotFound()
-    return tenant
+    return found(selectors.get_tenant(tenant_id))
 
 
 def _accepted(tenant_id, message):
-    return ok(tenant_id, [message], status_code=202, headers={"Location": f"/api/tenants/{tenant_id}"})
+    return accepted(tenant_id, message, location=f"/api/tenants/{tenant_id}")
 
 
 class TenantOptionsView(APIView):

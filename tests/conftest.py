@@ -6,12 +6,13 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.test import APIClient
 
-from tenants.models import ROOT_TENANT_ID, User
+from tenants.models import ROOT_TENANT_ID, Tenant, User
 from tenants.pools import pool
+from tenants.provisioning.steps import run_tenant_creation
 from tests.support.fleet import drop_test_databases_on, register_cluster
 from tests.support.postgres_clusters import ExtraPostgresServers, remove_leftover_clusters
 from tests.support.redis_client import redis
-from tests.support.tenant_databases import drop_test_tenant_databases
+from tests.support.tenant_databases import drop_test_tenant_databases, new_tenant
 from tests.support.users import client_for
 
 
@@ -97,6 +98,19 @@ def tenant_databases(db):
     """For tests that create isolated tenants: drops their databases afterwards."""
     yield
     drop_test_tenant_databases()
+
+
+@pytest.fixture
+def isolated(transactional_db, tenant_databases, root_user):
+    """`isolated("a", "b")`: isolated tenants created (their jobs' body run here, on the main server); returns them."""
+
+    def create(*tenant_ids):
+        for tenant_id in tenant_ids:
+            new_tenant(tenant_id)
+            run_tenant_creation(tenant_id=tenant_id, initiated_by=str(root_user.pk))
+        return [Tenant.objects.get(pk=tenant_id) for tenant_id in tenant_ids]
+
+    return create
 
 
 @pytest.fixture

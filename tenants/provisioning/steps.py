@@ -18,6 +18,7 @@ from .. import events
 from ..exceptions import TenantDatabaseUnavailable
 from ..models import Operation, ProvisioningStatus, Tenant
 from . import databases, faults, moves
+from .template import migration_fingerprint
 
 logger = logging.getLogger(__name__)
 S = ProvisioningStatus
@@ -163,9 +164,10 @@ def run_tenant_creation(*, tenant_id, initiated_by):
     if tenant.has_isolated_database:
         created = attempt.run(CREATE_DATABASE)
         attempt.run(APPLY_MIGRATIONS, created=created)
+        tenant.schema_fingerprint = migration_fingerprint()  # cloned from the head's template, or migrated to it
     attempt.run(CREATE_ADMIN_USER)
     tenant.is_provisioned = True
-    _finish(tenant, initiated_by, Operation.CREATE, ["is_provisioned"])
+    _finish(tenant, initiated_by, Operation.CREATE, ["is_provisioned", "schema_fingerprint"])
     return tenant
 
 

@@ -2,7 +2,7 @@
 
 Cloning a migrated database (`CREATE DATABASE ... TEMPLATE`; a file copy on SQLite) is much faster than
 migrating an empty one. A template must never be stale: its name carries a fingerprint of the migration
-graph (every migration's name and source, and which models are tenant-side), so a new or changed
+graph (every migration's name and source, and which models and apps are tenant-side), so a new or changed
 migration names a new template, which the first job to need it builds, once, under a lock. The previous
 templates are dropped then. On PostgreSQL the template refuses connections once built, so nothing can
 hold it open and make a clone fail.
@@ -19,7 +19,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from ..connections import temporary_connection
 from ..models import MAIN_SERVER
-from ..routing import TENANT_SIDE_MODELS
+from ..routing import TENANT_SIDE_MODELS, tenant_app_labels
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def migration_fingerprint():
         if source and Path(source).is_file():
             digest.update(Path(source).read_bytes())
     digest.update(repr(sorted(TENANT_SIDE_MODELS)).encode())
+    digest.update(repr(sorted(tenant_app_labels())).encode())
     return digest.hexdigest()[:12]
 
 

@@ -16,9 +16,11 @@ from jobs.models import Attempt, Job
 from notifications.metrics import websocket_connections
 from notifications.models import Notification
 from tenants import tasks
-from tenants.models import ROOT_TENANT_ID, Role, User
+from tenants.models import ROOT_TENANT_ID, Role, UpgradeStatus, User
+from tenants.provisioning.template import migration_fingerprint
 from tenants.services import subject_for
 from tests.support.factories import TenantFactory
+from tests.support.upgrades import isolated_tenant, make_upgrade
 from tests.support.users import make_root_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -173,3 +175,43 @@ def test_open_websockets_are_counted_while_they_are_open():
         return seen
 
     assert async_to_sync(open_two_then_close)() == [before + 2, before, before]
+
+
+def upgrade_samples():
+    found = samples(scrape(authorization=f"Bearer {TOKEN}"))
+    tenants = {status: value(found, "diquis_upgrade_tenants", status=status) for status in UPGRADE_TENANT_LABELS}
+    running = {
+        status: value(found, "diquis_upgrade_running", status=status) for status in ["Pending", "Running", "Paused"]
+    }
+    return value(found, "diquis_tenants_behind_head"), tenants, running
+
+
+UPGRADE_TENANT_LABELS = ["pending", "running", "done", "failed", "skipped", "total"]
+
+
+def test_upgrade_metrics_say_who_is_behind_and_how_the_open_upgrade_goes():
+    isolated_tenant("old-one", fingerprint="an-old-head")
+    isolated_tenant("unknown-one")
+    isolated_tenant("new-one", fingerprint=migration_fingerprint())
+    TenantFactory(id="shared-one")
+    behind, tenants, running = upgrade_samples()
+    assert behind == 2
+    assert tenants == dict.fromkeys(UPGRADE_TENANT_LABELS, 0)  # no upgrade yet: every series, at 0
+    assert running == {"Pending": 0, "Running": 0, "Paused": 0}
+
+    make_upgrade([("x", "main", "done")], status=UpgradeStatus.SUCCEEDED, started_ago=datetime.timedelta(days=1))
+    children = [("a", "main", "done"), ("b", "main", "done"), ("c", "main", "failed"), ("d", "main", "skipped")]
+    children += [("e", "main", "running"), ("f", "main", "pending"), ("g", "main", "pending")]
+    make_upgrade(children, skipped=3, status=UpgradeStatus.PAUSED, started_ago=datetime.timedelta(days=2))
+    _, tenants, running = upgrade_samples()
+    # The open one, older as it is; skipped as the API counts them: at the head when it started, or since.
+    assert tenants == {"pending": 2, "running": 1, "done": 2, "failed": 1, "skipped": 4, "total": 10}
+    assert running == {"Pending": 0, "Running": 0, "Paused": 1}
+
+
+def test_with_no_upgrade_open_the_metrics_show_the_last_one():
+    make_upgrade([("x", "main", "done")], status=UpgradeStatus.SUCCEEDED, started_ago=datetime.timedelta(days=2))
+    make_upgrade([("y", "main", "failed"), ("z", "main", "done")], status=UpgradeStatus.FAILED)
+    _, tenants, running = upgrade_samples()
+    assert tenants == {"pending": 0, "running": 0, "done": 1, "failed": 1, "skipped": 0, "total": 2}
+    assert running == {"Pending": 0, "Running": 0, "Paused": 0}

@@ -56,7 +56,14 @@ def test_the_admin_swagger_ui_and_rq_dashboard_work_with_no_violation(live_stack
         page.click("input[type=submit]")
         expect(page).to_have_url(f"{url}/admin/tenants/tenant/")
         expect(page.locator(".tenant-live--on")).to_have_count(1)  # live.js opened its socket (connect-src)
-        for path in ["/admin/", "/admin/tenants/tenant/add/", "/admin/tenants/tenant/root/change/", "/admin/jobs/"]:
+        for path in [
+            "/admin/",
+            "/admin/tenants/tenant/add/",
+            "/admin/tenants/tenant/root/change/",
+            "/admin/jobs/",
+            "/admin/tenants/upgrade/",
+            "/admin/tenants/upgrade/start/",
+        ]:
             page.goto(f"{url}{path}")
             expect(page.locator("#content")).to_be_visible()
 

@@ -13,8 +13,7 @@ from django.conf import settings
 from tenants.models import MAIN_SERVER, Tenant
 from tests.support.fault_injection import wait_until
 from tests.support.live import LiveStack, wait_for_event
-from tests.support.live_tenants import figure, finished, post_tenant, root_token, socket
-from tests.support.tenant_databases import ADMIN_PASSWORD
+from tests.support.live_tenants import figure, finished, post_tenant, root_token, sign_in, socket
 
 PER_SERVER = 2
 UNAVAILABLE = ["Tenant database unavailable"]
@@ -27,15 +26,6 @@ def stack(transactional_db, fleet_servers, tmp_path):
         yield stack
     finally:
         stack.stop()
-
-
-def sign_in(stack, tenant_id):
-    return httpx.post(
-        f"{stack.url}/api/tokens",
-        headers={"tenant": tenant_id},
-        json={"email": f"admin@{tenant_id}.test", "password": ADMIN_PASSWORD},
-        timeout=30,
-    )
 
 
 def me(stack, token):

@@ -20,3 +20,25 @@ TENANT_FIELDS = frozenset(
 # API.md, "Database servers": the keys of a Server object (`reachable`, as last seen, is added by GET; this API
 # adds it to every Server object it answers, the 201 and the PATCH's 200 included).
 SERVER_FIELDS = frozenset({"name", "host", "port", "status", "weight", "tenantCount", "createdOn", "reachable"})
+
+# API.md, "Tenant database upgrades": the keys of an Upgrade object, plus what this API adds to it: `maxFailures`
+# (as asked), `error` (why it paused or stopped) and `servers` (each server's counts).
+UPGRADE_FIELDS = frozenset(
+    {
+        "id",
+        "status",
+        "target",
+        "total",
+        "done",
+        "failed",
+        "skipped",
+        "canary",
+        "parallel",
+        "startedOn",
+        "finishedOn",
+        "failures",
+        "maxFailures",
+        "error",
+        "servers",
+    }
+)

@@ -26,7 +26,7 @@ def root_token(user=None):
     return issue_tokens(user or make_root_user())["token"]
 
 
-def post_tenant(stack, token, tenant_id, *, isolated=False, timeout=30):
+def post_tenant(stack, token, tenant_id, *, isolated=False, database_server=None, timeout=30):
     body = {
         "id": tenant_id,
         "name": f"{tenant_id.title()} Academy",
@@ -34,8 +34,20 @@ def post_tenant(stack, token, tenant_id, *, isolated=False, timeout=30):
         "password": ADMIN_PASSWORD,
         "hasIsolatedDatabase": isolated,
     }
+    if database_server is not None:
+        body["databaseServer"] = database_server
     return httpx.post(
         f"{stack.url}/api/tenants", json=body, headers={"authorization": f"Bearer {token}"}, timeout=timeout
+    )
+
+
+def sign_in(stack, tenant_id):
+    """POST /api/tokens as the tenant's admin (post_tenant's)."""
+    return httpx.post(
+        f"{stack.url}/api/tokens",
+        headers={"tenant": tenant_id},
+        json={"email": f"admin@{tenant_id}.test", "password": ADMIN_PASSWORD},
+        timeout=30,
     )
 
 

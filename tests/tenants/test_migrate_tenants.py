@@ -1,6 +1,6 @@
-"""`python manage.py migrate_tenants [--parallel N]`, run as operators run it (a process, real PostgreSQL):
-a release with a new tenant-side migration reaches every isolated database; a database that fails is
-reported, the others are migrated anyway, and the exit status says so."""
+"""`python manage.py migrate_tenants`, run as operators run it (a process, real PostgreSQL, no worker: the command
+runs the upgrade itself): a release with a new tenant-side migration reaches every isolated database; a database
+that fails is reported, the others are upgraded anyway (as many failures allowed), and the exit status says so."""
 
 import subprocess
 import sys
@@ -10,25 +10,15 @@ from django.conf import settings
 from django.db import connections
 
 from tenants.connections import use_tenant
-from tenants.models import Tenant
+from tenants.models import Tenant, Upgrade, User
 from tenants.provisioning.steps import run_tenant_creation
 from tests.support.live import ROOT, stack_env
 from tests.support.tenant_databases import applied_migrations, new_tenant, query, raw_cursor
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
-NEW_MIGRATION = ("tenants", "0004_user_nickname")
-NEXT_RELEASE_SETTINGS = "tests.support.settings_next_migrations"
-
-
-@pytest.fixture
-def isolated(transactional_db, tenant_databases, root_user):
-    def create(*tenant_ids):
-        for tenant_id in tenant_ids:
-            new_tenant(tenant_id)
-            run_tenant_creation(tenant_id=tenant_id, initiated_by=str(root_user.pk))
-
-    return create
+NEW_MIGRATION = ("tenants", "0005_user_nickname")
+NEXT_RELEASE = "tests.support.settings_next_migrations"
 
 
 def migrate_tenants(*args, settings_module="diquis.settings"):
@@ -51,51 +41,64 @@ def nickname_column(database):
     return ("nickname",) in query(database, columns)
 
 
-def test_one_failing_database_is_reported_the_others_are_migrated_and_the_exit_status_is_non_zero(isolated):
+def test_one_failing_database_is_reported_the_others_are_upgraded_and_the_exit_status_is_non_zero(isolated):
     isolated("m-one", "m-two", "m-three")
-    # Break m-two: its migration history is lost, so migrate tries to create tables it already has.
+    # Break m-two: the release's column is there already, so its migration fails there.
     with raw_cursor(f"{PREFIX}m-two") as cursor:
-        cursor.execute("DROP TABLE django_migrations")
+        cursor.execute("ALTER TABLE tenants_user ADD COLUMN nickname text")
 
-    result = migrate_tenants("--parallel", "2", settings_module=NEXT_RELEASE_SETTINGS)
+    result = migrate_tenants("--parallel", "2", "--canary", "0", "--max-failures", "1", settings_module=NEXT_RELEASE)
 
     assert result.returncode != 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "Migrating 3 tenant database(s), 2 at a time."
-    progress = sorted(line.split("] ", 1)[1].split(":")[0] for line in lines if line.startswith("["))
-    assert progress == [f"m-one ({PREFIX}m-one)", f"m-three ({PREFIX}m-three)", f"m-two ({PREFIX}m-two)"]
-    assert [line.split("] ")[0] for line in lines if line.startswith("[")] == ["[1/3", "[2/3", "[3/3"]
-    assert any(f"m-two ({PREFIX}m-two): FAILED" in line and "already exists" in line for line in lines)
-    summary = lines[lines.index("Done: 2 migrated, 1 failed:") + 1 :]
-    assert len(summary) == 1 and summary[0].startswith(f"  - m-two ({PREFIX}m-two): ")
-    assert "already exists" in summary[0]
-    assert "1 of 3 tenant database(s) failed to migrate." in result.stderr
+    assert lines[0].endswith(": 3 of 3 tenant database(s) behind, 2 at a time, 0 canary(ies) first.")
+    assert "No worker is running: upgrading in this process." in lines
+    bars = [line for line in lines if line.startswith("[")]
+    assert bars[-1].startswith("[" + "#" * 30 + "] 3/3: 2 upgraded, 1 failed, 0 skipped")
+    ended = next(line for line in lines if line.startswith("Upgrade ") and " is Failed:" in line)
+    summary = lines[lines.index(ended) :]
+    assert summary[1].startswith("  - m-two: ") and "already exists" in summary[1]
+    assert "is Failed" in result.stderr and "1 failed" in result.stderr
     for database in (f"{PREFIX}m-one", f"{PREFIX}m-three"):
         assert has_new_migration(database) and nickname_column(database)
-    assert not nickname_column(f"{PREFIX}m-two")
+    assert not has_new_migration(f"{PREFIX}m-two")
 
 
-def test_a_clean_run_migrates_every_database_one_at_a_time_and_exits_zero(isolated):
+def test_a_clean_run_upgrades_every_database_and_a_second_one_has_nothing_to_do(isolated):
     isolated("m-one", "m-two")
-    result = migrate_tenants(settings_module=NEXT_RELEASE_SETTINGS)
+    result = migrate_tenants("--parallel", "1", settings_module=NEXT_RELEASE)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Migrating 2 tenant database(s), 1 at a time." in result.stdout
-    assert "Done: all 2 tenant database(s) are migrated." in result.stdout
+    assert "2 of 2 tenant database(s) behind, 1 at a time, 2 canary(ies) first." in result.stdout
+    assert result.stdout.splitlines()[-1] == "Done: 2 upgraded, 0 skipped: all at the head."
     assert all(has_new_migration(db) and nickname_column(db) for db in (f"{PREFIX}m-one", f"{PREFIX}m-two"))
-    again = migrate_tenants("--parallel", "3", settings_module=NEXT_RELEASE_SETTINGS)  # nothing pending: fine
+    again = migrate_tenants("--parallel", "3", settings_module=NEXT_RELEASE)  # nothing behind: nothing opened
     assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.strip().startswith("Nothing to do: all 2 tenant database(s) are at ")
 
 
 def test_nothing_to_do_without_isolated_tenants(transactional_db):
     result = migrate_tenants()
     assert result.returncode == 0
-    assert result.stdout.strip() == "No isolated tenant databases to migrate."
+    assert result.stdout.strip().startswith("Nothing to do: all 0 tenant database(s) are at ")
 
 
-def test_parallel_must_be_positive(transactional_db):
-    result = migrate_tenants("--parallel", "0")
+@pytest.mark.parametrize("option", [("--parallel", "0"), ("--parallel", "10000"), ("--canary", "-1")])
+def test_options_out_of_range_are_refused(transactional_db, option):
+    result = migrate_tenants(*option)
     assert result.returncode != 0
-    assert "--parallel must be at least 1" in result.stderr
+    assert "must be a whole number" in result.stderr
+    assert not Upgrade.objects.exists()
+
+
+def test_roles_sets_every_tenant_s_role_again(isolated):
+    isolated("m-one")
+    with raw_cursor(f"{PREFIX}m-one") as cursor:  # a grant lost behind our back
+        cursor.execute(f'REVOKE SELECT ON tenants_user FROM "{PREFIX}m-one"')
+    result = migrate_tenants("--roles")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "Roles set again for 1 tenant database(s)."
+    with use_tenant(Tenant.objects.get(pk="m-one")):
+        assert User.objects.filter(tenant_id="m-one").count() == 1
 
 
 def test_every_server_s_tenants_are_migrated(transactional_db, fleet_servers, root_user):
@@ -104,7 +107,7 @@ def test_every_server_s_tenants_are_migrated(transactional_db, fleet_servers, ro
         new_tenant(tenant_id, database_server=server)
         run_tenant_creation(tenant_id=tenant_id, initiated_by=str(root_user.pk))
 
-    result = migrate_tenants(settings_module=NEXT_RELEASE_SETTINGS)
+    result = migrate_tenants(settings_module=NEXT_RELEASE)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert has_new_migration(f"{PREFIX}m-main")

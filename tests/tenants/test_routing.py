@@ -10,9 +10,11 @@ from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from tenants.connections import use_tenant
 from tenants.models import ProvisioningStatus, Role, Tenant, User
 from tenants.pools import pool
 from tenants.provisioning.steps import run_tenant_creation
+from tests.support.tenant_app.models import Note
 from tests.support.tenant_databases import ADMIN_PASSWORD, main_database, new_tenant, query, raw_cursor
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
@@ -94,9 +96,20 @@ def test_the_rows_of_an_isolated_tenant_are_physically_in_its_own_database_only(
         in_main = cursor.fetchall()
     assert in_main == [("gamma", "admin@gamma.test"), ("gamma", "member@gamma.test")]
     assert query(f"{PREFIX}beta", "SELECT tenant_id, email FROM tenants_user") == [("beta", "admin@beta.test")]
-    # Only tenant-side tables in a tenant database: no catalog, jobs or notifications there.
+    # Only tenant-side tables in a tenant database: the users and the tenant apps' (DIQUIS_TENANT_APPS) tables, no
+    # catalog, jobs or notifications there.
     tables = {row[0] for row in query(f"{PREFIX}alpha", "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert tables == {"tenants_user", "django_migrations"}
+    notes = {"tenant_notes_note", "tenant_notes_label", "tenant_notes_note_labels"}
+    assert tables == {"tenants_user", "django_migrations", *notes}
+
+
+def test_a_tenant_app_s_rows_go_to_the_tenant_s_own_database(tenants):
+    with use_tenant(Tenant.objects.get(pk="alpha")):
+        Note.objects.create(title="alpha's own")
+    with use_tenant(Tenant.objects.get(pk="beta")):
+        assert not Note.objects.exists()
+    assert query(f"{PREFIX}alpha", "SELECT title FROM tenant_notes_note") == [("alpha's own",)]
+    assert not Note.objects.using("default").exists()
 
 
 NOT_AUTHORIZED = {"succeeded": False, "data": None, "messages": ["Not Authorized"]}

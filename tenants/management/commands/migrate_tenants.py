@@ -1,101 +1,166 @@
-"""`python manage.py migrate_tenants [--parallel N]`: apply pending migrations to every isolated database.
+"""`python manage.py migrate_tenants [--parallel N] [--canary N] [--max-failures N] [--no-wait] [--in-process]
+[--roles]`: upgrade every isolated tenant database to this release's migrations, as one operation.
 
-`migrate` keeps doing the main database (shared tenants' rows live there). This command goes through
-every isolated tenant's database, several at a time in a process pool if asked, prints a line per
-database as it finishes, carries on past a failure, and ends with a summary of every failure and a
-non-zero exit status if there was any.
+`migrate` keeps doing the main database (shared tenants' rows live there). This command starts the same upgrade
+as `POST /api/upgrades` (API.md, "Tenant database upgrades": canaries first, paused after more failures than
+allowed, nothing half-migrated) and follows it with a progress bar until it ends; the exit status is non-zero
+unless it succeeded. An upgrade already under way is followed, not started twice. The upgrade's parent job runs in
+a worker; when none is running (a deploy script that migrates before it starts them, the embedded default), this
+process claims the job and runs it itself, under the same locks: a worker that comes up meanwhile finds it taken.
 
-Each database is migrated under its tenant's job lock, so it never races a job on the same tenant; then its
-tenant's own role is set again (tenants.provisioning.roles: the password of the current SECRET_KEY, the grants).
-A tenant whose database server does not answer is reported as failed within the connect timeout, and the others
-go on.
+`--roles` then sets every isolated tenant's role again (tenants.provisioning.roles: its password from the current
+SECRET_KEY, its grants): what a SECRET_KEY rotation needs.
 """
 
-import multiprocessing
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
+from django.utils import timezone
+from redis.exceptions import RedisError
+from rq import Worker
 
 from jobs.locks import subject_lock
-from tenants.provisioning.databases import ensure_tenant_role, migrate_tenant_database
-from tenants.selectors import get_tenant, isolated_tenants
-from tenants.services import subject_for
+from jobs.models import Job
+from jobs.redis_client import connection as redis_connection
+from jobs.runner import run_job
+from tenants import selectors, upgrade_services
+from tenants.exceptions import Conflict
+from tenants.models import UPGRADE_OPEN, Upgrade, UpgradeStatus
+from tenants.provisioning.databases import ensure_tenant_role
+from tenants.provisioning.rollout import counts
+from tenants.subjects import subject_for, upgrade_subject
+
+POLL_SECONDS = 0.5
+BAR_WIDTH = 30
 
 
-@dataclass(frozen=True)
-class Outcome:
-    tenant_id: str
-    database: str
-    seconds: float
-    error: str | None = None
-
-
-def migrate_one(tenant_id):
-    """Migrate one tenant's database; an error is reported, never raised (the others go on)."""
-    started = time.monotonic()
-    tenant = get_tenant(tenant_id)
-    database = (tenant.database_name if tenant else None) or "?"
+def workers_running():
     try:
-        if tenant is None:
-            raise LookupError("the tenant no longer exists")
-        with subject_lock(subject_for(tenant_id)):
-            migrate_tenant_database(tenant)
-            ensure_tenant_role(tenant)  # its password after a SECRET_KEY rotation, its grants on new tables
-        error = None
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
-    finally:
-        connections.close_all()
-    return Outcome(tenant_id, database, round(time.monotonic() - started, 2), error)
+        return Worker.count(connection=redis_connection()) > 0
+    except RedisError:
+        return False
+
+
+class ProgressBar:
+    """One line redrawn in place on a terminal; elsewhere (a CI log) a line whenever the counts change."""
+
+    def __init__(self, stream, total):
+        self.stream, self.total = stream, max(total, 1)
+        self.tty = stream.isatty()
+        self.started, self.last = time.monotonic(), None
+
+    def show(self, tally):
+        finished = tally["done"] + tally["failed"] + tally["skipped"]
+        filled = BAR_WIDTH * finished // self.total
+        line = (
+            f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {finished}/{self.total}: {tally['done']} upgraded, "
+            f"{tally['failed']} failed, {tally['skipped']} skipped{self._eta(finished)}"
+        )
+        if line == self.last:
+            return
+        self.last = line
+        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
+        self.stream.flush()
+
+    def _eta(self, finished):
+        elapsed = time.monotonic() - self.started
+        if not finished or finished >= self.total:
+            return ""
+        return f", about {round(elapsed / finished * (self.total - finished))}s left"
+
+    def close(self):
+        if self.tty and self.last:
+            self.stream.write("\n")
 
 
 class Command(BaseCommand):
-    help = "Apply pending migrations to the database of every isolated tenant."
+    help = "Upgrade the database of every isolated tenant to this release's migrations, and follow the upgrade."
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--parallel", type=int, default=1, metavar="N", help="migrate N databases at a time (processes)"
-        )
+        parser.add_argument("--parallel", type=int, default=upgrade_services.DEFAULT_PARALLEL, metavar="N")
+        parser.add_argument("--canary", type=int, default=upgrade_services.DEFAULT_CANARY, metavar="N")
+        parser.add_argument("--max-failures", type=int, default=upgrade_services.DEFAULT_MAX_FAILURES, metavar="N")
+        parser.add_argument("--no-wait", action="store_true", help="start the upgrade and exit")
+        parser.add_argument("--in-process", action="store_true", help="run the upgrade here even if workers run")
+        parser.add_argument("--roles", action="store_true", help="then set every tenant's role again")
 
-    def handle(self, *args, parallel, **options):
-        if parallel < 1:
-            raise CommandError("--parallel must be at least 1")
-        tenant_ids = list(isolated_tenants().values_list("id", flat=True))
-        if not tenant_ids:
-            self.stdout.write("No isolated tenant databases to migrate.")
+    def handle(self, *args, parallel, canary, max_failures, no_wait, in_process, roles, **options):
+        upgrade = self._start(parallel=parallel, canary=canary, max_failures=max_failures)
+        if upgrade.status == UpgradeStatus.SUCCEEDED and not upgrade.children.exists():
+            self.stdout.write(f"Nothing to do: all {upgrade.total} tenant database(s) are at {upgrade.target}.")
+        elif no_wait:
+            self.stdout.write(f"Upgrade {upgrade.pk} started: GET /api/upgrades/{upgrade.pk} follows it.")
             return
-        workers = min(parallel, len(tenant_ids))
-        self.stdout.write(f"Migrating {len(tenant_ids)} tenant database(s), {workers} at a time.")
-        failures = []
-        for done, outcome in enumerate(self._outcomes(tenant_ids, workers), start=1):
-            prefix = f"[{done}/{len(tenant_ids)}] {outcome.tenant_id} ({outcome.database})"
-            if outcome.error:
-                failures.append(outcome)
-                self.stdout.write(self.style.ERROR(f"{prefix}: FAILED after {outcome.seconds}s: {outcome.error}"))
-            else:
-                self.stdout.write(f"{prefix}: OK in {outcome.seconds}s")
-        self._summary(len(tenant_ids), failures)
+        else:
+            self._follow(upgrade, in_process=in_process or not workers_running())
+        if roles:
+            self._reset_roles()
 
-    def _outcomes(self, tenant_ids, workers):
-        if workers == 1:
-            yield from map(migrate_one, tenant_ids)
+    def _start(self, **options):
+        try:
+            upgrade = upgrade_services.start_upgrade(initiated_by=None, **options)
+        except Conflict:
+            upgrade = Upgrade.objects.filter(status__in=UPGRADE_OPEN).first()
+            if upgrade is None or upgrade.status == UpgradeStatus.PAUSED:
+                raise
+            self.stdout.write(f"Upgrade {upgrade.pk} is under way already: following it.")
+            return upgrade
+        behind = upgrade.total - upgrade.skipped
+        if behind:
+            self.stdout.write(
+                f"Upgrade {upgrade.pk} to {upgrade.target}: {behind} of {upgrade.total} tenant database(s) behind, "
+                f"{upgrade.parallel} at a time, {upgrade.canary} canary(ies) first."
+            )
+        return upgrade
+
+    def _follow(self, upgrade, *, in_process):
+        bar = ProgressBar(self.stdout, upgrade.total)
+        if in_process:
+            self.stdout.write("No worker is running: upgrading in this process.")
+            self._run_here(upgrade)
+        while True:
+            upgrade.refresh_from_db()
+            tally = counts(upgrade)
+            bar.show(tally)
+            if upgrade.status not in (UpgradeStatus.PENDING, UpgradeStatus.RUNNING):
+                break
+            time.sleep(POLL_SECONDS)
+        bar.close()
+        self._summary(upgrade, tally)
+
+    def _run_here(self, upgrade):
+        """Run the upgrade's parent job in this process (its retries too) until it is over, or a worker has it."""
+        jobs = Job.objects.filter(subject=upgrade_subject(upgrade.pk), status__in=Job.OPEN_STATUSES)
+        while (job := jobs.order_by("created_at").first()) is not None and job.status != Job.Status.RUNNING:
+            if job.status == Job.Status.RETRY_WAIT and job.run_after > timezone.now():
+                time.sleep(POLL_SECONDS)
+                continue
+            try:
+                run_job(str(job.pk))
+            except Exception:  # its last attempt failed: recorded, and the upgrade paused with the error
+                return
+
+    def _summary(self, upgrade, tally):
+        if upgrade.status == UpgradeStatus.SUCCEEDED:
+            self.stdout.write(
+                self.style.SUCCESS(f"Done: {tally['done']} upgraded, {tally['skipped']} skipped: all at the head.")
+            )
             return
-        # Forked children must not share the parent's sockets: the parent closes its own first.
+        failures = list(selectors.upgrade_failures(upgrade))
+        done, failed = tally["done"], tally["failed"]
+        self.stdout.write(f"Upgrade {upgrade.pk} is {upgrade.status}: {done} upgraded, {failed} failed:")
+        for child in failures:
+            self.stdout.write(f"  - {child.tenant_id}: {child.error}")
+        reason = f" ({upgrade.error})" if upgrade.error else ""
+        raise CommandError(f"upgrade {upgrade.pk} is {upgrade.status}{reason}: {tally['failed']} failed")
+
+    def _reset_roles(self):
+        tenants = list(selectors.isolated_tenants())
+        for tenant in tenants:
+            with subject_lock(subject_for(tenant.id)):
+                ensure_tenant_role(tenant)
         connections.close_all()
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(migrate_one, tenant_id) for tenant_id in tenant_ids]
-            for future in as_completed(futures):
-                yield future.result()
-
-    def _summary(self, total, failures):
-        migrated = total - len(failures)
-        if not failures:
-            self.stdout.write(self.style.SUCCESS(f"Done: all {total} tenant database(s) are migrated."))
-            return
-        self.stdout.write(f"Done: {migrated} migrated, {len(failures)} failed:")
-        for outcome in failures:
-            self.stdout.write(f"  - {outcome.tenant_id} ({outcome.database}): {outcome.error}")
-        raise CommandError(f"{len(failures)} of {total} tenant database(s) failed to migrate.")
+        self.stdout.write(f"Roles set again for {len(tenants)} tenant database(s).")
+        sys.stdout.flush()

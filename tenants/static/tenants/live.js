@@ -1,8 +1,8 @@
 /*
  * Live tenant pages of the admin (the list and a tenant's page), without reloading.
  *
- * The page opens the notification websocket (/hubs/notifications; the browser sends the admin's session
- * cookie). Every notification shows a toast; progress frames show the current step under the badge.
+ * The page opens the notification websocket (tenants/hub.js, loaded first). Every notification shows a
+ * toast; progress frames show the current step under the badge.
  * When a frame names a tenant, the page fetches itself again and patches what changed: the rows of the
  * list (keeping the action checkboxes) or the live parts of the change page. Notifications go to the
  * user who started an operation, so while a tenant on the page is in flight, the page also re-reads
@@ -10,15 +10,11 @@
  */
 'use strict';
 (function () {
-    const HUB_PATH = '/hubs/notifications';
     const IN_FLIGHT = new Set(['Pending', 'Provisioning', 'Updating', 'Deleting', 'Moving']);
     const POLL_MS = 10000;
-    const TOAST_MS = 8000;
-    const MAX_RETRY_MS = 30000;
 
     const progress = new Map(); // tenantId -> the last TenantProvisioningProgress data
     let since = null; // the last notification id seen: a reconnect replays from there
-    let retryMs = 1000;
     let refreshTimer = null;
     let pollTimer = null;
     let refreshing = false;
@@ -40,32 +36,6 @@
 
     function canRefresh() {
         return kind === 'list' || (kind === 'form' && pageTenant() !== null);
-    }
-
-    // --- toasts -------------------------------------------------------------------------------------
-
-    function toast(type, text) {
-        let box = document.getElementById('tenant-toasts');
-        if (!box) {
-            box = document.createElement('div');
-            box.id = 'tenant-toasts';
-            document.body.appendChild(box);
-        }
-        const item = document.createElement('div');
-        const error = type === 'error';
-        item.className = 'tenant-toast tenant-toast--' + (error ? 'error' : 'success');
-        item.setAttribute('role', error ? 'alert' : 'status');
-        const message = document.createElement('span');
-        message.textContent = text;
-        const close = document.createElement('button');
-        close.type = 'button';
-        close.className = 'tenant-toast-close';
-        close.setAttribute('aria-label', 'Dismiss');
-        close.textContent = '\u00d7';
-        close.addEventListener('click', () => item.remove());
-        item.append(message, close);
-        box.appendChild(item);
-        setTimeout(() => item.remove(), TOAST_MS);
     }
 
     // --- progress under the badges --------------------------------------------------------------------
@@ -231,41 +201,19 @@
             progress.set(data.tenantId, data);
             showProgress();
         } else {
-            if (data.type === 'success' || data.type === 'error') toast(data.type, data.message);
+            window.diquisHub.toastFor(frame);
             if (data.tenantId) progress.delete(data.tenantId);
         }
         if (data.tenantId && (kind === 'list' || data.tenantId === pageTenant())) scheduleRefresh();
     }
 
-    function setLive(on) {
-        const dot = document.querySelector('.tenant-live');
-        if (!dot) return;
-        dot.classList.toggle('tenant-live--on', on);
-        dot.title = on ? 'Live: updates arrive as they happen' : 'Reconnecting…';
-    }
-
     function connect() {
-        const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
-        const query = since === null ? '' : '?since=' + encodeURIComponent(since);
-        const socket = new WebSocket(scheme + '//' + window.location.host + HUB_PATH + query);
-        let opened = false;
-        socket.addEventListener('open', () => {
-            opened = true;
-            retryMs = 1000;
-            setLive(true);
-        });
-        socket.addEventListener('message', (event) => {
-            try {
-                onFrame(JSON.parse(event.data));
-            } catch (error) {
-                // not a frame of this hub
-            }
-        });
-        socket.addEventListener('close', () => {
-            setLive(false);
-            if (opened) scheduleRefresh(); // catch up on what changed while the socket was down
-            setTimeout(connect, retryMs);
-            retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+        window.diquisHub.connect({
+            query: () => (since === null ? '' : '?since=' + encodeURIComponent(since)),
+            onFrame,
+            onClose: (wasOpen) => {
+                if (wasOpen) scheduleRefresh(); // catch up on what changed while the socket was down
+            },
         });
     }
 
@@ -276,12 +224,7 @@
         if (!kind) return;
         const config = document.getElementById('tenant-live-config');
         if (config) since = JSON.parse(config.textContent).since;
-        const title = document.querySelector('#content > h1');
-        if (title) {
-            const dot = document.createElement('span');
-            dot.className = 'tenant-live';
-            title.appendChild(dot);
-        }
+        window.diquisHub.addLiveDot();
         connect();
         schedulePoll();
     }

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0003_database_servers")]
+    dependencies = [("tenants", "0004_upgrades")]
 
     operations = [
         migrations.AddField("user", "nickname", models.CharField(max_length=40, null=True, blank=True)),

@@ -1,0 +1,16 @@
+"""The subjects of the tenants domain's jobs: jobs of one subject never run at once (jobs.locks)."""
+
+
+def subject_for(tenant_id):
+    """Every job of one tenant has this subject, and an upgrade holds it while it migrates the tenant."""
+    return f"tenant:{tenant_id}"
+
+
+def spare_refill_subject(server):
+    """Spares are per server, and so is their refill: one waiting refill per server at most."""
+    return f"tenant-database-spares:{server}"
+
+
+def upgrade_subject(upgrade_id):
+    """An upgrade's parent job: one run of it at a time."""
+    return f"upgrade:{upgrade_id}"
