@@ -28,6 +28,8 @@ DEFAULTS = {
     # The bench creates tenants and users as fast as it can: what it measures is the server, not the budgets.
     "TENANT_CREATE_RATE": "1000000/min",
     "USER_CREATE_RATE": "1000000/min",
+    # A tenant side the size of a real product's (38 models, 22 migrations): what every tenant database holds.
+    "DIQUIS_TENANT_APPS": "bench.tenant_product",
 }
 
 # Keys of the Redis database that the stack writes: RQ, the channel layer, Django's cache.

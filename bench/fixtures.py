@@ -1,5 +1,6 @@
 """What the benchmarks need in the database: the root's token, tenant bodies, users in bulk, a reset."""
 
+import functools
 import itertools
 
 from django.conf import settings
@@ -9,7 +10,8 @@ from jobs.enqueue import queue
 from jobs.models import Job
 from notifications.models import Notification
 from tenants.connections import database_name_for
-from tenants.models import ROOT_TENANT_ID, ProvisioningStatus, Tenant, User
+from tenants.models import ROOT_TENANT_ID, ProvisioningStatus, Tenant, Upgrade, User
+from tenants.provisioning.template import migration_fingerprint
 from tenants.tokens import issue_tokens
 
 from . import environment, sandbox
@@ -58,6 +60,7 @@ def reset():
     root_email = settings.DIQUIS_ROOT_EMAIL.lower()
     Tenant.objects.exclude(pk=ROOT_TENANT_ID).delete()
     Job.objects.all().delete()
+    Upgrade.objects.all().delete()
     Notification.objects.all().delete()
     User.objects.using("default").exclude(tenant_id=ROOT_TENANT_ID, email=root_email).delete()
     drop_tenant_databases()
@@ -73,8 +76,13 @@ def drop_tenant_databases():
             sandbox.drop_database(name)
 
 
+# This process's migration head (its settings never change): computed once, not for each of a thousand rows.
+head_fingerprint = functools.cache(migration_fingerprint)
+
+
 def active_tenant(label, tenant_id, *, isolated):
-    """An unsaved Active tenant row as provisioning leaves it (for bulk inserts): named `<label> <id>`."""
+    """An unsaved Active tenant row as provisioning leaves it (for bulk inserts): named `<label> <id>`, its
+    database (if isolated) at this release's head, as cloned from the template."""
     return Tenant(
         id=tenant_id,
         name=f"{label} {tenant_id}",
@@ -83,4 +91,5 @@ def active_tenant(label, tenant_id, *, isolated):
         is_provisioned=True,
         has_isolated_database=isolated,
         database_name=database_name_for(tenant_id) if isolated else None,
+        schema_fingerprint=head_fingerprint() if isolated else None,
     )

@@ -246,31 +246,9 @@ def _fanout(results):
     return out
 
 
-def _migrate(results):
-    samples = results.get("migrate_tenants")
-    if not samples:
-        return []
-    if not isinstance(next(iter(samples)), tuple):  # a run from before the pending-migration rows
-        samples = {("nothing to apply", p): v for p, v in samples.items()}
-    parallels = sorted({p for _, p in samples})
-    low, high = parallels[0], parallels[-1]
-    speedups = {
-        what: fmt_ratio(ratio(Summary.of(samples[(what, low)]).median, Summary.of(samples[(what, high)]).median))
-        for what in {w for w, _ in samples}
-    }
-    return [
-        f"- **migrate_tenants**: --parallel {high} against --parallel {low}: "
-        + ", ".join(f"{what}: {value}" for what, value in sorted(speedups.items()))
-        + ". Each database costs a connection, a check of the migration graph and, when there is one, the "
-        "migration itself. With nothing to apply a database takes a few tens of ms and starting the process "
-        "pool costs more than it saves; with a migration to apply the work is real and the pool helps, bounded "
-        "by the 2 cores it shares with PostgreSQL. On a bigger machine --parallel up to the core count pays off.",
-    ]
-
-
 def notes(results):
     out = []
-    for part in (_accept, _sync, _notified, _burst, _fanout, _migrate):
+    for part in (_accept, _sync, _notified, _burst, _fanout):
         try:
             out += part(results)
         except Exception as error:  # a note that cannot be computed must not lose the report

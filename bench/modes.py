@@ -33,9 +33,6 @@ class Mode:
     # 5. scale
     scale_tenant_counts: tuple
     scale_requests: int
-    migrate_databases: int
-    migrate_parallel: tuple
-    migrate_repeats: int
     # 6. fleet
     fleet_placement_tenants: int  # isolated creations per placement burst
     fleet_placement_runs: tuple  # keys of bench.fleet.CONFIGURATIONS, in the order run
@@ -56,6 +53,11 @@ class Mode:
     pooling_memory: tuple  # variants whose memory is measured over every isolated tenant, twice
     pooling_bounced_counts: tuple  # the tenant counts the variants through PgBouncer are measured at
     pooling_bounced_workloads: tuple  # and the workloads
+    # 8. upgrades
+    upgrade_tenants: int  # isolated tenants (and django-tenants schemas) upgraded
+    upgrade_repeats: int  # runs of `migrate_tenants` with nothing to apply
+    upgrade_callers: int  # tenants whose admins make the tenant-scoped calls during the upgrade
+    upgrade_idle_requests: int  # calls of the idle baseline
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -88,9 +90,6 @@ FULL = Mode(
     idle_seconds=300,
     scale_tenant_counts=(10, 100, 1000),
     scale_requests=200,
-    migrate_databases=50,
-    migrate_parallel=(1, 4),
-    migrate_repeats=2,
     fleet_placement_tenants=300,
     fleet_placement_runs=("one server", "three, 1/1/1", "three, 1/2/1", "one server", "three, 1/1/1"),
     fleet_stop_tenants_per_server=5,
@@ -109,6 +108,10 @@ FULL = Mode(
     pooling_memory=("a", "b"),
     pooling_bounced_counts=(10, 100),
     pooling_bounced_workloads=("hot",),
+    upgrade_tenants=1000,
+    upgrade_repeats=3,
+    upgrade_callers=20,
+    upgrade_idle_requests=400,
 )
 
 QUICK = Mode(
@@ -135,9 +138,6 @@ QUICK = Mode(
     idle_seconds=6,
     scale_tenant_counts=(10, 100),
     scale_requests=30,
-    migrate_databases=3,
-    migrate_parallel=(1, 2),
-    migrate_repeats=1,
     fleet_placement_tenants=4,
     fleet_placement_runs=("one server", "three, 1/2/1"),
     fleet_stop_tenants_per_server=2,
@@ -156,4 +156,8 @@ QUICK = Mode(
     pooling_memory=("a", "b"),
     pooling_bounced_counts=(10,),
     pooling_bounced_workloads=("hot",),
+    upgrade_tenants=30,
+    upgrade_repeats=2,
+    upgrade_callers=5,
+    upgrade_idle_requests=80,
 )

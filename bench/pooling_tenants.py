@@ -42,9 +42,9 @@ def shared_tokens(count):
     return [issue_tokens(admin, tenant=tenant)["token"] for admin, tenant in zip(admins, tenants, strict=True)]
 
 
-def _isolated(index, password):
+def _isolated(index, password, label):
     """One isolated tenant as a creation job leaves it: its database cloned, its role, its row, its admin."""
-    tenant = fixtures.active_tenant("Pooling", f"{ISOLATED_LABEL}-{index:04d}", isolated=True)
+    tenant = fixtures.active_tenant("Pooling", f"{label}-{index:04d}", isolated=True)
     try:
         store = main_store()
         databases.create_database(store, tenant.database_name)
@@ -59,24 +59,24 @@ def _isolated(index, password):
         connections.close_all()  # this thread's main-database connection (the executor's threads end)
 
 
-def isolated_tokens(count):
-    """`count` isolated tenants, and a token of each admin, hottest first."""
+def isolated_tokens(count, *, label=ISOLATED_LABEL):
+    """`count` isolated tenants (ids `<label>-0000`...), and a token of each admin, hottest first."""
     ensure_template(main_store())  # once, before the clones run side by side
     password = make_password(fixtures.ADMIN_PASSWORD)
     with ThreadPoolExecutor(CREATION_THREADS) as executor:
-        return list(executor.map(_isolated, range(count), itertools.repeat(password)))
+        return list(executor.map(_isolated, range(count), itertools.repeat(password), itertools.repeat(label)))
 
 
-def _drop(index):
-    name = database_name_for(f"{ISOLATED_LABEL}-{index:04d}")
+def _drop(index, label):
+    name = database_name_for(f"{label}-{index:04d}")
     sandbox.drop_database(name)
     sandbox.drop_role(tenant_role_name(name))  # after its database: its privileges were there
 
 
-def drop_isolated(count):
+def drop_isolated(count, *, label=ISOLATED_LABEL):
     """The isolated tenants' databases and roles, a few at a time (their rows go with fixtures.reset)."""
     with ThreadPoolExecutor(DROP_THREADS) as executor:
-        list(executor.map(_drop, range(count)))
+        list(executor.map(_drop, range(count), itertools.repeat(label)))
 
 
 def tenant_databases_like():

@@ -1,4 +1,4 @@
-"""5. Scale with the number of tenants: a tenant-scoped call, and `migrate_tenants` over many databases.
+"""5. Scale with the number of tenants: a tenant-scoped call (`migrate_tenants` over many databases is section 8's).
 
 Tenant rows (and one admin each) are inserted in bulk: shared tenants in the main database, plus a few
 isolated tenants with real databases cloned from the template. Each GET /api/users/me is sent with the
@@ -7,11 +7,7 @@ token of a tenant admin picked at random among all tenants, so resolution and ro
 
 import asyncio
 import random
-import subprocess
-import sys
-import time
 
-import psycopg
 from django.contrib.auth.hashers import make_password
 
 from tenants.connections import use_tenant
@@ -19,10 +15,10 @@ from tenants.models import Role, Tenant, User
 from tenants.provisioning import databases, roles
 from tenants.provisioning.stores import main_store
 
-from . import environment, fixtures, sandbox
+from . import fixtures
 from .clients import get_loop
 from .report import Section
-from .stack import ROOT, Web
+from .stack import Web
 from .stats import Summary, fmt_ratio, ratio, triple_ms
 
 ISOLATED_FOR_CALLS = 3
@@ -126,87 +122,11 @@ def tenant_count_latency(ctx, section):
     )
 
 
-NEXT_MIGRATION_SETTINGS = "tests.support.settings_next_migrations"
-PENDING_COLUMN = "nickname"
-
-
-def _migrate_tenants(parallel, settings=None):
-    env = environment.child_env(**({"DJANGO_SETTINGS_MODULE": settings} if settings else {}))
-    started = time.perf_counter()
-    completed = subprocess.run(
-        [sys.executable, "manage.py", "migrate_tenants", "--parallel", str(parallel)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    if completed.returncode != 0:
-        raise RuntimeError(f"migrate_tenants --parallel {parallel} failed:\n{completed.stdout[-2000:]}")
-    return seconds
-
-
-def _fresh_databases(tenants):
-    """Every database back to the current head (cloned again), so the next migration is pending in all."""
-    for tenant in tenants:
-        sandbox.drop_database(tenant.database_name)
-        databases.create_database(main_store(), tenant.database_name)
-
-
-def _has_pending_column(database_name):
-    with psycopg.connect(environment.server_dsn(database_name)) as connection:
-        row = connection.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_name = 'tenants_user' AND column_name = %s",
-            [PENDING_COLUMN],
-        ).fetchone()
-    return row is not None
-
-
-def migrate_tenants(ctx, section):
-    mode = ctx.mode
-    for tenant in Tenant.objects.filter(has_isolated_database=True):  # only the databases made below
-        sandbox.drop_database(tenant.database_name)
-        tenant.delete()
-    add_isolated_tenants(mode.migrate_databases, label="mig", with_admin=False)
-    tenants = list(Tenant.objects.filter(has_isolated_database=True))
-    samples = {}
-    applied = True
-    for _ in range(mode.migrate_repeats):
-        for parallel in mode.migrate_parallel:
-            samples.setdefault(("nothing to apply", parallel), []).append(_migrate_tenants(parallel))
-        for parallel in mode.migrate_parallel:
-            _fresh_databases(tenants)
-            samples.setdefault(("one new migration", parallel), []).append(
-                _migrate_tenants(parallel, NEXT_MIGRATION_SETTINGS)
-            )
-            applied = applied and all(_has_pending_column(t.database_name) for t in tenants)
-    section.add(
-        f"`python manage.py migrate_tenants --parallel P` over {len(tenants)} isolated databases, wall time of the "
-        f"whole command, {mode.migrate_repeats} run(s) each: with every database at the head (a deploy without a "
-        "tenant-side migration), and with one new migration pending in all of them (a column and an index on the "
-        "users table; `tests.support.settings_next_migrations`, databases cloned afresh before each run). "
-        f"New migration applied to every database: {'yes' if applied else '**no**'}.",
-        "",
-    )
-    rows = [
-        [what, p, " / ".join(f"{x:.1f}" for x in (min(v), sorted(v)[len(v) // 2], max(v)))]
-        for (what, p), v in samples.items()
-    ]
-    section.table(["databases", "--parallel", "seconds min / median / max"], rows)
-    low, high = min(mode.migrate_parallel), max(mode.migrate_parallel)
-    for what in ("nothing to apply", "one new migration"):
-        speedup = ratio(Summary.of(samples[(what, low)]).median, Summary.of(samples[(what, high)]).median)
-        section.add(f"- {what}: --parallel {high} / --parallel {low} speed-up {fmt_ratio(speedup)} (medians)")
-    section.add("")
-    ctx.results["migrate_tenants"] = samples
-
-
 def run(ctx):
     section = Section("5. Scale with the number of tenants")
     fixtures.reset()
     try:
         tenant_count_latency(ctx, section)
-        migrate_tenants(ctx, section)
     finally:
         ctx.sandbox.stop_processes()
         fixtures.reset()
