@@ -10,7 +10,7 @@ from jobs.enqueue import queue
 from jobs.models import Job
 from notifications.models import Notification
 from tenants.connections import database_name_for
-from tenants.models import ROOT_TENANT_ID, ProvisioningStatus, Tenant, Upgrade, User
+from tenants.models import MAIN_SERVER, ROOT_TENANT_ID, ProvisioningStatus, Tenant, Upgrade, User
 from tenants.provisioning.template import migration_fingerprint
 from tenants.tokens import issue_tokens
 
@@ -82,7 +82,7 @@ head_fingerprint = functools.cache(migration_fingerprint)
 
 def active_tenant(label, tenant_id, *, isolated):
     """An unsaved Active tenant row as provisioning leaves it (for bulk inserts): named `<label> <id>`, its
-    database (if isolated) at this release's head, as cloned from the template."""
+    database (if isolated) on the main server, at this release's head, as cloned from the template."""
     return Tenant(
         id=tenant_id,
         name=f"{label} {tenant_id}",
@@ -91,5 +91,6 @@ def active_tenant(label, tenant_id, *, isolated):
         is_provisioned=True,
         has_isolated_database=isolated,
         database_name=database_name_for(tenant_id) if isolated else None,
+        database_server_id=MAIN_SERVER if isolated else None,
         schema_fingerprint=head_fingerprint() if isolated else None,
     )
