@@ -24,7 +24,6 @@ index, not only the catalog.
 
 import asyncio
 import logging
-import subprocess
 import sys
 import threading
 import time
@@ -39,8 +38,9 @@ from tenants.provisioning.stores import main_store
 
 from . import environment, fixtures, pooling_tenants, sandbox
 from .clients import get_each
+from .commands import timed_run
 from .report import Section
-from .stack import ROOT, Web, start_worker, wait_for_workers
+from .stack import Web, start_worker, wait_for_workers
 from .stats import Summary, fmt_ratio, ms, ratio, triple_ms
 
 logger = logging.getLogger("bench")
@@ -58,14 +58,8 @@ PATH = "/api/users/me"
 
 
 def timed_command(argv, *, settings=None):
-    """Wall time of one command run from the repo's root in the bench's environment; raises if it fails."""
-    env = environment.child_env(**({"DJANGO_SETTINGS_MODULE": settings} if settings else {}))
-    started = time.perf_counter()
-    completed = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
-    if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[1:])} failed:\n{(completed.stdout + completed.stderr)[-3000:]}")
-    return seconds
+    """Wall time of one command in the bench's environment; raises if it fails."""
+    return timed_run(argv, env=environment.child_env(**({"DJANGO_SETTINGS_MODULE": settings} if settings else {})))
 
 
 def migrate_tenants_now(settings=None):
