@@ -10,7 +10,6 @@ own breadcrumb, which links by the worker's name, was a 500.
 import re
 import time
 from datetime import timedelta
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import django_rq
@@ -21,6 +20,7 @@ from django.urls import resolve
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 
 from tests.support import live
+from tests.support.html_links import links
 from tests.support.users import make_root_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,19 +35,6 @@ NOT_CRAWLED = {
 }  # fmt: skip
 REGISTRIES = ["finished", "failed", "scheduled", "started", "deferred"]
 RQ_DASHBOARD_REGISTRIES = ["queued", "started", "finished", "failed", "deferred", "scheduled", "canceled"]
-
-
-class Links(HTMLParser):
-    """The links of a page into either mount."""
-
-    def __init__(self):
-        super().__init__()
-        self.hrefs = set()
-
-    def handle_starttag(self, tag, attrs):
-        href = dict(attrs).get("href")
-        if tag == "a" and href and href.startswith(MOUNTS) and not ACTIONS.search(href):
-            self.hrefs.add(urlsplit(href).path)
 
 
 def wait_until(condition, worker, timeout=60):
@@ -101,9 +88,8 @@ def crawl(client, start):
             continue
         seen[path] = response = client.get(path)
         if response.status_code == 200 and response["content-type"].startswith("text/html"):
-            parser = Links()
-            parser.feed(response.content.decode())
-            pages += sorted(parser.hrefs)
+            hrefs = links(response.content.decode(), MOUNTS)
+            pages += sorted(urlsplit(href).path for href in hrefs if not ACTIONS.search(href))
         assert len(seen) < 300, "runaway crawl"
     return seen
 

@@ -25,7 +25,6 @@ own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls wh
 
 import json
 import re
-from html.parser import HTMLParser
 
 import httpx
 import pytest
@@ -39,6 +38,7 @@ from tenants.models import ROOT_TENANT_ID, DatabaseServer, Tenant, User
 from tenants.vault import tenant_role_password
 from tests.support import live
 from tests.support.fleet import drop_test_databases_on
+from tests.support.html_links import links
 from tests.support.postgres_clusters import CREATEDB_ROLE, SUPERUSER
 from tests.support.redis_client import redis
 from tests.support.secrets_scan import redis_occurrences
@@ -98,17 +98,6 @@ def wait_for(ws, event, frames):
     return frame
 
 
-class Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.hrefs = set()
-
-    def handle_starttag(self, tag, attrs):
-        href = dict(attrs).get("href")
-        if tag == "a" and href and href.startswith(DJANGO_RQ_MOUNTS):
-            self.hrefs.add(href)
-
-
 def admin_cookies(stack):
     """The cookies of a browser signed in to the admin as root, through the admin's own login form."""
     with httpx.Client(base_url=stack.url, timeout=30, follow_redirects=True) as browser:
@@ -161,9 +150,7 @@ def dashboard_pages(stack, cookies, job_ids):
         assert response.status_code in {200, 404}, (page, response.status_code)
         assert response.url.path != "/admin/login/", page  # really signed in
         found.append((f"GET {page}", response.text))
-        parser = Links()
-        parser.feed(response.text)
-        pages += sorted(href for href in parser.hrefs if not UNFOLLOWED.search(href))
+        pages += sorted(href for href in links(response.text, DJANGO_RQ_MOUNTS) if not UNFOLLOWED.search(href))
         assert len(seen) < 400, "runaway crawl"
     return found
 
