@@ -156,6 +156,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Argon2 first, as Django's docs recommend: memory-hard against GPU attacks, and cheaper per sign-in here than
+# PBKDF2 at Django's default cost (bench/RESULTS.md measures both side by side). The rest is Django's
+# own list, so a hash made by any of them still verifies and is rewritten as Argon2 at its user's next sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -16,8 +16,8 @@ registration with a wrong password, lists and changes it, puts the tenant's data
 their dashboards concern it), opens its admin pages (and has the admin's form refuse a registration), asks
 /health, and removes the server at the end.
 
-What must appear nowhere: the plaintext passwords, the password hashes (and the "pbkdf2_sha256$"
-marker of any), the admin password as encrypted at rest, a connection string or the DATABASE_URL,
+What must appear nowhere: the plaintext passwords, the password hashes (and the "argon2$" and "pbkdf2_sha256$"
+markers of any), the admin password as encrypted at rest, a connection string or the DATABASE_URL,
 a database server's password or URL (right or wrong) or its password as stored, the password of the tenant's
 own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to hand one out).
 """
@@ -284,7 +284,7 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
         assert added.status_code == 201, added.text
         assert Tenant.objects.get(pk=TENANT).database_server_id == SERVER
         hashes = [row[0] for row in server_cluster_query(server_cluster, database, "SELECT password FROM tenants_user")]
-        assert len(hashes) == 2 and all(h.startswith("pbkdf2_sha256$") for h in hashes)
+        assert len(hashes) == 2 and all(h.startswith("argon2$argon2id$") for h in hashes)
         for path in ["/api/users", "/api/users/me", "/api/identity/profile", "/api/notifications"]:
             assert call("GET", path, token=admin["token"]).status_code == 200
         call("POST", "/api/tokens/refresh", json={"refreshToken": admin["refreshToken"]})
@@ -320,7 +320,8 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
         "user password": USER_PASSWORD,
         "refused password": WRONG_PASSWORD,
         "root password": settings.DIQUIS_ROOT_PASSWORD,
-        "hash marker": "pbkdf2_sha256$",
+        "hash marker": "argon2$",
+        "hash marker, before Argon2": "pbkdf2_sha256$",
         "root's hash": root_hash,
         **{f"tenant hash {n}": value for n, value in enumerate(hashes)},
         "database url": live.stack_env()["DATABASE_URL"],
