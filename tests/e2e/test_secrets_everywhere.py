@@ -5,7 +5,7 @@ On the real stack (Daphne + worker), root signs in, listens on the websocket, cr
 Then everything the system could have shown or kept is gathered and searched:
 
 - every API response and websocket frame of the cycle,
-- every line the web and worker processes logged,
+- every line the web and worker processes logged, once in the human format and once as JSON lines (LOG_FORMAT),
 - the durable job records (arguments, errors, step timings, tracebacks) and the notifications,
 - every Redis key and value (RQ's job payloads and results decompressed, the channel layer, the cache),
 - the operator's pages as root sees them: rq-dashboard at /rq/ (pages and the JSON behind them),
@@ -167,6 +167,16 @@ def dashboard_pages(stack, cookies, job_ids):
     return found
 
 
+def logs(process, log_format):
+    """(where, text) of what a process logged: as written, and for JSON lines their values decoded too, so that
+    no escape hides a secret."""
+    text = process.output()
+    if log_format == "text":
+        return [(f"{process.name} log", text)]
+    values = [str(value) for line in text.splitlines() for value in json.loads(line).values()]
+    return [(f"{process.name} log", text), (f"{process.name} log, decoded", "\n".join(values))]
+
+
 def database_records():
     rows = [*Job.objects.values(), *Attempt.objects.values(), *Notification.objects.values()]
     rows += list(Tenant.objects.values("id", "provisioning_error", "database_name", "database_server_id"))
@@ -202,9 +212,10 @@ def rq_job_ids():
     )
 
 
-@pytest.fixture
-def stack(transactional_db, tmp_path):
-    running = live.LiveStack(tmp_path, **STACK_ENV)
+@pytest.fixture(params=["text", "json"])
+def stack(request, transactional_db, tmp_path):
+    """The live stack, its logs in the human format, then in JSON lines (LOG_FORMAT): both are searched."""
+    running = live.LiveStack(tmp_path, **STACK_ENV, LOG_FORMAT=request.param)
     try:
         yield running
     finally:
@@ -311,7 +322,7 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
 
     elsewhere = [
         *[("websocket", json.dumps(frame)) for frame in frames],
-        *[(f"{process.name} log", process.output()) for process in [stack.web, *stack.workers]],
+        *[logged for process in [stack.web, *stack.workers] for logged in logs(process, stack.env["LOG_FORMAT"])],
         *database_records(),
         *pages,
     ]
