@@ -8,7 +8,8 @@ the id back in the same header.
 
 Neither the tenant nor the user is copied here: TenantMiddleware sets `request.tenant` and DRF's authentication
 `request.user` (the user of a bearer token is known only inside the view), so the context keeps the request and
-reads them when a line is written. Reading them costs no query: a user Django has not loaded yet is left out.
+reads them when a line is written. Reading them costs no query: a user Django has not loaded yet is left out. A
+websocket's user is the one its authentication found (SocketUserMiddleware, inside notifications.auth's stack).
 """
 
 import re
@@ -29,10 +30,15 @@ class RequestContext:
     def __init__(self, request_id):
         self.request_id = request_id
         self.request = None  # the Django request, once the middleware chain has it
+        self.socket_user_id = None  # a websocket's user, once its authentication has found one
 
     def log_fields(self):
         """The request's id, and its user's id and tenant where they are known."""
-        return {"request_id": self.request_id, "user_id": _user_id(self.request), "tenant": _tenant_id(self.request)}
+        return {
+            "request_id": self.request_id,
+            "user_id": self.socket_user_id or _user_id(self.request),
+            "tenant": _tenant_id(self.request),
+        }
 
 
 current_request: ContextVar[RequestContext | None] = ContextVar("diquis_current_request", default=None)
@@ -72,6 +78,16 @@ class RequestContextMiddleware(BaseMiddleware):
         sent = header_value(scope, REQUEST_ID_HEADER.lower().encode())
         with bound(current_request, RequestContext(request_id_from(sent))):
             return await super().__call__(scope, receive, send)
+
+
+class SocketUserMiddleware(BaseMiddleware):
+    """ASGI, inside a websocket's authentication (notifications.auth): names the socket's user in its context."""
+
+    async def __call__(self, scope, receive, send):
+        context, principal = current_request.get(), scope.get("principal")
+        if context is not None and principal is not None:
+            context.socket_user_id = principal.user_id
+        return await super().__call__(scope, receive, send)
 
 
 class RequestIdMiddleware:

@@ -1,6 +1,7 @@
 """`LOG_FORMAT=json` on the real stack: every line Daphne and the worker write is one JSON object, with nothing
 empty; a web request's lines carry its id (the X-Request-ID it was sent, given back in the response), its user
-and tenant, and a job's lines their job id, operation, subject, tenant, attempt and step."""
+and tenant, a websocket's its id and user, and a job's lines their job id, operation, subject, tenant, attempt
+and step."""
 
 import json
 
@@ -73,6 +74,8 @@ def test_web_and_worker_write_json_lines_that_carry_the_request_and_the_job(stac
     assert {line["logger"] for line in of_request} == {"django.request", "diquis.access"}  # Django's, Daphne's
     for line in of_request:
         assert (line["user_id"], line["tenant"], line["status_code"]) == (str(root.pk), ROOT_TENANT_ID, 404)
+    (socket_opened,) = [line for line in web if '"WSCONNECT /hubs/notifications"' in line["message"]]
+    assert socket_opened["user_id"] == str(root.pk) and socket_opened["request_id"]
     accepted = [line for line in web if line["logger"] == "diquis.access" and line.get("status_code") == 202]
     assert len(accepted) == 1 and '"POST /api/tenants"' in accepted[0]["message"]
 
