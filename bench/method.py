@@ -14,7 +14,8 @@ def lines(mode, open_files):
         "- The bench makes its own main database (`manage.py migrate`), tenant databases under its own prefix, and "
         "uses a Redis database of its own; it drops all of them at the end, also on failure or Ctrl-C.",
         "- Processes run with `DJANGO_SETTINGS_MODULE=bench.settings`: the project's settings plus one bench-only URL "
-        "(the synchronous baseline); `bench.settings_stock_layer` is the same with channels_redis at its defaults.",
+        "(the synchronous baseline); `bench.settings_stock_layer` is the same with channels_redis at its defaults, "
+        "`bench.settings_pbkdf2` with Django's own PASSWORD_HASHERS (PBKDF2 first, section 9).",
         "- Latencies: min / p50 (median) / p99 (nearest rank) over every sample of the repeated rounds; throughputs: "
         "min / median / max over the rounds. Comparisons are ratios of figures measured in the same run.",
         "- The machine is shared: colleagues' test suites ran during this run (see the load averages above and "

@@ -58,6 +58,12 @@ class Mode:
     upgrade_repeats: int  # runs of `migrate_tenants` with nothing to apply
     upgrade_callers: int  # tenants whose admins make the tenant-scoped calls during the upgrade
     upgrade_idle_requests: int  # calls of the idle baseline
+    # 9. password hashing
+    hashing_concurrency: tuple  # clients of the sign-in rows
+    hashing_sign_ins: int  # measured per client count, variant and round
+    hashing_tenants: int  # shared tenants created per variant and round
+    hashing_rounds: int  # each variant this many times, alternating
+    hashing_repeats: int  # make_password alone, per hasher
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -112,6 +118,11 @@ FULL = Mode(
     upgrade_repeats=3,
     upgrade_callers=20,
     upgrade_idle_requests=400,
+    hashing_concurrency=(1, 4),
+    hashing_sign_ins=100,
+    hashing_tenants=15,
+    hashing_rounds=2,
+    hashing_repeats=20,
 )
 
 QUICK = Mode(
@@ -160,4 +171,9 @@ QUICK = Mode(
     upgrade_repeats=2,
     upgrade_callers=5,
     upgrade_idle_requests=80,
+    hashing_concurrency=(1, 4),
+    hashing_sign_ins=12,
+    hashing_tenants=2,
+    hashing_rounds=1,
+    hashing_repeats=3,
 )

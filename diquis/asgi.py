@@ -18,12 +18,15 @@ from notifications.metrics import CountWebsockets  # noqa: E402
 from notifications.routing import websocket_urlpatterns  # noqa: E402
 
 from . import access_log  # noqa: E402
+from .request_context import RequestContextMiddleware, SocketUserMiddleware  # noqa: E402
 
 access_log.install()
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_http,
-        "websocket": CountWebsockets(websocket_stack(URLRouter(websocket_urlpatterns))),
-    }
+application = RequestContextMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_http,
+            "websocket": CountWebsockets(websocket_stack(SocketUserMiddleware(URLRouter(websocket_urlpatterns)))),
+        }
+    )
 )

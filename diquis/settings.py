@@ -16,7 +16,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+if (BASE_DIR / ".env").exists():  # without one, django-environ logs that, before LOGGING is in force
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -98,6 +99,8 @@ DIQUIS_TENANT_APPS = env.list("DIQUIS_TENANT_APPS", default=[])
 INSTALLED_APPS += DIQUIS_TENANT_APPS
 
 MIDDLEWARE = [
+    # First: every response carries the request's id, and every line logged for it (diquis.request_context).
+    "diquis.request_context.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     # Static files (admin, Swagger UI, the live tenant page) served by the same Daphne, DEBUG or not.
@@ -155,6 +158,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Argon2 first, as Django's docs recommend: memory-hard against GPU attacks, and cheaper per sign-in here than
+# PBKDF2 at Django's default cost (bench/RESULTS.md measures both side by side). The rest is Django's
+# own list, so a hash made by any of them still verifies and is rewritten as Argon2 at its user's next sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -300,17 +313,32 @@ CORS_ALLOW_HEADERS = (
 )
 CORS_ALLOW_CREDENTIALS = True
 
+# `text` (the default): one line per record for a person, `<time> <level> <logger> <fields> <message>`, the fields
+# being the request's and the job's that are set (`request=… user=… tenant=… job=… operation=… subject=… attempt=…
+# step=…`, diquis.log_context). `json`: one JSON object per line with the same fields as keys (diquis.log_json), and
+# Daphne's access log as such lines too (diquis.access_log). Both drop the secrets some URLs carry from every
+# logger's lines (diquis.redaction).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+LOG_FORMATS = ("text", "json")
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # A line written by a job says which: its id, its operation (task) and its subject ("tenant:<id>"),
-    # set by jobs.context while the job runs; a line written outside a job has none of these fields.
-    # Every line of every logger, minus the secrets some URLs carry (a refresh token in a path, diquis.redaction).
-    "filters": {"job": {"()": "jobs.context.JobLogFilter"}, "redact": {"()": "diquis.redaction.RedactSecrets"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(job_fields)s%(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["job", "redact"]}},
+    "filters": {
+        "context": {"()": "diquis.log_context.LogContextFilter"},
+        "redact": {"()": "diquis.redaction.RedactSecrets"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(context)s%(message)s"},
+        "json": {"()": "diquis.log_json.JsonLines"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context", "redact"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # The access log is written whatever LOG_LEVEL says, as Daphne writes it in the text format.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "diquis.access": {"level": "INFO"}},
 }
 
 # A running attempt writes a heartbeat this often; one silent for DIQUIS_ABANDONED_AFTER is re-run.

@@ -1,12 +1,13 @@
-"""The job in progress, for log lines (every line of a job carries its job id and subject)."""
+"""The job in progress, for log lines: which job, which of its attempts, which step (every line of a job says so)."""
 
 import contextlib
-import logging
 from contextvars import ContextVar
 
 from .registry import operation_name
 
 current_job: ContextVar = ContextVar("diquis_current_job", default=None)
+current_attempt: ContextVar = ContextVar("diquis_current_attempt", default=None)
+current_step: ContextVar = ContextVar("diquis_current_step", default=None)
 
 
 @contextlib.contextmanager
@@ -19,20 +20,23 @@ def bound(variable, value):
         variable.reset(token)
 
 
-def job_context(job):
-    return bound(current_job, job)
+@contextlib.contextmanager
+def job_context(job, attempt=None):
+    """The block runs attempt number `attempt` of `job`."""
+    with bound(current_job, job), bound(current_attempt, attempt):
+        yield job
 
 
-class JobLogFilter(logging.Filter):
-    """Adds `job_id`, `job_task` and `job_subject` to every record (empty outside a job), and `job_fields`:
-    those that are set, as `job=<id> operation=<task> subject=<subject> ` for a plain text format, so that
-    a line written outside a job carries no empty fields."""
-
-    def filter(self, record):
-        job = current_job.get()
-        record.job_id = str(job.pk) if job else ""
-        record.job_task = operation_name(job.task) if job else ""
-        record.job_subject = job.subject if job else ""
-        fields = {"job": record.job_id, "operation": record.job_task, "subject": record.job_subject}
-        record.job_fields = "".join(f"{name}={value} " for name, value in fields.items() if value)
-        return True
+def job_log_fields():
+    """What a log line written now says about its job: id, operation, subject, attempt and step; empty outside a
+    job (the log filter, diquis.log_context, adds the request's fields and leaves out those not set)."""
+    job = current_job.get()
+    if job is None:
+        return {}
+    return {
+        "job_id": str(job.pk),
+        "operation": operation_name(job.task),
+        "subject": job.subject,
+        "attempt": current_attempt.get(),
+        "step": current_step.get(),
+    }

@@ -106,7 +106,7 @@ def run_job(job_id):
 def _run_attempt(job, attempt):
     function = resolve(job.task)
     recorder = StepRecorder()
-    with context.job_context(job), Heartbeat(attempt.pk), recorder.activate():
+    with context.job_context(job, attempt=attempt.number), Heartbeat(attempt.pk), recorder.activate():
         try:
             function(**job.kwargs)
         except Exception as error:

@@ -8,7 +8,7 @@ import contextlib
 import time
 from contextvars import ContextVar
 
-from .context import bound
+from .context import bound, current_step
 
 _recorder: ContextVar["StepRecorder | None"] = ContextVar("diquis_step_recorder", default=None)
 
@@ -23,10 +23,12 @@ class StepRecorder:
 
 @contextlib.contextmanager
 def step(name):
+    """Time the block as step `name` of the attempt; the lines it logs name the step."""
     recorder = _recorder.get()
     started = time.perf_counter()
     try:
-        yield
+        with bound(current_step, name):
+            yield
     finally:
         if recorder is not None:
             recorder.steps.append({"name": name, "seconds": round(time.perf_counter() - started, 4)})

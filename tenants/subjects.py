@@ -14,3 +14,9 @@ def spare_refill_subject(server):
 def upgrade_subject(upgrade_id):
     """An upgrade's parent job: one run of it at a time."""
     return f"upgrade:{upgrade_id}"
+
+
+def tenant_of_subject(subject):
+    """The tenant a job of `subject` works on (subject_for's inverse), or None for a job on no one tenant."""
+    prefix = subject_for("")
+    return subject.removeprefix(prefix) if subject.startswith(prefix) else None

@@ -5,7 +5,7 @@ On the real stack (Daphne + worker), root signs in, listens on the websocket, cr
 Then everything the system could have shown or kept is gathered and searched:
 
 - every API response and websocket frame of the cycle,
-- every line the web and worker processes logged,
+- every line the web and worker processes logged, once in the human format and once as JSON lines (LOG_FORMAT),
 - the durable job records (arguments, errors, step timings, tracebacks) and the notifications,
 - every Redis key and value (RQ's job payloads and results decompressed, the channel layer, the cache),
 - the operator's pages as root sees them: rq-dashboard at /rq/ (pages and the JSON behind them),
@@ -17,8 +17,8 @@ registration with a wrong password, lists and changes it, puts the tenant's data
 their dashboards concern it), opens its admin pages (and has the admin's form refuse a registration), asks
 /health, and removes the server at the end.
 
-What must appear nowhere: the plaintext passwords, the password hashes (and the "pbkdf2_sha256$"
-marker of any), the admin password as encrypted at rest, a connection string or the DATABASE_URL,
+What must appear nowhere: the plaintext passwords, the password hashes (and the "argon2$" and "pbkdf2_sha256$"
+markers of any), the admin password as encrypted at rest, a connection string or the DATABASE_URL,
 a database server's password or URL (right or wrong) or its password as stored, the password of the tenant's
 own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to hand one out).
 """
@@ -155,6 +155,16 @@ def dashboard_pages(stack, cookies, job_ids):
     return found
 
 
+def logs(process, log_format):
+    """(where, text) of what a process logged: as written, and for JSON lines their values decoded too, so that
+    no escape hides a secret."""
+    text = process.output()
+    if log_format == "text":
+        return [(f"{process.name} log", text)]
+    values = [str(value) for line in text.splitlines() for value in json.loads(line).values()]
+    return [(f"{process.name} log", text), (f"{process.name} log, decoded", "\n".join(values))]
+
+
 def database_records():
     rows = [*Job.objects.values(), *Attempt.objects.values(), *Notification.objects.values()]
     rows += list(Tenant.objects.values("id", "provisioning_error", "database_name", "database_server_id"))
@@ -190,9 +200,10 @@ def rq_job_ids():
     )
 
 
-@pytest.fixture
-def stack(transactional_db, tmp_path):
-    running = live.LiveStack(tmp_path, **STACK_ENV)
+@pytest.fixture(params=["text", "json"])
+def stack(request, transactional_db, tmp_path):
+    """The live stack, its logs in the human format, then in JSON lines (LOG_FORMAT): both are searched."""
+    running = live.LiveStack(tmp_path, **STACK_ENV, LOG_FORMAT=request.param)
     try:
         yield running
     finally:
@@ -272,7 +283,7 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
         assert added.status_code == 201, added.text
         assert Tenant.objects.get(pk=TENANT).database_server_id == SERVER
         hashes = [row[0] for row in server_cluster_query(server_cluster, database, "SELECT password FROM tenants_user")]
-        assert len(hashes) == 2 and all(h.startswith("pbkdf2_sha256$") for h in hashes)
+        assert len(hashes) == 2 and all(h.startswith("argon2$argon2id$") for h in hashes)
         for path in ["/api/users", "/api/users/me", "/api/identity/profile", "/api/notifications"]:
             assert call("GET", path, token=admin["token"]).status_code == 200
         call("POST", "/api/tokens/refresh", json={"refreshToken": admin["refreshToken"]})
@@ -299,7 +310,7 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
 
     elsewhere = [
         *[("websocket", json.dumps(frame)) for frame in frames],
-        *[(f"{process.name} log", process.output()) for process in [stack.web, *stack.workers]],
+        *[logged for process in [stack.web, *stack.workers] for logged in logs(process, stack.env["LOG_FORMAT"])],
         *database_records(),
         *pages,
     ]
@@ -308,7 +319,8 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
         "user password": USER_PASSWORD,
         "refused password": WRONG_PASSWORD,
         "root password": settings.DIQUIS_ROOT_PASSWORD,
-        "hash marker": "pbkdf2_sha256$",
+        "hash marker": "argon2$",
+        "hash marker, before Argon2": "pbkdf2_sha256$",
         "root's hash": root_hash,
         **{f"tenant hash {n}": value for n, value in enumerate(hashes)},
         "database url": live.stack_env()["DATABASE_URL"],

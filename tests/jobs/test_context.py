@@ -1,40 +1,47 @@
-"""Log lines name the job that wrote them (LOGGING in diquis/settings.py, jobs.context.JobLogFilter), and a
-line written outside a job carries no empty `job= operation= subject=` fields."""
-
-import logging
+"""The job in progress as log lines see it (jobs.context.job_log_fields): a real attempt run by jobs.runner
+gives its job, operation, subject and attempt number, and a step the step's name."""
 
 import pytest
 
-from jobs.context import JobLogFilter, job_context
+from jobs.context import job_context, job_log_fields
 from jobs.models import Job
+from jobs.registry import durable_task
+from jobs.runner import SUCCEEDED, run_job
+from jobs.steps import step
 
-MESSAGE = "database step failed"
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SEEN = []
 
 
-@pytest.fixture
-def console():
-    """The handler LOGGING configures: its job filter and its plain format, as every process uses them."""
-    return next(
-        handler for handler in logging.getLogger().handlers if any(isinstance(f, JobLogFilter) for f in handler.filters)
+@durable_task()
+def logs_its_context(*, marker):
+    SEEN.append(("before the step", job_log_fields()))
+    with step("Doing the work"):
+        SEEN.append(("in the step", job_log_fields()))
+    SEEN.append(("after the step", job_log_fields()))
+
+
+def test_outside_a_job_there_are_no_job_fields():
+    assert job_log_fields() == {}
+
+
+def test_an_attempt_names_its_job_operation_subject_and_number_and_a_step_its_name():
+    SEEN.clear()
+    job = Job.objects.create(
+        task=logs_its_context.durable_task_name, kwargs={"marker": 1}, subject="tenant:acme", max_attempts=1
     )
+    assert run_job(str(job.pk)) == SUCCEEDED
+    common = {"job_id": str(job.pk), "operation": "logs_its_context", "subject": "tenant:acme", "attempt": 1}
+    assert SEEN == [
+        ("before the step", {**common, "step": None}),
+        ("in the step", {**common, "step": "Doing the work"}),
+        ("after the step", {**common, "step": None}),
+    ]
+    assert job_log_fields() == {}
 
 
-def formatted(handler):
-    record = logging.LogRecord("tenants.tasks", logging.WARNING, __file__, 1, MESSAGE, None, None)
-    assert handler.filter(record)
-    return handler.format(record)
-
-
-def test_a_line_outside_a_job_has_no_job_fields(console):
-    line = formatted(console)
-    assert line.endswith(f" WARNING tenants.tasks {MESSAGE}")
-    for field in ("job=", "operation=", "subject="):
-        assert field not in line
-
-
-def test_a_line_inside_a_job_names_its_job_operation_and_subject(console):
+def test_a_job_context_without_an_attempt_leaves_the_attempt_out():
     job = Job(task="tenants.tasks.provision_tenant", subject="tenant:acme")
     with job_context(job):
-        line = formatted(console)
-    fields = f"job={job.pk} operation=provision_tenant subject=tenant:acme"
-    assert line.endswith(f" WARNING tenants.tasks {fields} {MESSAGE}")
+        assert job_log_fields()["attempt"] is None

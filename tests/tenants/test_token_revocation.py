@@ -75,7 +75,7 @@ def test_a_new_password_revokes_the_tokens_of_the_old_one(acme):
 
 def test_a_password_rehash_at_sign_in_revokes_nothing(acme, settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
-    tokens = sign_in()  # the stored PBKDF2 hash is rewritten as MD5 by check_password
+    tokens = sign_in()  # the stored Argon2 hash is rewritten as MD5 by check_password
     assert User.objects.get(pk=acme.pk).password.startswith("md5$")
     assert refresh(tokens["refreshToken"]).status_code == 200
 
