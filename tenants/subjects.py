@@ -14,3 +14,8 @@ def spare_refill_subject(server):
 def upgrade_subject(upgrade_id):
     """An upgrade's parent job: one run of it at a time."""
     return f"upgrade:{upgrade_id}"
+
+
+def password_reset_subject(tenant_id):
+    """The reset mails of one tenant's users: sent one at a time, and named apart from the tenant's own jobs."""
+    return f"password-reset:{tenant_id}"
