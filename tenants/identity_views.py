@@ -103,7 +103,7 @@ class IdentityUserDetailView(APIView):
         )
         return ok(IdentityUserSerializer(user).data)
 
-    @extend_schema(responses=envelope_of(serializers.CharField(), "IdentityUserDeletedEnvelope"))
+    @extend_schema(responses={200: envelope_of(serializers.CharField(), "IdentityUserDeletedEnvelope")})
     def delete(self, request, user_id):
         user = _user_of_tenant(request, user_id)
         deleted_id = str(user.pk)
