@@ -53,12 +53,18 @@ class ProfileSerializer(IdentityUserSerializer):
         return PreferencesSerializer(preferences_of(user)).data
 
 
-def _name_field():
-    return serializers.CharField(max_length=150, allow_blank=True)
+# The bodies' fields carry the names of tenants.user_services' arguments (`source`): a view passes them on as
+# they are, `**validated_data`.
+
+
+def _name_field(source, **kwargs):
+    return serializers.CharField(source=source, max_length=150, allow_blank=True, **kwargs)
 
 
 def _phone_field():
-    return serializers.CharField(max_length=50, required=False, allow_blank=True, allow_null=True, default="")
+    return serializers.CharField(
+        source="phone_number", max_length=50, required=False, allow_blank=True, allow_null=True, default=""
+    )
 
 
 def _password_field(**kwargs):
@@ -68,12 +74,12 @@ def _password_field(**kwargs):
 class CreateIdentityUserSerializer(JSONBodySerializer):
     """The original's RegisterUserRequest; `roleId` defaults to basic, as its form does."""
 
-    firstName = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
-    lastName = serializers.CharField(max_length=150, allow_blank=True, required=False, default="")
+    firstName = _name_field("first_name", required=False, default="")
+    lastName = _name_field("last_name", required=False, default="")
     email = serializers.EmailField(max_length=254)
     password = _password_field()
     phoneNumber = _phone_field()
-    roleId = serializers.ChoiceField(choices=ASSIGNABLE_ROLES, default=Role.BASIC)
+    roleId = serializers.ChoiceField(source="role", choices=ASSIGNABLE_ROLES, default=Role.BASIC)
 
     def validate(self, attrs):
         validate_new_password(attrs["password"], email=attrs.get("email"))
@@ -84,19 +90,19 @@ class UpdateIdentityUserSerializer(JSONBodySerializer):
     """The whole User object, as the client sends it back: `id`, `imageUrl` and `createdOn` are not changed here
     (the path names the user)."""
 
-    firstName = _name_field()
-    lastName = _name_field()
+    firstName = _name_field("first_name")
+    lastName = _name_field("last_name")
     email = serializers.EmailField(max_length=254)
     phoneNumber = _phone_field()
-    isActive = serializers.BooleanField()
-    roleId = serializers.ChoiceField(choices=ASSIGNABLE_ROLES)
+    isActive = serializers.BooleanField(source="is_active")
+    roleId = serializers.ChoiceField(source="role", choices=ASSIGNABLE_ROLES)
 
 
 class UpdateProfileSerializer(JSONBodySerializer):
     """The original's UpdateProfileRequest; its `id` is the signed-in user's, whatever it says."""
 
-    firstName = _name_field()
-    lastName = _name_field()
+    firstName = _name_field("first_name")
+    lastName = _name_field("last_name")
     email = serializers.EmailField(max_length=254)
     phoneNumber = _phone_field()
 

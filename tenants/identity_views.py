@@ -67,16 +67,7 @@ class IdentityUserListView(APIView):
 
     @extend_schema(request=CreateIdentityUserSerializer, responses={201: USER})
     def post(self, request):
-        data = _valid(CreateIdentityUserSerializer, request)
-        user = user_services.create_user(
-            tenant_id=request.tenant.id,
-            email=data["email"],
-            password=data["password"],
-            first_name=data["firstName"],
-            last_name=data["lastName"],
-            phone_number=data["phoneNumber"],
-            role=data["roleId"],
-        )
+        user = user_services.create_user(tenant_id=request.tenant.id, **_valid(CreateIdentityUserSerializer, request))
         return ok(IdentityUserSerializer(user).data, [USER_CREATED], status_code=201)
 
 
@@ -90,17 +81,7 @@ class IdentityUserDetailView(APIView):
     @extend_schema(request=UpdateIdentityUserSerializer, responses=USER)
     def put(self, request, user_id):
         user = _user_of_tenant(request, user_id)
-        data = _valid(UpdateIdentityUserSerializer, request)
-        user_services.update_user(
-            user=user,
-            acting_user=request.user,
-            email=data["email"],
-            first_name=data["firstName"],
-            last_name=data["lastName"],
-            phone_number=data["phoneNumber"],
-            is_active=data["isActive"],
-            role=data["roleId"],
-        )
+        user_services.update_user(user=user, acting_user=request.user, **_valid(UpdateIdentityUserSerializer, request))
         return ok(IdentityUserSerializer(user).data)
 
     @extend_schema(responses={200: envelope_of(serializers.CharField(), "IdentityUserDeletedEnvelope")})
@@ -118,14 +99,7 @@ class ProfileView(APIView):
 
     @extend_schema(request=UpdateProfileSerializer, responses=PROFILE)
     def put(self, request):
-        data = _valid(UpdateProfileSerializer, request)
-        user = user_services.update_profile(
-            user=request.user,
-            email=data["email"],
-            first_name=data["firstName"],
-            last_name=data["lastName"],
-            phone_number=data["phoneNumber"],
-        )
+        user = user_services.update_profile(user=request.user, **_valid(UpdateProfileSerializer, request))
         return ok(ProfileSerializer(user).data)
 
 

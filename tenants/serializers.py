@@ -160,8 +160,9 @@ class UserSerializer(serializers.ModelSerializer):
 class CreateUserSerializer(JSONBodySerializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
-    firstName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    lastName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+    # `source`: the names of tenants.user_services.create_user's arguments, which the view passes on as they are.
+    firstName = serializers.CharField(source="first_name", max_length=150, required=False, allow_blank=True, default="")
+    lastName = serializers.CharField(source="last_name", max_length=150, required=False, allow_blank=True, default="")
     role = serializers.ChoiceField(choices=ASSIGNABLE_ROLES, default=Role.BASIC)
 
     def validate(self, attrs):

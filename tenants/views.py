@@ -204,13 +204,5 @@ class UserListView(APIView):
     def post(self, request):
         body = CreateUserSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        user = user_services.create_user(
-            tenant_id=request.tenant.id,
-            email=data["email"],
-            password=data["password"],
-            first_name=data["firstName"],
-            last_name=data["lastName"],
-            role=data["role"],
-        )
+        user = user_services.create_user(tenant_id=request.tenant.id, **body.validated_data)
         return ok(UserSerializer(user).data, ["User created."], status_code=201)
