@@ -19,8 +19,9 @@ their dashboards concern it), opens its admin pages (and has the admin's form re
 
 What must appear nowhere: the plaintext passwords, a password reset token (but in its mail), the password
 hashes (and the "pbkdf2_sha256$" marker of any), the admin password as encrypted at rest, a connection string
-or the DATABASE_URL, a database server's password or URL (right or wrong) or its password as stored, the password of the tenant's
-own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to hand one out).
+or the DATABASE_URL, a database server's password or URL (right or wrong) or its password as stored, the password
+of the tenant's own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to
+hand one out).
 """
 
 import json
