@@ -183,7 +183,7 @@ class User(AbstractBaseUser):
     roles = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     created_on = models.DateTimeField(auto_now_add=True)
-    # The web client's own settings of the user (tenants.identity_services.update_preferences): kept here so that
+    # The web client's own settings of the user (tenants.user_services.update_preferences): kept here so that
     # they follow the user from one browser to the next.
     preferences = models.JSONField(default=dict, blank=True)
     # Carried by the user's tokens: raised by a sign-out, a new password or a deactivation, it revokes them all.

@@ -450,3 +450,11 @@ def test_preferences_are_each_users_own(member, admin):
     )
     admin.refresh_from_db()
     assert admin.preferences == {}
+
+
+@pytest.mark.parametrize(("role", "status"), [("editor", 201), ("admin", 201), ("root", 400)])
+def test_api_users_gives_the_roles_the_users_page_gives(admin_api, role, status):
+    body = {"email": f"{role}@acme.test", "password": "Maria-Strong-Pass-9!", "role": role}
+    response = admin_api.post("/api/users", body, format="json")
+    assert response.status_code == status
+    assert User.objects.filter(email=f"{role}@acme.test").exists() is (status == 201)
