@@ -38,10 +38,10 @@ def _ensure_email_free(tenant_id, email, *, user=None):
         raise EmailInUse()
 
 
-def _signed_out_everywhere(user):
+def _signed_out_everywhere(user_id):
     """After a new password, a deactivation or a deletion: the user's open sockets close now (their tokens
     stopped working with the save: tenants.models.User.save)."""
-    close_sockets(str(user.pk), REVOKED)
+    close_sockets(str(user_id), REVOKED)
 
 
 def create_user(*, tenant_id, email, password, first_name="", last_name="", phone_number="", role=Role.BASIC):
@@ -81,14 +81,15 @@ def update_user(*, user, acting_user, email, first_name, last_name, phone_number
     user.phone_number, user.is_active, user.roles = phone_number or "", is_active, [role]
     _saved(user)
     if was_active and not is_active:
-        _signed_out_everywhere(user)
+        _signed_out_everywhere(user.pk)
     return user
 
 
 def delete_user(*, user, acting_user):
     _managed_by(user, acting_user, "delete")
+    user_id = user.pk  # Django's delete() sets it to None
     user.delete()
-    _signed_out_everywhere(user)
+    _signed_out_everywhere(user_id)
 
 
 def update_profile(*, user, email, first_name, last_name, phone_number):
@@ -108,7 +109,7 @@ def change_password(*, user, current_password, new_password):
         raise Refused("Current password is incorrect", field="password")
     user.set_password(new_password)
     _saved(user, update_fields=["password"])
-    _signed_out_everywhere(user)
+    _signed_out_everywhere(user.pk)
 
 
 def preferences_of(user):
@@ -141,4 +142,4 @@ def reset_password(*, tenant_id, email, token, password):
         raise Refused("Invalid or expired token", field="token")
     user.set_password(password)
     _saved(user, update_fields=["password"])
-    _signed_out_everywhere(user)
+    _signed_out_everywhere(user.pk)

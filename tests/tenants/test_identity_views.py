@@ -2,10 +2,16 @@
 its pages send (reference: the client's api/agent.ts and lib/types), over the real middleware, authentication
 and routing, on PostgreSQL."""
 
+import asyncio
 import re
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 
+from notifications.framing import REVOKED
+from notifications.groups import user_group
+from notifications.services import CLOSE_MESSAGE_TYPE
 from tenants.models import ROOT_TENANT_ID, Role, User
 from tests.support.factories import TenantFactory, UserFactory
 from tests.support.tenant_databases import ADMIN_PASSWORD
@@ -458,3 +464,31 @@ def test_api_users_gives_the_roles_the_users_page_gives(admin_api, role, status)
     response = admin_api.post("/api/users", body, format="json")
     assert response.status_code == status
     assert User.objects.filter(email=f"{role}@acme.test").exists() is (status == 201)
+
+
+def _listen_to_sockets_of(user):
+    """A channel in the user's group, as each of its open sockets has (notifications.groups)."""
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(str(user.pk)), channel)
+
+    async def next_message():
+        return await asyncio.wait_for(layer.receive(channel), timeout=10)
+
+    return lambda: async_to_sync(next_message)()
+
+
+@pytest.mark.parametrize("action", ["new password", "deactivation", "deletion"])
+def test_the_users_open_sockets_are_closed_at_once(admin_api, member, action):
+    next_message = _listen_to_sockets_of(member)
+    if action == "new password":
+        response = client_for(member, tenant="acme").put(
+            "/api/identity/change-password", change_password_body(), format="json"
+        )
+    elif action == "deactivation":
+        user = whole_user(admin_api, member.pk)
+        response = admin_api.put(f"/api/identity/users/{member.pk}", {**user, "isActive": False}, format="json")
+    else:
+        response = admin_api.delete(f"/api/identity/users/{member.pk}")
+    assert response.status_code == 200
+    assert next_message() == {"type": CLOSE_MESSAGE_TYPE, "code": REVOKED}
