@@ -190,3 +190,14 @@ def test_repeated_requests_for_one_email_are_throttled(acme_api, member):
     assert reset(acme_api, member.email, "abc-def").status_code == 429  # reset spends the same budget
     assert forgot(acme_api, "other@acme.test", address="10.0.2.2").status_code == 200
     assert Job.objects.count() == EMAIL_RATE + 1
+
+
+def test_an_isolated_tenants_user_resets_its_password_in_its_own_database(isolated):
+    isolated("solo")
+    api = client_for(tenant="solo")
+    assert forgot(api, "admin@solo.test", tenant="solo").status_code == 200
+    for job in Job.objects.filter(subject=password_reset_subject("solo")):
+        resolve(job.task)(**job.kwargs)  # the worker's part: it finds the user in the tenant's database
+    assert reset(api, "admin@solo.test", mailed_token(), tenant="solo").status_code == 200
+    signed_in = api.post("/api/tokens", {"email": "admin@solo.test", "password": NEW_PASSWORD}, format="json")
+    assert signed_in.status_code == 200
