@@ -3,9 +3,11 @@ bodies: the same answer, after the same work, for any email; the token only in t
 bad or used token refused; throttled as sign-in is."""
 
 import re
+from datetime import datetime, timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -108,6 +110,18 @@ def test_the_mailed_token_resets_the_password_once(acme_api, member):
     assert (again.status_code, again.json()["errors"]) == (400, {"token": ["Invalid or expired token"]})
     member.refresh_from_db()
     assert member.check_password(NEW_PASSWORD)
+
+
+def test_an_expired_token_is_refused(acme_api, member, monkeypatch):
+    forgot(acme_api, member.email)
+    run_reset_jobs()
+    token = mailed_token()
+    later = datetime.now() + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT + 60)
+    monkeypatch.setattr(default_token_generator, "_now", lambda: later)
+    response = reset(acme_api, member.email, token)
+    assert (response.status_code, response.json()["errors"]) == (400, {"token": ["Invalid or expired token"]})
+    member.refresh_from_db()
+    assert member.check_password("User-Password-123!")
 
 
 def test_a_bad_token_and_an_unknown_email_are_refused_alike(acme_api, member):
