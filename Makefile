@@ -17,9 +17,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: install
 	PORT=$(PORT) VENV=$(VENV) bin/run
 
+# The suite, against PostgreSQL and Redis on 127.0.0.1, or private ones bin/test starts when nothing listens there.
+# PYTEST_ARGS: pytest's arguments (e.g. PYTEST_ARGS="tests/diquis -x" runs one folder).
+PYTEST_ARGS ?=
 test: install
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/python bin/test $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -3,7 +3,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from jobs.dashboard import MOUNT, dashboard_view, django_rq_urls
+from jobs.dashboard import MOUNT, dashboard_view
+from jobs.django_rq_pages import django_rq_urls
 from notifications.negotiate import negotiate
 from notifications.routing import NEGOTIATE_PATH
 from notifications.views import NotificationListView, NotificationReadView

@@ -4,7 +4,9 @@ steps, error and traceback) stays here. `history()` also feeds the attempt histo
 from django.conf import settings
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
+from django_rq.models import Dashboard
 
+from .django_rq_pages import JobQueuesAdmin
 from .models import Attempt, Job
 from .registry import operation_name
 
@@ -127,3 +129,10 @@ class AttemptAdmin(AttemptColumns, ReadOnlyAdmin):
     @admin.display(description="subject", ordering="job__subject")
     def subject(self, attempt):
         return attempt.job.subject
+
+
+# django-rq's admin module registers its entry first (its app is installed before this one); the project's
+# version of it keeps django-rq's pages under the rules of /admin/rq/ (jobs.django_rq_pages).
+if admin.site.is_registered(Dashboard):
+    admin.site.unregister(Dashboard)
+    admin.site.register(Dashboard, JobQueuesAdmin)

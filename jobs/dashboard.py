@@ -18,25 +18,16 @@ from csp.decorators import csp_update
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseForbidden, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
-from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 from rq.exceptions import NoSuchJobError
 from rq_dashboard.cli import make_flask_app
 from rq_dashboard.web import setup_rq_connection
 from werkzeug.exceptions import HTTPException
 
-from .access import is_root, refusal, root_required
+from . import dashboard_job_data
+from .access import is_root, refusal
 
 MOUNT = settings.JOB_DASHBOARD_MOUNT
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def django_rq_urls():
-    """django-rq's views (under /admin/rq/) behind the root rule. Its own checks would let any staff user in,
-    and its stats/metrics views any holder of RQ_API_TOKEN: here every one of them is for root only."""
-    patterns = get_api_urlpatterns() + get_admin_urlpatterns()
-    for pattern in patterns:
-        pattern.callback = root_required(pattern.callback)
-    return patterns, "django_rq"
 
 
 def flask_app():
@@ -45,6 +36,7 @@ def flask_app():
     app.config["RQ_DASHBOARD_REDIS_URL"] = settings.REDIS_URL
     app.config["RQ_DASHBOARD_POLL_INTERVAL"] = 2500
     app.register_error_handler(NoSuchJobError, _forgotten_job)
+    dashboard_job_data.install(app)
     setup_rq_connection(app)
     return app
 

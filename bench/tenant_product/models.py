@@ -4,461 +4,183 @@ shop and its back office, the size of a real product's tenant app. Only its sche
 from django.db import models
 
 
-class Category(models.Model):
+class Record(models.Model):
+    """What every table of the app has; each model adds its references and its own fields."""
+
     name = models.CharField(max_length=200)
     amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     notes = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
 
     def __str__(self):
         return self.name
 
 
-class Product(models.Model):
-    name = models.CharField(max_length=200)
+class Category(Record):
+    pass
+
+
+class Product(Record):
     category = models.ForeignKey("Category", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     sku = models.CharField(max_length=40, blank=True, default="", db_index=True)
 
-    def __str__(self):
-        return self.name
 
-
-class Customer(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+class Customer(Record):
     phone = models.CharField(max_length=32, blank=True, default="")
 
-    def __str__(self):
-        return self.name
 
-
-class Address(models.Model):
-    name = models.CharField(max_length=200)
+class Address(Record):
     customer = models.ForeignKey("Customer", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Warehouse(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
+class Warehouse(Record):
+    pass
 
 
-class StockItem(models.Model):
-    name = models.CharField(max_length=200)
+class StockItem(Record):
     product = models.ForeignKey("Product", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Supplier(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
+class Supplier(Record):
+    pass
 
 
-class PurchaseOrder(models.Model):
-    name = models.CharField(max_length=200)
+class PurchaseOrder(Record):
     supplier = models.ForeignKey("Supplier", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class PurchaseLine(models.Model):
-    name = models.CharField(max_length=200)
+class PurchaseLine(Record):
     purchase_order = models.ForeignKey("PurchaseOrder", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Order(models.Model):
-    name = models.CharField(max_length=200)
+class Order(Record):
     customer = models.ForeignKey("Customer", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=20, default="open", db_index=True)
 
-    def __str__(self):
-        return self.name
 
-
-class OrderLine(models.Model):
-    name = models.CharField(max_length=200)
+class OrderLine(Record):
     order = models.ForeignKey("Order", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Shipment(models.Model):
-    name = models.CharField(max_length=200)
+class Shipment(Record):
     order = models.ForeignKey("Order", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class ShipmentItem(models.Model):
-    name = models.CharField(max_length=200)
+class ShipmentItem(Record):
     shipment = models.ForeignKey("Shipment", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Invoice(models.Model):
-    name = models.CharField(max_length=200)
+class Invoice(Record):
     order = models.ForeignKey("Order", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     number = models.CharField(max_length=30, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["number"], name="tp_invoice_number_idx")]
 
-    def __str__(self):
-        return self.name
 
-
-class InvoiceLine(models.Model):
-    name = models.CharField(max_length=200)
+class InvoiceLine(Record):
     invoice = models.ForeignKey("Invoice", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Payment(models.Model):
-    name = models.CharField(max_length=200)
+class Payment(Record):
     invoice = models.ForeignKey("Invoice", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Refund(models.Model):
-    name = models.CharField(max_length=200)
+class Refund(Record):
     payment = models.ForeignKey("Payment", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Coupon(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+class Coupon(Record):
     code = models.CharField(max_length=40, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["code"], name="tp_coupon_code_uniq")]
 
-    def __str__(self):
-        return self.name
+
+class Currency(Record):
+    pass
 
 
-class Currency(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
-
-
-class PriceList(models.Model):
-    name = models.CharField(max_length=200)
+class PriceList(Record):
     currency = models.ForeignKey("Currency", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class PriceListItem(models.Model):
-    name = models.CharField(max_length=200)
+class PriceListItem(Record):
     price_list = models.ForeignKey("PriceList", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class TaxRate(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
+class TaxRate(Record):
+    pass
 
 
-class Review(models.Model):
-    name = models.CharField(max_length=200)
+class Review(Record):
     product = models.ForeignKey("Product", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Wishlist(models.Model):
-    name = models.CharField(max_length=200)
+class Wishlist(Record):
     customer = models.ForeignKey("Customer", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class WishlistItem(models.Model):
-    name = models.CharField(max_length=200)
+class WishlistItem(Record):
     wishlist = models.ForeignKey("Wishlist", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Cart(models.Model):
-    name = models.CharField(max_length=200)
+class Cart(Record):
     customer = models.ForeignKey("Customer", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class CartItem(models.Model):
-    name = models.CharField(max_length=200)
+class CartItem(Record):
     cart = models.ForeignKey("Cart", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class SubscriptionPlan(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
+class SubscriptionPlan(Record):
+    pass
 
 
-class Subscription(models.Model):
-    name = models.CharField(max_length=200)
+class Subscription(Record):
     subscription_plan = models.ForeignKey("SubscriptionPlan", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Ticket(models.Model):
-    name = models.CharField(max_length=200)
+class Ticket(Record):
     customer = models.ForeignKey("Customer", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     priority = models.PositiveSmallIntegerField(default=3)
 
-    def __str__(self):
-        return self.name
 
-
-class TicketMessage(models.Model):
-    name = models.CharField(max_length=200)
+class TicketMessage(Record):
     ticket = models.ForeignKey("Ticket", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Project(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
+class Project(Record):
+    pass
 
 
-class Task(models.Model):
-    name = models.CharField(max_length=200)
+class Task(Record):
     project = models.ForeignKey("Project", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     due_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["due_at"], name="tp_task_due_idx")]
 
-    def __str__(self):
-        return self.name
 
-
-class TimeEntry(models.Model):
-    name = models.CharField(max_length=200)
+class TimeEntry(Record):
     task = models.ForeignKey("Task", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Document(models.Model):
-    name = models.CharField(max_length=200)
+class Document(Record):
     project = models.ForeignKey("Project", on_delete=models.CASCADE, related_name="+")
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
 
 
-class Tag(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
+class Tag(Record):
+    pass
 
 
-class AuditEntry(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
+class AuditEntry(Record):
+    pass
 
 
-class Setting(models.Model):
-    name = models.CharField(max_length=200)
-    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    notes = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self):
-        return self.name
+class Setting(Record):
+    pass

@@ -88,37 +88,48 @@ def run(upgrade_id):
         return upgrade.status
     if migration_fingerprint() != upgrade.target:
         raise OtherRelease(f"this worker's migration head is {migration_fingerprint()}, not {upgrade.target}")
-    prepare_servers(upgrade)
     if not _begin(upgrade_id):
         return Upgrade.objects.get(pk=upgrade_id).status
     planner = upgrades.Planner()
     # SQLite (the embedded default) has one writer at a time: lanes would only wait for each other there.
-    parallel = 1 if connections["default"].vendor == "sqlite" else upgrade.parallel
+    sqlite = connections["default"].vendor == "sqlite"
     errors = []
-    lanes = [
+    threads = [
         threading.Thread(target=_lane, args=(upgrade_id, planner, errors), name=f"diquis-upgrade-{upgrade_id}-{n}")
-        for n in range(parallel)
+        for n in range(1 if sqlite else upgrade.parallel)
     ]
-    for lane in lanes:
-        lane.start()
-    for lane in lanes:
-        lane.join()
+    # The new release's templates are for the tenants created from now on, not for the children (each migrates
+    # its own database): built beside the lanes, not before them (migrating a template afresh takes seconds).
+    templates = threading.Thread(target=prepare_servers, args=(upgrade, errors), name=f"diquis-upgrade-{upgrade_id}-t")
+    threads = threads if sqlite else [templates, *threads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if sqlite:
+        prepare_servers(upgrade, errors)
     if errors:
         raise errors[0]  # this attempt fails; the next run takes the children it left running back
     return finish_if_complete(upgrade_id)
 
 
-def prepare_servers(upgrade):
+def prepare_servers(upgrade, errors):
     """The template of the target on every server with a child (built once, the stale ones and their spares
     dropped: template.ensure_template; a look at the server's catalog when it is there already). A server that
     does not answer now is left: its children wait for it, and its template is built by the next job that needs
-    it."""
-    servers = set(upgrade.children.values_list("database_server", flat=True))
-    for server in sorted(servers):
-        try:
-            ensure_template(store_for(server))
-        except TenantDatabaseUnavailable:
-            logger.warning("upgrade %s: server %s does not answer; its template is built later", upgrade.pk, server)
+    it. Anything else that goes wrong is added to `errors` (this attempt of the job fails)."""
+    try:
+        servers = set(upgrade.children.values_list("database_server", flat=True))
+        for server in sorted(servers):
+            try:
+                ensure_template(store_for(server))
+            except TenantDatabaseUnavailable:
+                logger.warning("upgrade %s: server %s does not answer; its template is built later", upgrade.pk, server)
+    except Exception as error:
+        logger.exception("upgrade %s: the templates could not be built", upgrade.pk)
+        errors.append(error)
+    finally:
+        connections.close_all()
 
 
 @transaction.atomic

@@ -10,7 +10,8 @@ Then everything the system could have shown or kept is gathered and searched:
 - the durable job records (arguments, errors, step timings, tracebacks) and the notifications,
 - every Redis key and value (RQ's job payloads and results decompressed, the channel layer, the cache),
 - the operator's pages as root sees them: rq-dashboard at /rq/ (pages and the JSON behind them),
-  django-rq under /admin/rq/ (queues, registries, every job), and the admin's tenant and job pages.
+  django-rq under /admin/rq/ and /admin/django_rq/ (queues, registries, every job, the workers), and the admin's
+  tenant and job pages.
 
 The cycle also registers a database server (one of the suite's extra clusters) through the API, after a refused
 registration with a wrong password, lists and changes it, puts the tenant's database on it (so its jobs and
@@ -27,7 +28,6 @@ hand one out).
 import json
 import re
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -42,6 +42,7 @@ from tenants.models import ROOT_TENANT_ID, DatabaseServer, Tenant, User
 from tenants.vault import tenant_role_password
 from tests.support import live
 from tests.support.fleet import drop_test_databases_on
+from tests.support.html_links import links
 from tests.support.postgres_clusters import CREATEDB_ROLE, SUPERUSER
 from tests.support.redis_client import redis
 from tests.support.secrets_scan import redis_occurrences
@@ -62,9 +63,9 @@ HANDS_OUT_TOKENS = re.compile(r"^/api/tokens(/.*)?$")
 FERNET_MARKER = "gAAAAA"  # every Fernet token starts so (version byte + timestamp)
 # The cookies must travel over the plain-HTTP test server to sign in to the admin.
 STACK_ENV = {"SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false", "LOG_LEVEL": "INFO"}
-# Links the crawl does not follow: actions, and django-rq 4.2's worker pages, which it links by name but
-# looks up by key (with rq 3.0 every one of them is a 500: "Not a valid RQ worker key").
-UNFOLLOWED = re.compile(r"/(delete|empty|requeue|requeue-all|enqueue|stop|clear)/|/admin/rq/workers/\d+/[^/]+/")
+# Links the crawl does not follow: actions.
+UNFOLLOWED = re.compile(r"/(delete|empty|requeue|requeue-all|enqueue|stop|clear)/")
+DJANGO_RQ_MOUNTS = ("/admin/rq/", "/admin/django_rq/")  # ours, and django-rq's own admin entry
 RQ_REGISTRIES = ["queued", "started", "finished", "failed", "deferred", "scheduled", "canceled"]
 
 
@@ -106,17 +107,6 @@ def wait_for(ws, event, frames):
     return frame
 
 
-class Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.hrefs = set()
-
-    def handle_starttag(self, tag, attrs):
-        href = dict(attrs).get("href")
-        if tag == "a" and href and href.startswith("/admin/rq/"):
-            self.hrefs.add(href)
-
-
 def admin_cookies(stack):
     """The cookies of a browser signed in to the admin as root, through the admin's own login form."""
     with httpx.Client(base_url=stack.url, timeout=30, follow_redirects=True) as browser:
@@ -151,7 +141,7 @@ def dashboard_pages(stack, cookies, job_ids):
         pages.append(f"/rq/0/data/jobs/default/{registry}/100/asc/1.json")
     pages += [f"/rq/0/data/job/{job_id}.json" for job_id in job_ids]
     pages += [f"/rq/0/view/job/{job_id}" for job_id in job_ids]
-    pages += ["/admin/rq/", "/admin/rq/queues/0/"]
+    pages += ["/admin/rq/", "/admin/rq/queues/0/", "/admin/rq/workers/0/", "/admin/django_rq/dashboard/"]
     pages += [f"/admin/rq/queues/0/{registry}/" for registry in registries]
     pages += [f"/admin/rq/queues/0/{job_id}/" for job_id in job_ids]
     pages += ["/admin/tenants/tenant/", "/admin/jobs/job/", "/admin/jobs/attempt/"]
@@ -169,9 +159,7 @@ def dashboard_pages(stack, cookies, job_ids):
         assert response.status_code in {200, 404}, (page, response.status_code)
         assert response.url.path != "/admin/login/", page  # really signed in
         found.append((f"GET {page}", response.text))
-        parser = Links()
-        parser.feed(response.text)
-        pages += sorted(href for href in parser.hrefs if not UNFOLLOWED.search(href))
+        pages += sorted(href for href in links(response.text, DJANGO_RQ_MOUNTS) if not UNFOLLOWED.search(href))
         assert len(seen) < 400, "runaway crawl"
     return found
 

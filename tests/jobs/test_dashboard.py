@@ -1,5 +1,6 @@
 """The job dashboards are for root users only: rq-dashboard at /rq/ (mounted in the ASGI app) and
-django-rq's views under /admin/rq/. Anyone else is sent to the admin login (anonymous) or gets 403."""
+django-rq's views under /admin/rq/ and /admin/django_rq/dashboard/. Anyone else is sent to the admin login
+(anonymous) or gets 403."""
 
 import django_rq
 import httpx
@@ -101,6 +102,11 @@ DJANGO_RQ_PAGES = [
     "/admin/rq/workers/0/",
     "/admin/rq/stats.json",
     "/admin/rq/metrics",
+    # django-rq's own admin entry: the same views, under the same rule (jobs.django_rq_pages)
+    "/admin/django_rq/dashboard/",
+    "/admin/django_rq/dashboard/workers/0/",
+    "/admin/django_rq/dashboard/stats.json",
+    "/admin/django_rq/dashboard/metrics",
 ]
 
 

@@ -16,6 +16,7 @@ and before pytest-django reads the settings.
 
 import fcntl
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -33,13 +34,25 @@ def lock_path(slot):
     return LOCK_DIRECTORY / f"diquis-test-slot-{slot}.lock"
 
 
-def ini_default(config, name):
-    """The value pytest.ini's `env` gives `name` (flags such as `D:` stripped), or None."""
-    for line in config.getini("env"):
+def env_default(lines, name):
+    """The value the `env` lines of pytest.ini give `name` (flags such as `D:` stripped), or None."""
+    for line in lines:
         key, _, value = line.partition("=")
         if key.split(":")[-1].strip() == name:
             return value.strip()
     return None
+
+
+def ini_default(config, name):
+    return env_default(config.getini("env"), name)
+
+
+def filled_in(config, template, *, keep):
+    """`template` with its {NAME}s but `keep` filled in as pytest-env will: from the environment, else from
+    pytest.ini (which runs after this plugin, so that the slot it sets is there to fill in)."""
+    for name in set(re.findall(r"\{(\w+)\}", template)) - {keep}:
+        template = template.replace(f"{{{name}}}", os.environ.get(name) or ini_default(config, name) or "")
+    return template
 
 
 def redis_database_is_free(url):
@@ -81,6 +94,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
         # The Redis URL a slot gives the run, unless the environment names one (then no slot decides it).
         template = None if "REDIS_URL" in os.environ else ini_default(early_config, "REDIS_URL")
         placeholder = f"{{{SLOT_VARIABLE}}}"
+        template = template and filled_in(early_config, template, keep=SLOT_VARIABLE)
         slot = take_slot(lambda slot: template.replace(placeholder, str(slot)) if template else None)
         os.environ[SLOT_VARIABLE] = str(slot)
     return (yield)

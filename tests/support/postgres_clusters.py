@@ -48,7 +48,15 @@ from psycopg import sql
 
 from tests.support.ports import PortTaken, listens, start_listening
 
-BIN = Path("/usr/lib/postgresql/15/bin")
+
+def newest_server_programs(installed=Path("/usr/lib/postgresql")):
+    """The folder of initdb and pg_ctl: Debian installs each major version's under <installed>/<major>/bin, off
+    PATH; the newest of those there (15 where none is, so that a message can name what is missing)."""
+    majors = [p.parent.parent for p in installed.glob("*/bin/initdb") if p.parent.parent.name.isdigit()]
+    return max(majors, key=lambda p: int(p.name), default=installed / "15") / "bin"
+
+
+BIN = newest_server_programs()
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTERS_DIRECTORY = ROOT / "var" / "clusters"
 HOST = "127.0.0.1"

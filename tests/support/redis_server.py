@@ -19,10 +19,13 @@ from tests.support.ports import start_listening, wait_listening
 
 
 class PrivateRedis:
-    def __init__(self, log_dir, port=None):
+    def __init__(self, log_dir, port=None, *, own_session=False):
+        """`own_session`: out of the terminal's reach (as pg_ctl puts a PostgreSQL server), so that a Ctrl-C meant
+        for a run does not end the server before the run's clean-up is done with it."""
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (apt package redis-server)")
         self.port = port  # chosen by the first start() when None
+        self.own_session = own_session
         self.log_path = Path(log_dir) / "redis.log"
         self.process = None
 
@@ -60,6 +63,7 @@ class PrivateRedis:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.own_session,
             )  # fmt: skip
 
         def output():
