@@ -27,8 +27,8 @@ ERROR_DESCRIPTIONS = {
     "404": 'Unknown object: `["Not Found"]`.',
     "409": "Conflict: exists already, an operation is in flight, or the wrong state.",
     "413": "The request body is larger than the server takes.",
-    "429": "Too many requests: sign-in attempts from this address or for this account, or creations and refreshes "
-    "of this user; see `Retry-After`.",
+    "429": "Too many requests: sign-in or password reset attempts from this address or for this account, or "
+    "creations, refreshes and password changes of this user; see `Retry-After`.",
     "503": "A backing service (Redis, the database) is down and nothing was accepted; or the tenant's database is "
     'being moved and refuses writes for now: `["Tenant is being moved; retry shortly"]`, see `Retry-After`.',
 }
@@ -45,6 +45,14 @@ EXTRA_ERRORS = {
     ("/api/tenants/{tenant_id}/move", "post"): {"400", "409"},
     ("/api/database-servers/{name}/drain", "post"): {"409"},
     ("/api/users", "post"): {"409", "429"},
+    ("/api/identity/users", "post"): {"409", "429"},
+    ("/api/identity/users/{user_id}", "put"): {"409"},
+    ("/api/identity/users/{user_id}", "delete"): {"400"},
+    ("/api/identity/profile", "put"): {"409"},
+    ("/api/identity/change-password", "put"): {"429"},
+    # Anonymous, but of a tenant: an unusable one is refused (`["Tenant invalid"]`).
+    ("/api/identity/forgot-password", "post"): {"403", "429"},
+    ("/api/identity/reset-password", "post"): {"403", "429"},
     ("/api/database-servers", "post"): {"409"},
     ("/api/database-servers/{name}", "delete"): {"400", "409"},
     ("/api/upgrades", "post"): {"409"},

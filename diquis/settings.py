@@ -252,6 +252,26 @@ DIQUIS_SWEEP_INTERVAL = env.int("DIQUIS_SWEEP_INTERVAL", default=15)
 DIQUIS_ROOT_EMAIL = env.str("DIQUIS_ROOT_EMAIL", default="admin@email.com" if DEBUG else "")
 DIQUIS_ROOT_PASSWORD = env.str("DIQUIS_ROOT_PASSWORD", default="Password123!" if DEBUG else "")
 
+# --- Mail (password resets) --------------------------------------------------------------------------
+# The console in DEBUG (the mail shows in the worker's output), SMTP otherwise, by Django's usual settings.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+# Where Django's file backend (EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend) writes the mails.
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
+# How long a password reset token works (Django's default_token_generator).
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
+
 # --- API --------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.TenantJWTAuthentication"],
@@ -268,6 +288,10 @@ REST_FRAMEWORK = {
         "user_create": env.str("USER_CREATE_RATE", default="30/min"),
         "tenant_create": env.str("TENANT_CREATE_RATE", default="60/min"),
         "token_refresh": env.str("TOKEN_REFRESH_RATE", default="30/min"),
+        "password_change": env.str("PASSWORD_CHANGE_RATE", default="10/min"),
+        # Forgot/reset password, per client address and per (tenant, email): what sends mail or sets a password.
+        "password_reset_address": env.str("PASSWORD_RESET_RATE_PER_ADDRESS", default="10/min"),
+        "password_reset_email": env.str("PASSWORD_RESET_RATE_PER_EMAIL", default="5/hour"),
     },
     # The client address of the throttles: REMOTE_ADDR unless NUM_PROXIES proxies of ours stand in front and
     # append to X-Forwarded-For (then the address they saw). 0 trusts no header; DRF's None would take the
@@ -294,7 +318,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Two `status` fields with choices of their own: a tenant's and a database server's.
-    "ENUM_NAME_OVERRIDES": {"ServerStatusEnum": "tenants.models.ServerStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "ServerStatusEnum": "tenants.models.ServerStatus",
+        # `role` of /api/users and `roleId` of /api/identity/users: the same roles an admin may give.
+        "AssignableRoleEnum": "tenants.models.ASSIGNABLE_ROLES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "diquis.openapi.document_envelope_errors",

@@ -8,7 +8,7 @@ from jobs.django_rq_pages import django_rq_urls
 from notifications.negotiate import negotiate
 from notifications.routing import NEGOTIATE_PATH
 from notifications.views import NotificationListView, NotificationReadView
-from tenants import compat_views, server_views, upgrade_views
+from tenants import compat_views, identity_views, server_views, upgrade_views
 from tenants import views as tenant_views
 
 from .envelope import api_not_found
@@ -40,7 +40,13 @@ api = [
     *(path(f"upgrades/<int:upgrade_id>/{view.action}", view.as_view()) for view in upgrade_views.ACTION_VIEWS),
     path("users", tenant_views.UserListView.as_view()),
     path("users/me", tenant_views.MeView.as_view()),
-    path("identity/profile", compat_views.ProfileView.as_view()),
+    path("identity/users", identity_views.IdentityUserListView.as_view()),
+    path("identity/users/<str:user_id>", identity_views.IdentityUserDetailView.as_view()),
+    path("identity/profile", identity_views.ProfileView.as_view()),
+    path("identity/change-password", identity_views.ChangePasswordView.as_view()),
+    path("identity/preferences", identity_views.PreferencesView.as_view()),
+    path("identity/forgot-password", identity_views.ForgotPasswordView.as_view()),
+    path("identity/reset-password", identity_views.ResetPasswordView.as_view()),
     path("notifications", NotificationListView.as_view()),
     path("notifications/read", NotificationReadView.as_view()),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

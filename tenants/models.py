@@ -158,7 +158,13 @@ class UserManager(BaseUserManager):
 class Role(models.TextChoices):
     ROOT = "root"
     ADMIN = "admin"
+    # The original web client's third role: signs in and manages its own profile, as a basic user does.
+    EDITOR = "editor"
     BASIC = "basic"
+
+
+# The roles a tenant's admin may give a user (root is the seeded platform operator's only).
+ASSIGNABLE_ROLES = (Role.ADMIN, Role.EDITOR, Role.BASIC)
 
 
 class User(AbstractBaseUser):
@@ -177,6 +183,9 @@ class User(AbstractBaseUser):
     roles = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     created_on = models.DateTimeField(auto_now_add=True)
+    # The web client's own settings of the user (tenants.user_services.update_preferences): kept here so that
+    # they follow the user from one browser to the next.
+    preferences = models.JSONField(default=dict, blank=True)
     # Carried by the user's tokens: raised by a sign-out, a new password or a deactivation, it revokes them all.
     token_generation = models.PositiveIntegerField(default=0, editable=False)
 

@@ -1,5 +1,7 @@
 """Read-side queries of the tenants domain."""
 
+import uuid
+
 from django.db.models import Count, Q
 
 from jobs.models import Job
@@ -52,6 +54,21 @@ def isolated_tenants():
 
 def users_of(tenant_id):
     return User.objects.filter(tenant_id=tenant_id).order_by("email")
+
+
+def user_of(tenant_id, user_id):
+    """The tenant's user with this id; None for an id that is no user's of this tenant (another tenant's
+    included: its admins see theirs only), or no UUID at all."""
+    try:
+        user_id = uuid.UUID(str(user_id))
+    except ValueError:
+        return None
+    return users_of(tenant_id).filter(pk=user_id).first()
+
+
+def users_newest_first(tenant_id):
+    """The original web client's user list: the newest first, as the original service answered it."""
+    return users_of(tenant_id).order_by("-created_on", "email")
 
 
 def find_user(tenant_id, email):

@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from notifications.timestamps import format_utc
 
-from .models import DatabaseServer, ProvisioningStatus, Role, ServerStatus, Tenant, Upgrade, User
+from .models import ASSIGNABLE_ROLES, DatabaseServer, ProvisioningStatus, Role, ServerStatus, Tenant, Upgrade, User
 from .selectors import upgrade_failures, upgrade_progress_by_server
 from .server_services import SERVER_NAME_MAX_LENGTH, SERVER_NAME_REGEX, URL_MAX_LENGTH, URL_SHAPE, WEIGHT_MAX
 from .upgrade_services import DEFAULT_CANARY, DEFAULT_MAX_FAILURES, DEFAULT_PARALLEL
@@ -94,11 +94,12 @@ class TenantOptionSerializer(serializers.Serializer):
     name = serializers.CharField()
 
 
-def validate_new_password(password, *, email):
+def validate_new_password(password, *, email, field="password"):
+    """Django's password validators (AUTH_PASSWORD_VALIDATORS), their lines on `field` of the request."""
     try:
         password_validation.validate_password(password, user=User(email=email or ""))
     except DjangoValidationError as error:
-        raise serializers.ValidationError({"password": list(error.messages)}) from error
+        raise serializers.ValidationError({field: list(error.messages)}) from error
 
 
 @extend_schema_field(
@@ -159,9 +160,10 @@ class UserSerializer(serializers.ModelSerializer):
 class CreateUserSerializer(JSONBodySerializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False, write_only=True)
-    firstName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    lastName = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    role = serializers.ChoiceField(choices=[Role.ADMIN, Role.BASIC], default=Role.BASIC)
+    # `source`: the names of tenants.user_services.create_user's arguments, which the view passes on as they are.
+    firstName = serializers.CharField(source="first_name", max_length=150, required=False, allow_blank=True, default="")
+    lastName = serializers.CharField(source="last_name", max_length=150, required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=ASSIGNABLE_ROLES, default=Role.BASIC)
 
     def validate(self, attrs):
         validate_new_password(attrs["password"], email=attrs.get("email"))

@@ -13,11 +13,10 @@ from notifications.framing import REVOKED
 from notifications.services import close_sockets
 
 from . import tasks
-from .exceptions import Conflict, EmailInUse, NoServerAvailable, OperationInFlight, Refused, TenantExists
-from .models import MAIN_SERVER, DatabaseServer, Operation, ProvisioningStatus, Role, ServerStatus, Tenant, User
+from .exceptions import Conflict, NoServerAvailable, OperationInFlight, Refused, TenantExists
+from .models import MAIN_SERVER, DatabaseServer, Operation, ProvisioningStatus, ServerStatus, Tenant, User
 from .provisioning import placement
 from .provisioning.stores import main_store
-from .selectors import find_user
 from .tasks import subject_for
 from .vault import encrypt_password
 
@@ -187,19 +186,6 @@ def drain_server(*, name, initiated_by):
 
 def _plain(user_id):
     return str(user_id) if user_id is not None else None
-
-
-def create_user(*, tenant_id, email, password, first_name="", last_name="", role=Role.BASIC):
-    """A user of the current tenant (its database is the one the request is routed to)."""
-    if find_user(tenant_id, email):
-        raise EmailInUse()
-    try:
-        with transaction.atomic(using=User.objects.db):
-            return User.objects.create_user(
-                email, password, tenant_id=tenant_id, roles=[role], first_name=first_name, last_name=last_name
-            )
-    except IntegrityError as error:
-        raise EmailInUse() from error
 
 
 def revoke_tokens(*, user_id):

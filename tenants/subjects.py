@@ -20,3 +20,8 @@ def tenant_of_subject(subject):
     """The tenant a job of `subject` works on (subject_for's inverse), or None for a job on no one tenant."""
     prefix = subject_for("")
     return subject.removeprefix(prefix) if subject.startswith(prefix) else None
+
+
+def password_reset_subject(tenant_id):
+    """The reset mails of one tenant's users: sent one at a time, and named apart from the tenant's own jobs."""
+    return f"password-reset:{tenant_id}"

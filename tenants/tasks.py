@@ -12,6 +12,7 @@ from jobs.registry import durable_task
 
 from .exceptions import NoServerAvailable
 from .models import MAIN_SERVER, DatabaseServer, Operation, ProvisioningStatus, ServerStatus, Tenant, Upgrade
+from .password_reset import send_reset_mail
 from .provisioning import placement, rollout, spares
 from .provisioning.steps import (
     clean_up_move,
@@ -45,6 +46,13 @@ def apply_tenant_update(*, tenant_id, initiated_by, name, is_active):
 @durable_task(on_final_failure=record_operation_failure)
 def deprovision_tenant(*, tenant_id, initiated_by):
     run_tenant_deletion(tenant_id=tenant_id, initiated_by=initiated_by)
+
+
+@durable_task()
+def send_password_reset(*, tenant_id, email, reset_endpoint):
+    """The reset mail of a forgotten password (tenants.user_services.request_password_reset); retried when the
+    mail server does not answer. Its arguments hold no token: the token is made here."""
+    send_reset_mail(tenant_id=tenant_id, email=email, reset_endpoint=reset_endpoint)
 
 
 @durable_task()

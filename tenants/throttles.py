@@ -9,7 +9,7 @@ import hashlib
 import logging
 
 from redis.exceptions import RedisError
-from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, SimpleRateThrottle, UserRateThrottle
 from rest_framework_simplejwt.exceptions import TokenError
 
 from .signing import RefreshToken
@@ -46,6 +46,26 @@ class LoginEmailThrottle(FailOpen, SimpleRateThrottle):
         # Hashed: the cache (Redis) never holds the address book of who tried to sign in.
         ident = hashlib.sha256(f"{tenant}:{email}".encode()).hexdigest()
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class PasswordResetAddressThrottle(LoginAddressThrottle):
+    """Forgot and reset password, as sign-in is: per client address (its own budget: a burst of resets does not
+    lock anyone out of signing in)..."""
+
+    scope = "password_reset_address"
+
+
+class PasswordResetEmailThrottle(LoginEmailThrottle):
+    """... and per (tenant, email): no mailbox flooded with reset mails, no token tried at length."""
+
+    scope = "password_reset_email"
+
+
+class PasswordChangeThrottle(FailOpen, UserRateThrottle):
+    """A budget per signed-in user for checking their current password: a stolen token does not buy
+    unlimited guesses of the password behind it."""
+
+    scope = "password_change"
 
 
 def login_wait(request, view):

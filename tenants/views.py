@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from diquis.envelope import accepted, envelope_of, found, ok
 
-from . import selectors, services, tokens
+from . import selectors, services, tokens, user_services
 from .models import ProvisioningStatus
 from .permissions import IsRoot, IsTenantAdmin
 from .serializers import (
@@ -204,13 +204,5 @@ class UserListView(APIView):
     def post(self, request):
         body = CreateUserSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        data = body.validated_data
-        user = services.create_user(
-            tenant_id=request.tenant.id,
-            email=data["email"],
-            password=data["password"],
-            first_name=data["firstName"],
-            last_name=data["lastName"],
-            role=data["role"],
-        )
+        user = user_services.create_user(tenant_id=request.tenant.id, **body.validated_data)
         return ok(UserSerializer(user).data, ["User created."], status_code=201)

@@ -6,7 +6,7 @@ import yaml
 from django.core.management import call_command
 from django.test import Client
 
-from tests.support.contract import SERVER_FIELDS, TENANT_FIELDS
+from tests.support.contract import IDENTITY_USER_FIELDS, SERVER_FIELDS, TENANT_FIELDS
 
 # Every HTTP endpoint of API.md, with the success status it documents.
 API_MD = {
@@ -26,6 +26,16 @@ API_MD = {
     ("/api/users", "get"): "200",
     ("/api/users", "post"): "201",
     ("/api/identity/profile", "get"): "200",
+    ("/api/identity/profile", "put"): "200",
+    ("/api/identity/users", "get"): "200",
+    ("/api/identity/users", "post"): "201",
+    ("/api/identity/users/{user_id}", "get"): "200",
+    ("/api/identity/users/{user_id}", "put"): "200",
+    ("/api/identity/users/{user_id}", "delete"): "200",
+    ("/api/identity/change-password", "put"): "200",
+    ("/api/identity/preferences", "put"): "200",
+    ("/api/identity/forgot-password", "post"): "200",
+    ("/api/identity/reset-password", "post"): "200",
     ("/api/notifications", "get"): "200",
     ("/api/notifications/read", "post"): "200",
     ("/hubs/notifications/negotiate", "post"): "200",
@@ -43,6 +53,15 @@ WITH_BODY = {
     ("/api/tenants/{tenant_id}/move", "post"): {"databaseServer"},
     ("/api/users", "post"): {"email", "password", "firstName", "lastName", "role"},
     ("/api/notifications/read", "post"): {"upTo"},
+    # The original web client's bodies (its `id` of the profile, and the read-only keys of the whole User it
+    # sends back, are taken and ignored).
+    ("/api/identity/users", "post"): {"firstName", "lastName", "email", "password", "phoneNumber", "roleId"},
+    ("/api/identity/users/{user_id}", "put"): {"firstName", "lastName", "email", "phoneNumber", "isActive", "roleId"},
+    ("/api/identity/profile", "put"): {"firstName", "lastName", "email", "phoneNumber"},
+    ("/api/identity/change-password", "put"): {"password", "newPassword", "confirmNewPassword"},
+    ("/api/identity/preferences", "put"): {"darkModeDefault", "pageSizeDefault"},
+    ("/api/identity/forgot-password", "post"): {"email", "tenant"},
+    ("/api/identity/reset-password", "post"): {"email", "token", "password", "confirmPassword", "tenant"},
     ("/api/database-servers", "post"): {"name", "url", "weight"},
     ("/api/database-servers/{name}", "patch"): {"weight", "status"},
 }
@@ -91,6 +110,10 @@ def test_responses_are_the_envelope_and_the_202s_carry_the_id(schema):
     assert set(resolve(schema, tenants["items"])["properties"]) == TENANT_FIELDS
     servers = body_of(schema, schema["paths"]["/api/database-servers"]["get"], "200")["properties"]["data"]
     assert set(resolve(schema, servers["items"])["properties"]) == SERVER_FIELDS
+    users = body_of(schema, schema["paths"]["/api/identity/users"]["get"], "200")["properties"]["data"]
+    assert set(resolve(schema, users["items"])["properties"]) == IDENTITY_USER_FIELDS
+    profile = body_of(schema, schema["paths"]["/api/identity/profile"]["get"], "200")["properties"]["data"]
+    assert set(resolve(schema, profile)["properties"]) == IDENTITY_USER_FIELDS | {"preferences"}
     for path in ("/api/tenants", "/api/tenants/{tenant_id}/move", "/api/database-servers/{name}/drain"):
         assert "Location" in schema["paths"][path]["post"]["responses"]["202"]["headers"], path
 

@@ -27,6 +27,7 @@ from tenants.connections import database_name_for
 from tenants.models import ROOT_TENANT_ID, DatabaseServer, Role, Tenant, User
 from tenants.provisioning.stores import main_store
 from tenants.provisioning.template import template_prefix
+from tenants.subjects import password_reset_subject
 from tenants.tokens import issue_tokens
 from tests.support import live
 from tests.support.factories import TenantFactory, UserFactory
@@ -53,6 +54,9 @@ STACK_ENV = {
     "USER_CREATE_RATE": "100000/min",
     "TENANT_CREATE_RATE": "100000/min",
     "TOKEN_REFRESH_RATE": "100000/min",
+    "PASSWORD_CHANGE_RATE": "100000/min",
+    "PASSWORD_RESET_RATE_PER_ADDRESS": "100000/min",
+    "PASSWORD_RESET_RATE_PER_EMAIL": "100000/min",
 }
 # Signing out revokes the token the fuzzer sends with every request: everything after it would be a 401.
 # It has tests of its own (tests/tenants/test_token_revocation.py).
@@ -110,10 +114,18 @@ def run_schemathesis(stack, token, workdir):
     return done.returncode, done.stdout + done.stderr, report, entries
 
 
-def accepted_writes(entries):
+# Calls whose 2xx answer is the user they created or changed (its email in `data`), the original web client's too.
+USER_ANSWERS = {("POST", "/api/users"), ("POST", "/api/identity/users"), ("PUT", "/api/identity/profile")}
+
+
+def _answers_a_user(method, path):
+    return (method, path) in USER_ANSWERS or (method == "PUT" and path.startswith("/api/identity/users/"))
+
+
+def accepted_writes(entries, caller_tenant):
     """What the 2xx answers of the run allowed to be written: tenant ids created, tenant ids any
-    operation was accepted for, user emails created."""
-    created_tenants, operated_tenants, created_users = set(), set(), set()
+    operation was accepted for, user emails created or changed, subjects of other jobs (reset mails)."""
+    created_tenants, operated_tenants, created_users, job_subjects = set(), set(), set(), set()
     for entry in entries:
         status = entry["response"]["status"]
         if not 200 <= status < 300:
@@ -125,9 +137,11 @@ def accepted_writes(entries):
             operated_tenants.add(body["data"])
         elif method in {"PUT", "DELETE", "POST"} and path.startswith("/api/tenants/"):
             operated_tenants.add(path.removeprefix("/api/tenants/").removesuffix("/retry"))
-        elif (method, path) == ("POST", "/api/users"):
+        elif _answers_a_user(method, path):
             created_users.add(body["data"]["email"])
-    return created_tenants, operated_tenants, created_users
+        elif (method, path) == ("POST", "/api/identity/forgot-password"):
+            job_subjects.add(password_reset_subject(caller_tenant))
+    return created_tenants, operated_tenants, created_users, job_subjects
 
 
 def accepted_server_writes(entries):
@@ -163,20 +177,20 @@ def wait_for_jobs_to_settle():
 
 
 def assert_only_accepted_writes(before, after, entries, caller_tenant):
-    created_tenants, operated_tenants, created_users = accepted_writes(entries)
+    created_tenants, operated_tenants, created_users, job_subjects = accepted_writes(entries, caller_tenant)
     assert set(after["tenants"]) - set(before["tenants"]) <= created_tenants
     for tenant_id, row in before["tenants"].items():
         if tenant_id not in operated_tenants:
             assert after["tenants"].get(tenant_id) == row, f"tenant {tenant_id} changed without an accepted request"
     for (tenant_id, email), row in after["users"].items():
         if (tenant_id, email) in before["users"]:
-            if tenant_id not in operated_tenants:
+            if tenant_id not in operated_tenants and email not in created_users:
                 assert row == before["users"][(tenant_id, email)], f"user {email} changed"
         else:
             # a user of the caller's own tenant that a 201 announced, or the first admin of a new tenant
             assert (tenant_id == caller_tenant and email in created_users) or tenant_id in created_tenants, email
     for _id, subject in after["jobs"] - before["jobs"]:
-        assert subject.removeprefix("tenant:") in operated_tenants, subject
+        assert subject in job_subjects or subject.removeprefix("tenant:") in operated_tenants, subject
     allowed_databases = {database_name_for(tenant_id) for tenant_id in created_tenants}
     for name in after["databases"] - before["databases"]:
         assert name in allowed_databases or name.startswith(template_prefix()), name
@@ -274,6 +288,16 @@ def test_the_row_accounting_catches_what_no_2xx_announced():
     user = {**before, "users": {("root", "x@y"): (True, ("root",))}}
     with pytest.raises(AssertionError):
         assert_only_accepted_writes(before, user, [har_entry("POST", "/api/users", 403)], ROOT_TENANT_ID)
+    member = {**before, "users": {("root", "x@y"): (True, ("basic",))}}
+    demoted = {**before, "users": {("root", "x@y"): (False, ("basic",))}}
+    edited = har_entry("PUT", "/api/identity/users/1", 200, {"email": "x@y"})
+    assert_only_accepted_writes(member, demoted, [edited], ROOT_TENANT_ID)  # announced: fine
+    with pytest.raises(AssertionError):
+        assert_only_accepted_writes(member, demoted, [har_entry("PUT", "/api/identity/users/1", 400)], "root")
+    mailed = {**before, "jobs": {("j2", password_reset_subject("root"))}}
+    assert_only_accepted_writes(before, mailed, [har_entry("POST", "/api/identity/forgot-password", 200)], "root")
+    with pytest.raises(AssertionError):
+        assert_only_accepted_writes(before, mailed, [har_entry("POST", "/api/identity/forgot-password", 429)], "root")
     weighed = {**before, "servers": {"main": ("", 5432, 0, "Active")}}
     assert_only_accepted_writes(before, weighed, [har_entry("PATCH", "/api/database-servers/main", 200)], "root")
     with pytest.raises(AssertionError):

@@ -1,7 +1,8 @@
 """No secret is ever shown (API.md, "Envelope" and "Tenants"), checked after a whole life cycle.
 
 On the real stack (Daphne + worker), root signs in, listens on the websocket, creates an isolated tenant
-(whose admin signs in and adds a user), updates it and deletes it, and fails a few requests on the way.
+(whose admin signs in and adds a user, and an editor through the original web client's calls, who changes,
+forgets and resets its password), updates it and deletes it, and fails a few requests on the way.
 Then everything the system could have shown or kept is gathered and searched:
 
 - every API response and websocket frame of the cycle,
@@ -17,14 +18,17 @@ registration with a wrong password, lists and changes it, puts the tenant's data
 their dashboards concern it), opens its admin pages (and has the admin's form refuse a registration), asks
 /health, and removes the server at the end.
 
-What must appear nowhere: the plaintext passwords, the password hashes (and the "argon2$" and "pbkdf2_sha256$"
-markers of any), the admin password as encrypted at rest, a connection string or the DATABASE_URL,
-a database server's password or URL (right or wrong) or its password as stored, the password of the tenant's
-own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls whose purpose is to hand one out).
+What must appear nowhere: the plaintext passwords, a password reset token (but in its mail), the password
+hashes (and the "argon2$" and "pbkdf2_sha256$" markers of any), the admin password as encrypted at rest, a
+connection string or the DATABASE_URL, a database server's password or URL (right or wrong) or its password as
+stored, the password of the tenant's own database role, the SECRET_KEY, and a JWT (outside the bodies of the calls
+whose purpose is to hand one out).
 """
 
 import json
 import re
+import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -48,6 +52,11 @@ TENANT = "secret-keepers"
 SERVER = "pg-secrets"
 ADMIN_PASSWORD = "Adm1n-Plaintext-Secret-7391!"
 USER_PASSWORD = "Us3r-Plaintext-Secret-5602!"
+# The original web client's identity calls: a user made on its Users page, its changed and its reset password.
+EDITOR_PASSWORD = "Ed1tor-Plaintext-Secret-8813!"
+CHANGED_PASSWORD = "Chang3d-Plaintext-Secret-2290!"
+RESET_PASSWORD = "R3set-Plaintext-Secret-6475!"
+RESET_TOKEN = re.compile(r"token is '([^']+)'")
 WRONG_PASSWORD = "Wr0ng-Guess-Secret-4410!"
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
 HANDS_OUT_TOKENS = re.compile(r"^/api/tokens(/.*)?$")
@@ -185,6 +194,39 @@ def admin_registration_refused(stack, cookies, url):
     return [("POST /admin/tenants/databaseserver/add/", refused.text)]
 
 
+def mailed_reset_token(mail_dir, timeout=60):
+    """The token of the reset mail the worker wrote (Django's file backend), once it is there."""
+    deadline = time.monotonic() + timeout
+    while not (mails := sorted(Path(mail_dir).glob("*.log"))):
+        assert time.monotonic() < deadline, "no reset mail"
+        time.sleep(0.2)
+    return RESET_TOKEN.search(mails[0].read_text()).group(1)
+
+
+def original_clients_identity_calls(call, admin_token, mail_dir):
+    """The original web client's Users page adds an editor, who changes its password (a wrong current one
+    first), forgets it and resets it with the mailed token (a wrong token first). Returns the token."""
+    body = {"firstName": "E", "lastName": "D", "email": "editor@keepers.test", "password": EDITOR_PASSWORD}
+    added = call("POST", "/api/identity/users", token=admin_token, json={**body, "roleId": "editor"})
+    assert added.status_code == 201, added.text
+    assert call("GET", "/api/identity/users", token=admin_token).status_code == 200
+    editor = sign_in(call, "editor@keepers.test", EDITOR_PASSWORD, tenant=TENANT)["token"]
+    change = {"password": WRONG_PASSWORD, "newPassword": CHANGED_PASSWORD, "confirmNewPassword": CHANGED_PASSWORD}
+    assert call("PUT", "/api/identity/change-password", token=editor, json=change).status_code == 400
+    change["password"] = EDITOR_PASSWORD
+    assert call("PUT", "/api/identity/change-password", token=editor, json=change).status_code == 200
+    forgot = {"email": "editor@keepers.test", "tenant": TENANT}
+    assert call("POST", "/api/identity/forgot-password", tenant=TENANT, json=forgot).status_code == 200
+    token = mailed_reset_token(mail_dir)
+    reset = {**forgot, "token": "not-the-token", "password": RESET_PASSWORD, "confirmPassword": RESET_PASSWORD}
+    assert call("POST", "/api/identity/reset-password", tenant=TENANT, json=reset).status_code == 400
+    assert (
+        call("POST", "/api/identity/reset-password", tenant=TENANT, json={**reset, "token": token}).status_code == 200
+    )
+    sign_in(call, "editor@keepers.test", RESET_PASSWORD, tenant=TENANT)
+    return token
+
+
 def server_cluster_query(cluster, database, statement):
     with cluster.connect(cluster.url_as(SUPERUSER, database=database)) as connection:
         return connection.execute(statement).fetchall()
@@ -203,7 +245,8 @@ def rq_job_ids():
 @pytest.fixture(params=["text", "json"])
 def stack(request, transactional_db, tmp_path):
     """The live stack, its logs in the human format, then in JSON lines (LOG_FORMAT): both are searched."""
-    running = live.LiveStack(tmp_path, **STACK_ENV, LOG_FORMAT=request.param)
+    mail = {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": tmp_path / "mail"}
+    running = live.LiveStack(tmp_path, **STACK_ENV, **mail, LOG_FORMAT=request.param)
     try:
         yield running
     finally:
@@ -219,7 +262,7 @@ def server_cluster(extra_postgres_servers):
 
 
 @pytest.mark.timeout(600)
-def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_cluster):
+def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_cluster, tmp_path):
     call, frames = Recorder(stack), []
     root = sign_in(call, settings.DIQUIS_ROOT_EMAIL, settings.DIQUIS_ROOT_PASSWORD)
     server_password = server_cluster.passwords[CREATEDB_ROLE]
@@ -286,6 +329,9 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
         assert len(hashes) == 2 and all(h.startswith("argon2$argon2id$") for h in hashes)
         for path in ["/api/users", "/api/users/me", "/api/identity/profile", "/api/notifications"]:
             assert call("GET", path, token=admin["token"]).status_code == 200
+        reset_token = original_clients_identity_calls(call, admin["token"], tmp_path / "mail")
+        hashes = [row[0] for row in server_cluster_query(server_cluster, database, "SELECT password FROM tenants_user")]
+        assert len(hashes) == 3
         call("POST", "/api/tokens/refresh", json={"refreshToken": admin["refreshToken"]})
         call("GET", f"/api/tokens/{admin['refreshToken']}")
 
@@ -317,6 +363,10 @@ def test_after_a_whole_life_cycle_no_secret_is_shown_anywhere(stack, server_clus
     secrets = {
         "admin password": ADMIN_PASSWORD,
         "user password": USER_PASSWORD,
+        "editor's password": EDITOR_PASSWORD,
+        "editor's changed password": CHANGED_PASSWORD,
+        "editor's reset password": RESET_PASSWORD,
+        "reset token": reset_token,
         "refused password": WRONG_PASSWORD,
         "root password": settings.DIQUIS_ROOT_PASSWORD,
         "hash marker": "argon2$",

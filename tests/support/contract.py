@@ -17,6 +17,12 @@ TENANT_FIELDS = frozenset(
     }
 )
 
+# The original web client's User (API.md, "Compatibility calls of the original web client"; the reference of its
+# calls): what GET /api/identity/profile answers (plus `preferences`), and each user of /api/identity/users.
+IDENTITY_USER_FIELDS = frozenset(
+    {"id", "firstName", "lastName", "email", "phoneNumber", "isActive", "roleId", "imageUrl", "createdOn"}
+)
+
 # API.md, "Database servers": the keys of a Server object (`reachable`, as last seen, is added by GET; this API
 # adds it to every Server object it answers, the 201 and the PATCH's 200 included).
 SERVER_FIELDS = frozenset({"name", "host", "port", "status", "weight", "tenantCount", "createdOn", "reachable"})

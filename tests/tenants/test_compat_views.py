@@ -25,7 +25,9 @@ def test_profile_is_the_signed_in_user_in_the_original_shape(root_user):
     body = response.json()
     assert (body["succeeded"], body["messages"]) == (True, [])
     data = body["data"]
-    assert set(data) == PROFILE_KEYS
+    # the original's keys, and the preferences PUT /api/identity/preferences saved (test_identity_views.py)
+    assert set(data) == PROFILE_KEYS | {"preferences"}
+    assert data.pop("preferences") == {"darkModeDefault": False, "pageSizeDefault": 10}
     assert TIMESTAMP.match(data.pop("createdOn"))
     assert data == {
         "id": str(root_user.pk),

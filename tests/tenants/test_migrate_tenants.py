@@ -17,7 +17,7 @@ from tests.support.tenant_databases import applied_migrations, new_tenant, query
 
 PREFIX = settings.DIQUIS_TENANT_DATABASE_PREFIX
 
-NEW_MIGRATION = ("tenants", "0005_user_nickname")
+NEW_MIGRATION = ("tenants", "0006_user_nickname")
 NEXT_RELEASE = "tests.support.settings_next_migrations"
 
 

@@ -41,6 +41,14 @@ GET    /api/users                   401 200 200 403 200 401 403 401 401
 POST   /api/users                   401 201 201 403 201 401 403 401 401
 GET    /api/users/me                401 200 200 200 200 401 403 401 401
 GET    /api/identity/profile        401 200 200 200 200 401 403 401 401
+PUT    /api/identity/profile        401 200 200 200 200 401 403 401 401
+PUT    /api/identity/preferences    401 200 200 200 200 401 403 401 401
+GET    /api/identity/users          401 200 200 403 200 401 403 401 401
+POST   /api/identity/users          401 201 201 403 201 401 403 401 401
+GET    /api/identity/users/{user_a} 401 404 200 403 404 401 403 401 401
+PUT    /api/identity/users/{user_a} 401 404 200 403 404 401 403 401 401
+DELETE /api/identity/users/{user_a} 401 404 200 403 404 401 403 401 401
+POST   /api/identity/forgot-password 200 200 200 200 200 200 403 200 200
 GET    /api/notifications           401 200 200 200 200 401 403 401 401
 POST   /api/notifications/read      401 200 200 200 200 401 403 401 401
 GET    /api/database-servers        401 200 403 403 403 401 403 401 401
@@ -54,23 +62,57 @@ DELETE /api/database-servers/idle   401 204 403 403 403 401 403 401 401
 #   403 "Tenant invalid". An expired or refresh token is no access token: the call is anonymous.
 # - A deactivated user's token is refused like an invalid one (401); the inactive tenant's users get
 #   403 "Tenant invalid" on every tenant-scoped call.
+# - /api/identity/users/{user_a} is user_a's (tenant A): another tenant's admin, and root (of the root tenant),
+#   do not find it (404), as /api/users shows them only their own tenant's users.
+# - forgot-password is anonymous (its tenant resolved as sign-in's): it answers alike for every caller whose tenant
+#   is usable. Change- and reset-password refuse these passwordless users whoever calls (400): their callers are
+#   in tests/tenants/test_identity_views.py and test_password_reset.py.
 # - POST /api/database-servers reaches the server it is given before it answers 201: its callers are in
 #   tests/tenants/test_server_views.py, with a real one.
 
+# Each body of a call, for the caller's user (`me`, None for a caller that is anonymous).
 BODIES = {
-    ("POST", "/api/tokens"): lambda: {"email": settings.DIQUIS_ROOT_EMAIL, "password": settings.DIQUIS_ROOT_PASSWORD},
-    ("POST", "/api/tokens/refresh"): lambda: {"refreshToken": root_tokens()["refreshToken"]},
-    ("POST", "/api/tenants"): lambda: {
+    ("POST", "/api/tokens"): lambda me: {
+        "email": settings.DIQUIS_ROOT_EMAIL,
+        "password": settings.DIQUIS_ROOT_PASSWORD,
+    },
+    ("POST", "/api/tokens/refresh"): lambda me: {"refreshToken": root_tokens()["refreshToken"]},
+    ("POST", "/api/tenants"): lambda me: {
         "id": "newcomer",
         "name": "Newcomer",
         "adminEmail": "admin@newcomer.test",
         "password": NEW_PASSWORD,
         "hasIsolatedDatabase": False,
     },
-    ("PUT", "/api/tenants/acme"): lambda: {"name": "Acme Renamed", "isActive": True},
-    ("POST", "/api/users"): lambda: {"email": "new@matrix.test", "password": NEW_PASSWORD, "role": "basic"},
-    ("POST", "/api/notifications/read"): lambda: {"upTo": Notification.objects.order_by("-id").first().id},
-    ("PATCH", "/api/database-servers/main"): lambda: {"weight": 2},
+    ("PUT", "/api/tenants/acme"): lambda me: {"name": "Acme Renamed", "isActive": True},
+    ("POST", "/api/users"): lambda me: {"email": "new@matrix.test", "password": NEW_PASSWORD, "role": "basic"},
+    ("POST", "/api/notifications/read"): lambda me: {"upTo": Notification.objects.order_by("-id").first().id},
+    ("PATCH", "/api/database-servers/main"): lambda me: {"weight": 2},
+    # The original web client's bodies (its Users page, profile and preferences tabs, forgotten-password page).
+    ("PUT", "/api/identity/profile"): lambda me: {
+        "id": str(me.pk) if me else "",
+        "firstName": "Matrix",
+        "lastName": "Profile",
+        "email": me.email if me else "someone@matrix.test",
+        "phoneNumber": "",
+    },
+    ("PUT", "/api/identity/preferences"): lambda me: {"darkModeDefault": True, "pageSizeDefault": 25},
+    ("POST", "/api/identity/users"): lambda me: {
+        "firstName": "New",
+        "lastName": "User",
+        "email": "new@matrix.test",
+        "password": NEW_PASSWORD,
+        "roleId": "basic",
+    },
+    ("PUT", "/api/identity/users/{user_a}"): lambda me: {
+        "firstName": "User",
+        "lastName": "A",
+        "email": "user@acme.test",
+        "phoneNumber": "",
+        "isActive": True,
+        "roleId": "editor",
+    },
+    ("POST", "/api/identity/forgot-password"): lambda me: {"email": "user@acme.test"},
 }
 
 
@@ -152,6 +194,8 @@ def expected_message(path, caller, status):
         return "Invalid credentials"
     if status == 403 and caller == "inactive_tenant":
         return "Tenant invalid"
+    if status == 404:
+        return "Not Found"
     return "Not Authorized"
 
 
@@ -161,8 +205,8 @@ def test_authorization_matrix(cast, method, path, caller, status):
     token = bearer_for(caller, cast)
     if token:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    body = BODIES.get((method, path), lambda: None)()
-    url = path.replace("{refresh}", root_tokens()["refreshToken"])
+    body = BODIES.get((method, path), lambda me: None)(cast.get(caller))
+    url = path.replace("{refresh}", root_tokens()["refreshToken"]).replace("{user_a}", str(cast["user_a"].pk))
     before = state()
 
     response = client.generic(method, url, json.dumps(body) if body else "", content_type="application/json")
@@ -242,6 +286,57 @@ def name_of(me, cast):
     return name
 
 
+def my_profile_renamed(data, me, cast):
+    assert (data["id"], data["email"], data["firstName"], data["lastName"]) == (
+        str(me.pk),
+        me.email,
+        "Matrix",
+        "Profile",
+    )
+    assert User.objects.get(pk=me.pk).first_name == "Matrix"
+
+
+def my_preferences_saved(data, me, cast):
+    assert data is None
+    assert User.objects.get(pk=me.pk).preferences == {"dark_mode_default": True, "page_size_default": 25}
+    assert User.objects.exclude(pk=me.pk).filter(preferences__has_key="page_size_default").count() == 0
+
+
+def identity_users_of_my_tenant(data, me, cast):
+    assert {u["email"] for u in data} == {u.email for u in cast.values() if u.tenant_id == me.tenant_id}
+
+
+def identity_user_created_in_my_tenant(data, me, cast):
+    assert (data["email"], data["roleId"]) == ("new@matrix.test", "basic")
+    assert list(User.objects.filter(email="new@matrix.test").values_list("tenant_id", flat=True)) == [me.tenant_id]
+
+
+def user_a(data, me, cast):
+    assert (data["id"], data["email"], data["roleId"]) == (str(cast["user_a"].pk), "user@acme.test", "basic")
+
+
+def user_a_made_editor(data, me, cast):
+    assert (data["id"], data["roleId"]) == (str(cast["user_a"].pk), "editor")
+    assert User.objects.get(pk=cast["user_a"].pk).roles == ["editor"]
+
+
+def user_a_deleted(data, me, cast):
+    assert data == str(cast["user_a"].pk)
+    assert not User.objects.filter(pk=cast["user_a"].pk).exists()
+
+
+def reset_mail_queued(data, me, cast):
+    """For the tenant of the call: the caller's when its token names one, else root (anonymous callers)."""
+    assert data is None
+    job = Job.objects.get(task="tenants.tasks.send_password_reset")
+    tenant_id = me.tenant_id if me else ROOT_TENANT_ID
+    assert (job.subject, job.kwargs["tenant_id"], job.kwargs["email"]) == (
+        f"password-reset:{tenant_id}",
+        tenant_id,
+        "user@acme.test",
+    )
+
+
 def servers_main_first(data, me, cast):
     assert [server["name"] for server in data] == ["main", "idle"]
 
@@ -270,6 +365,14 @@ GRANTED = {
     ("POST", "/api/users"): user_created_in_my_tenant,
     ("GET", "/api/users/me"): myself,
     ("GET", "/api/identity/profile"): myself,
+    ("PUT", "/api/identity/profile"): my_profile_renamed,
+    ("PUT", "/api/identity/preferences"): my_preferences_saved,
+    ("GET", "/api/identity/users"): identity_users_of_my_tenant,
+    ("POST", "/api/identity/users"): identity_user_created_in_my_tenant,
+    ("GET", "/api/identity/users/{user_a}"): user_a,
+    ("PUT", "/api/identity/users/{user_a}"): user_a_made_editor,
+    ("DELETE", "/api/identity/users/{user_a}"): user_a_deleted,
+    ("POST", "/api/identity/forgot-password"): reset_mail_queued,
     ("GET", "/api/notifications"): my_notifications,
     ("POST", "/api/notifications/read"): only_mine_read,
     ("GET", "/api/database-servers"): servers_main_first,

@@ -147,7 +147,7 @@ def test_a_new_migration_drops_the_old_templates_spares_and_never_hands_them_out
         name = isolated_database(tenant)
         new_template = template_name()
         assert templates() == {new_template}  # the old template and both its spares are gone
-        assert ("tenants", "0005_user_nickname") in {(a, n) for a, n, _ in applied_migrations(name)}
+        assert ("tenants", "0006_user_nickname") in {(a, n) for a, n, _ in applied_migrations(name)}
         ensure_migrated(tenant)
     assert not spares.spares_of(main_store(), old_template)
 

@@ -108,7 +108,7 @@ def test_a_new_migration_builds_a_new_template_and_drops_the_old_one():
         clone = isolated_database(new_tenant("beta"))
         (new_template,) = templates()
         assert new_template == template_name() != old_template
-        assert ("tenants", "0005_user_nickname") in {(a, n) for a, n, _ in applied_migrations(clone)}
+        assert ("tenants", "0006_user_nickname") in {(a, n) for a, n, _ in applied_migrations(clone)}
         assert {(app, name) for app, name, _ in applied_migrations(clone)} == head_migrations()
         assert "nickname" in columns_of_users(clone)
     assert "nickname" not in columns_of_users(current)
@@ -127,7 +127,7 @@ def test_an_edited_migration_changes_the_fingerprint(tmp_path, monkeypatch):
 
     try:
         before = fingerprint()
-        edited = tmp_path / "edited_migrations" / "0005_user_nickname.py"
+        edited = tmp_path / "edited_migrations" / "0006_user_nickname.py"
         edited.write_text(edited.read_text().replace("max_length=40", "max_length=41"))
         after = fingerprint()
     finally:

@@ -104,7 +104,7 @@ def test_isolated_tenants_are_files_copied_from_a_fingerprinted_template(sqlite_
     assert new_template != template
     assert f"{new_template}.sqlite3" in files(home) and f"{template}.sqlite3" not in files(home)
     three = home / "tenants" / f"{PREFIX}sq-three.sqlite3"
-    assert ("tenants", "0005_user_nickname") in {(app, name) for app, name, _ in migrations(three)}
+    assert ("tenants", "0006_user_nickname") in {(app, name) for app, name, _ in migrations(three)}
     assert "nickname" in {row[1] for row in rows(three, "PRAGMA table_info(tenants_user)")}
 
     # migrate_tenants brings the older files to the same head.

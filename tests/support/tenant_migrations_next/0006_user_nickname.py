@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("tenants", "0004_upgrades")]
+    dependencies = [("tenants", "0005_user_preferences")]
 
     operations = [
         migrations.AddField("user", "nickname", models.CharField(max_length=40, null=True, blank=True)),
