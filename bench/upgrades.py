@@ -36,21 +36,19 @@ from tenants.models import UPGRADE_OPEN, Tenant, Upgrade, UpgradeTenant, Upgrade
 from tenants.provisioning import databases, roles
 from tenants.provisioning.stores import main_store
 
-from . import environment, fixtures, pooling_tenants, sandbox
+from . import environment, fixtures, pooling_tenants, sandbox, upgrades_django_tenants
 from .clients import get_each
 from .commands import timed_run
 from .report import Section
 from .stack import Web, start_worker, wait_for_workers
 from .stats import Summary, fmt_ratio, ms, ratio, triple_ms
+from .tenant_product import NEW_COLUMN, NEW_INDEX, ORDER_TABLE
 
 logger = logging.getLogger("bench")
 
 RELEASE_SETTINGS = "bench.settings_release"
 LABEL = "upg"
 PARALLEL = 4
-ORDER_TABLE = "tenant_product_order"
-NEW_COLUMN = "external_reference"
-NEW_INDEX = "tp_order_external_ref_idx"
 POLL_SECONDS = 0.05
 UPGRADE_TIMEOUT = 1800
 CHECK_THREADS = 4
@@ -213,10 +211,8 @@ def accept_nothing_to_apply(ctx, count):
 
 def django_tenants_side(n):
     """Their figures, or why there are none (their venv could not be made, their command failed)."""
-    from .upgrades_django_tenants import measure
-
     try:
-        return measure(n)
+        return upgrades_django_tenants.measure(n)
     except Exception as error:  # their side failing must not lose ours
         logger.exception("django-tenants side failed")
         return {"error": f"{type(error).__name__}: {str(error).strip()[-1500:]}"}

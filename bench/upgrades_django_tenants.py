@@ -26,15 +26,12 @@ from . import django_tenants_env
 from .commands import timed_run
 from .django_tenants_project import settings as project_settings
 from .environment import ROOT
+from .tenant_product import NEW_COLUMN, NEW_INDEX, ORDER_TABLE
 
 logger = logging.getLogger("bench")
 
 SETTINGS = "bench.django_tenants_project.settings"
 RELEASE_SETTINGS = "bench.django_tenants_project.settings_release"
-# The release's migration, as bench.upgrades checks it in Diquis' tenant databases.
-ORDER_TABLE = "tenant_product_order"
-NEW_COLUMN = "external_reference"
-NEW_INDEX = "tp_order_external_ref_idx"
 PUBLIC = "public"
 
 
