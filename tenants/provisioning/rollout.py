@@ -99,15 +99,18 @@ def run(upgrade_id):
         for n in range(1 if sqlite else upgrade.parallel)
     ]
     # The new release's templates are for the tenants created from now on, not for the children (each migrates
-    # its own database): built beside the lanes, not before them (migrating a template afresh takes seconds).
-    templates = threading.Thread(target=prepare_servers, args=(upgrade, errors), name=f"diquis-upgrade-{upgrade_id}-t")
-    threads = threads if sqlite else [templates, *threads]
+    # its own database): built beside the lanes, not before them (migrating a template afresh takes seconds);
+    # on SQLite, before its one lane.
+    if sqlite:
+        prepare_servers(upgrade, errors)
+    else:
+        threads.append(
+            threading.Thread(target=prepare_servers, args=(upgrade, errors), name=f"diquis-upgrade-{upgrade_id}-t")
+        )
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    if sqlite:
-        prepare_servers(upgrade, errors)
     if errors:
         raise errors[0]  # this attempt fails; the next run takes the children it left running back
     return finish_if_complete(upgrade_id)
