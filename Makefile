@@ -3,6 +3,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Daphne processes on PORT (bin/run: more than 1 runs them under supervisord, deploy/supervisord.conf).
+WEB_CONCURRENCY ?= 1
 
 .PHONY: install run test lint fuzz bench bench-quick clean
 
@@ -15,7 +17,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: install
-	PORT=$(PORT) VENV=$(VENV) bin/run
+	PORT=$(PORT) WEB_CONCURRENCY=$(WEB_CONCURRENCY) VENV=$(VENV) bin/run
 
 # The suite, against PostgreSQL and Redis on 127.0.0.1, or private ones bin/test starts when nothing listens there.
 # PYTEST_ARGS: pytest's arguments (e.g. PYTEST_ARGS="tests/diquis -x" runs one folder).

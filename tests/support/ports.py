@@ -46,12 +46,8 @@ def _socket_inodes(pid):
     return inodes
 
 
-def listens(pid, port):
-    """Does process `pid` itself hold a listening TCP socket on `port`?"""
-    try:
-        inodes = _socket_inodes(pid)
-    except OSError:
-        return False
+def _tcp_sockets(pid):
+    """(local port, remote port, state, inode) of each TCP socket in the network namespace of `pid`."""
     for table in ("tcp", "tcp6"):
         try:
             lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
@@ -59,10 +55,28 @@ def listens(pid, port):
             continue
         for line in lines:
             fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == LISTEN and fields[9] in inodes:
-                return True
-    return False
+            yield int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16), fields[3], fields[9]
+
+
+def listens(pid, port):
+    """Does process `pid` itself hold a listening TCP socket on `port`?"""
+    try:
+        inodes = _socket_inodes(pid)
+    except OSError:
+        return False
+    return any(local == port and state == LISTEN and inode in inodes for local, _, state, inode in _tcp_sockets(pid))
+
+
+def accepted_by(pids, port, client_port):
+    """Which of the processes `pids`, all serving `port`, holds the accepted end of the connection a client
+    opened from `client_port` (None if none does, e.g. it is still waiting in the backlog)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            inodes = _socket_inodes(pid)
+            for local, remote, state, inode in _tcp_sockets(pid):
+                if local == port and remote == client_port and state != LISTEN and inode in inodes:
+                    return pid
+    return None
 
 
 def wait_listening(process, port, *, output, timeout):

@@ -1,0 +1,100 @@
+"""The production web tier: two Daphne processes on one port under supervisord (deploy/supervisord.conf), a
+real worker and Redis. A user's websockets on two different processes each get every frame, once; HTTP is
+served through the one port by both processes."""
+
+import contextlib
+import http.client
+import json
+
+import pytest
+from websockets.sync.client import connect
+
+from tenants.tokens import issue_tokens
+from tests.support import live
+from tests.support.live import drain, recv_json, wait_for_event
+from tests.support.tenant_databases import drop_test_tenant_databases
+from tests.support.users import make_root_user
+from tests.support.web_processes import start_web_processes
+
+ATTEMPTS = 40  # connections tried before giving up on reaching the second process
+
+
+@pytest.fixture
+def two_processes(transactional_db, tmp_path):
+    """Two Daphne processes under supervisord, and one RQ worker, on the test database."""
+    web = start_web_processes(tmp_path, 2, live.stack_env(DIQUIS_WEB_DATABASE_POOL="true"))
+    worker = live.start_worker(tmp_path)
+    try:
+        yield web
+    finally:
+        worker.stop()
+        web.stop()
+        drop_test_tenant_databases()
+
+
+def on_each_process(web, open_one, close):
+    """Open connections (`open_one()` -> (connection, client port)) until one is held by each Daphne process;
+    close the others. Returns {pid: connection}."""
+    held, spare = {}, []
+    for _ in range(ATTEMPTS):
+        connection, client_port = open_one()
+        pid = web.serving(client_port)
+        (spare if pid is None or pid in held else held.setdefault(pid, [])).append(connection)
+        if len(held) == web.count:
+            break
+    for connection in spare:
+        close(connection)
+    assert sorted(held) == sorted(web.daphne_pids), f"connections reached only {sorted(held)}"
+    return {pid: connections[0] for pid, connections in held.items()}
+
+
+def open_socket(stack, web, token):
+    ws = stack.enter_context(connect(f"{web.ws_url}?access_token={token}", open_timeout=10))
+    assert recv_json(ws, 10)["event"] == "Connected"
+    return ws, ws.local_address[1]
+
+
+def open_http(web):
+    connection = http.client.HTTPConnection("127.0.0.1", web.port, timeout=10)
+    connection.request("GET", "/health")  # keep-alive: the connection stays with the process that answered
+    response = connection.getresponse()
+    assert (response.status, json.loads(response.read())["database"]) == (200, "ok")
+    return connection, connection.sock.getsockname()[1]
+
+
+def test_a_user_with_sockets_on_two_processes_gets_each_frame_on_both_once(two_processes):
+    web = two_processes
+    user = make_root_user()
+    token = issue_tokens(user)["token"]
+    with contextlib.ExitStack() as stack:
+        sockets = on_each_process(web, lambda: open_socket(stack, web, token), lambda ws: ws.close())
+        connection, _ = open_http(web)
+        body = {
+            "id": "spread",
+            "name": "Spread Academy",
+            "adminEmail": "admin@spread.test",
+            "password": "Tenant-Admin-Pass-9!",
+            "hasIsolatedDatabase": False,
+        }
+        headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+        connection.request("POST", "/api/tenants", body=json.dumps(body), headers=headers)
+        assert connection.getresponse().status == 202
+        frames = {}
+        for pid, ws in sockets.items():
+            created, before = wait_for_event(ws, "TenantCreated", timeout=60)
+            frames[pid] = [*before, created, *drain(ws, 1.5)]
+    first, second = ([(frame["event"], frame["id"]) for frame in seen] for seen in frames.values())
+    assert [event for event, _ in first] == ["TenantProvisioningProgress", "TenantCreated"], frames
+    assert second == first, frames  # the same notifications (same ids), each once
+
+
+def test_http_is_served_by_both_processes_through_the_one_port(two_processes):
+    web = two_processes
+    connections = on_each_process(web, lambda: open_http(web), lambda c: c.close())
+    for pid, connection in connections.items():
+        connection.request("GET", "/api/tenants")  # no token: the envelope's 401, from this very process
+        response = connection.getresponse()
+        assert response.status == 401, pid
+        assert json.loads(response.read())["succeeded"] is False
+        assert web.serving(connection.sock.getsockname()[1]) == pid
+        connection.close()
