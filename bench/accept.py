@@ -20,7 +20,8 @@ TARGET_SPEEDUP = 40
 PROFILED_REQUESTS = 100
 
 
-def _run(web, path, bodies_per_round, *, concurrency, rounds, expect, kind, isolated):
+def closed_loop_rounds(web, path, bodies_per_round, *, concurrency, rounds, expect, kind, isolated):
+    """`rounds` closed loops of fresh tenant bodies against `web`: (latencies pooled, req/s per round, statuses)."""
     headers = fixtures.root_headers()
     latencies, rates, statuses = [], [], {}
     for _ in range(rounds):
@@ -42,10 +43,10 @@ def run(ctx):
     web = Web(ctx.sandbox, name="web-accept")
     try:
         # Warm-up: the first requests of a process load code and the password validators' word list.
-        _run(web, "/api/tenants", 20, concurrency=4, rounds=1, expect=202, kind="warm", isolated=True)
+        closed_loop_rounds(web, "/api/tenants", 20, concurrency=4, rounds=1, expect=202, kind="warm", isolated=True)
         rows, by_concurrency = [], {}
         for concurrency in mode.accept_concurrency:
-            asynchronous = _run(
+            asynchronous = closed_loop_rounds(
                 web,
                 "/api/tenants",
                 mode.accept_requests(concurrency),
@@ -57,7 +58,7 @@ def run(ctx):
             )
             synchronous = None
             if concurrency in mode.sync_concurrency:
-                synchronous = _run(
+                synchronous = closed_loop_rounds(
                     web,
                     "/bench/sync-tenants",
                     mode.sync_requests(concurrency),

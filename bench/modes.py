@@ -64,6 +64,11 @@ class Mode:
     hashing_tenants: int  # shared tenants created per variant and round
     hashing_rounds: int  # each variant this many times, alternating
     hashing_repeats: int  # make_password alone, per hasher
+    # 10. several web processes
+    web_process_counts: tuple  # Daphne processes under supervisord, in the order run each round
+    web_clients: tuple
+    web_requests_per_client: int  # measured per cell (processes, clients) and round
+    web_rounds: int  # the process counts alternate this many times
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -123,6 +128,10 @@ FULL = Mode(
     hashing_tenants=15,
     hashing_rounds=2,
     hashing_repeats=20,
+    web_process_counts=(1, 2),
+    web_clients=(16, 64),
+    web_requests_per_client=10,
+    web_rounds=3,
 )
 
 QUICK = Mode(
@@ -176,4 +185,8 @@ QUICK = Mode(
     hashing_tenants=2,
     hashing_rounds=1,
     hashing_repeats=3,
+    web_process_counts=(1, 2),
+    web_clients=(16, 64),
+    web_requests_per_client=3,
+    web_rounds=1,
 )

@@ -17,6 +17,7 @@ import httpx
 
 from tests.support.live import Listening, Process, descendants
 from tests.support.ports import free_port
+from tests.support.web_processes import WebProcesses, start_web_processes
 
 from . import environment
 
@@ -76,6 +77,17 @@ class Web(Listening):
 
     def stop(self):
         self.process.stop_all()
+
+
+class BenchWebProcesses(WebProcesses, BenchProcess):
+    """supervisord and its Daphne processes, stopped by the sandbox like any other (stop_all)."""
+
+
+def start_web_processes_for(sandbox, count, *, name="web-processes"):
+    """`count` Daphne processes on one port under supervisord (deploy/supervisord.conf), the production way."""
+    return sandbox.track(
+        start_web_processes(LOG_DIR, count, environment.child_env(), name=name, process_class=BenchWebProcesses)
+    )
 
 
 def start_worker(sandbox, name="worker", *, module=None, settings=None):
