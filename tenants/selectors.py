@@ -20,9 +20,14 @@ from .models import (
 
 
 def get_tenant(tenant_id):
+    """The tenant with this id, or None. Runs on every API call (TenantMiddleware): `get()` rather than
+    `first()`, which would order one row by the model's ordering and compile that ORDER BY each time."""
     if not tenant_id:
         return None
-    return Tenant.objects.filter(pk=tenant_id).first()
+    try:
+        return Tenant.objects.get(pk=tenant_id)
+    except Tenant.DoesNotExist:
+        return None
 
 
 def tenant_list(*, status=None):
