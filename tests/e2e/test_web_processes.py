@@ -39,13 +39,16 @@ def on_each_process(web, open_one, close):
     for _ in range(ATTEMPTS):
         connection, client_port = open_one()
         pid = web.serving(client_port)
-        (spare if pid is None or pid in held else held.setdefault(pid, [])).append(connection)
+        if pid is not None and pid not in held:
+            held[pid] = connection
+        else:
+            spare.append(connection)
         if len(held) == web.count:
             break
     for connection in spare:
         close(connection)
     assert sorted(held) == sorted(web.daphne_pids), f"connections reached only {sorted(held)}"
-    return {pid: connections[0] for pid, connections in held.items()}
+    return held
 
 
 def open_socket(stack, web, token):
