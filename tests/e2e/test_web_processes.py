@@ -5,6 +5,9 @@ served through the one port by both processes."""
 import contextlib
 import http.client
 import json
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
@@ -12,9 +15,10 @@ from websockets.sync.client import connect
 from tenants.tokens import issue_tokens
 from tests.support import live
 from tests.support.live import drain, recv_json, wait_for_event
+from tests.support.ports import free_port
 from tests.support.tenant_databases import drop_test_tenant_databases
 from tests.support.users import make_root_user
-from tests.support.web_processes import start_web_processes
+from tests.support.web_processes import RunningWebProcesses, start_web_processes
 
 ATTEMPTS = 40  # connections tried before giving up on reaching the second process
 
@@ -30,6 +34,30 @@ def two_processes(transactional_db, tmp_path):
         worker.stop()
         web.stop()
         drop_test_tenant_databases()
+
+
+def supervisord_under(run):
+    """The pid of the supervisord that `run` started, or None (not yet)."""
+    for pid in run.children():
+        with contextlib.suppress(OSError):
+            if b"supervisord" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    return None
+
+
+def wait_for_web(run, port, timeout=120):
+    """The supervisord that `run` (bin/run) started, once it runs two Daphne processes on `port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert run.alive(), run.output()[-3000:]
+        supervisord = supervisord_under(run)
+        if supervisord is not None:
+            web = RunningWebProcesses(supervisord, port, 2)
+            with contextlib.suppress(OSError):
+                if len(web.daphne_pids) == 2:
+                    return web
+        time.sleep(0.5)
+    raise AssertionError(f"bin/run did not start two web processes in {timeout} s:\n{run.output()[-3000:]}")
 
 
 def on_each_process(web, open_one, close):
@@ -101,3 +129,20 @@ def test_http_is_served_by_both_processes_through_the_one_port(two_processes):
         assert json.loads(response.read())["succeeded"] is False
         assert web.serving(connection.sock.getsockname()[1]) == pid
         connection.close()
+
+
+def test_make_run_with_web_concurrency_runs_that_many_daphne_processes_on_its_port(transactional_db, tmp_path):
+    """bin/run (what `make run` starts) with WEB_CONCURRENCY=2: supervisord and two Daphne processes beside the
+    worker, all answering on PORT, all gone after SIGTERM."""
+    port = free_port()
+    env = live.stack_env(PORT=port, WEB_CONCURRENCY=2, VENV=Path(sys.executable).parent.parent)
+    run = live.Process("run", ["bin/run"], env, tmp_path)
+    try:
+        web = wait_for_web(run, port)
+        connections = on_each_process(web, lambda: open_http(web), lambda c: c.close())
+        for connection in connections.values():
+            connection.close()
+    finally:
+        started = run.children() if run.alive() else []
+        run.stop(timeout=30)
+    assert started and all(live.gone(pid) for pid in started), run.output()[-3000:]

@@ -54,8 +54,8 @@ def wait_serving(supervisord, port, count, *, output, timeout=60):
     raise RuntimeError(f"{count} Daphne processes did not answer within {timeout} s:\n{output()[-3000:]}")
 
 
-class WebProcesses(Listening, Process):
-    """supervisord and its Daphne processes; `url` and `ws_url` point at their one port."""
+class OnePort(Listening):
+    """supervisord's Daphne processes on `port` (`pid`: supervisord's); `url` and `ws_url` point at that port."""
 
     count = 1
 
@@ -66,6 +66,17 @@ class WebProcesses(Listening, Process):
     def serving(self, client_port):
         """The Daphne process holding the connection opened from `client_port` (None if none has it yet)."""
         return accepted_by(self.daphne_pids, self.port, client_port)
+
+
+class WebProcesses(OnePort, Process):
+    """supervisord started here (start_web_processes), and its Daphne processes."""
+
+
+class RunningWebProcesses(OnePort):
+    """A supervisord started by something else (bin/run), and its Daphne processes."""
+
+    def __init__(self, pid, port, count):
+        self.pid, self.port, self.count = pid, port, count
 
 
 def start_web_processes(log_dir, count, env, *, name="web", process_class=WebProcesses):
