@@ -116,3 +116,12 @@ def test_hostile_ids_in_the_path_find_nothing_and_change_nothing(root_api, path_
 def test_hostile_tenant_headers_are_an_invalid_tenant(api, header):
     response = api.post("/api/tokens", {"email": "a@b.test", "password": "x"}, format="json", HTTP_TENANT=header)
     assert (response.status_code, response.json()["messages"]) == (403, ["Tenant invalid"])
+
+
+@pytest.mark.django_db
+def test_a_new_id_is_checked_with_one_query(django_assert_num_queries):
+    """A new id has no database: that is asked first, so the tenant table is not asked too."""
+    from tenants.validators import validate_tenant_id
+
+    with django_assert_num_queries(1):
+        validate_tenant_id("brand-new-academy")
