@@ -64,6 +64,10 @@ class Mode:
     hashing_tenants: int  # shared tenants created per variant and round
     hashing_rounds: int  # each variant this many times, alternating
     hashing_repeats: int  # make_password alone, per hasher
+    # 11. tracing
+    tracing_concurrency: tuple  # clients of the accept rows
+    tracing_requests: int  # POSTs measured per client count, variant and round
+    tracing_rounds: int  # each variant this many times, alternating
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -123,6 +127,9 @@ FULL = Mode(
     hashing_tenants=15,
     hashing_rounds=2,
     hashing_repeats=20,
+    tracing_concurrency=(1, 16),
+    tracing_requests=400,
+    tracing_rounds=3,
 )
 
 QUICK = Mode(
@@ -176,4 +183,7 @@ QUICK = Mode(
     hashing_tenants=2,
     hashing_rounds=1,
     hashing_repeats=3,
+    tracing_concurrency=(1, 4),
+    tracing_requests=40,
+    tracing_rounds=1,
 )

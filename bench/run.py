@@ -20,7 +20,7 @@ from .modes import FULL, QUICK
 from .report import Section, busy_processes, code_version, load_average, render, utcnow
 from .report import splice as report_splice
 
-SECTION_NAMES = ["accept", "notified", "burst", "fanout", "scale", "fleet", "pooling", "upgrades", "hashing"]
+SECTION_NAMES = ["accept", "notified", "burst", "fanout", "scale", "fleet", "pooling", "upgrades", "hashing", "tracing"]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # The quick run is a smoke run: it must not overwrite the full run's figures.
 QUICK_RESULTS = Path(__file__).resolve().parent.parent / "var" / "bench-quick.md"
