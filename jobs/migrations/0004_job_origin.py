@@ -4,23 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [
-        ("jobs", "0003_job_kwargs"),
-    ]
+    """Where a job comes from: the request's id and trace context (jobs.tracing)."""
+
+    dependencies = [("jobs", "0003_job_kwargs")]
 
     operations = [
-        migrations.AddField(
-            model_name="job",
-            name="request_id",
-            field=models.CharField(
-                blank=True, help_text="X-Request-ID of the request that started the job (its log lines).", max_length=64
-            ),
-        ),
         migrations.AddField(
             model_name="job",
             name="trace_context",
             field=models.JSONField(
                 blank=True, default=dict, help_text="W3C trace context (traceparent) of the trace the job joins."
+            ),
+        ),
+        migrations.AddField(
+            model_name="job",
+            name="request_id",
+            field=models.CharField(
+                blank=True, help_text="X-Request-ID of the request that started the job (its log lines).", max_length=64
             ),
         ),
     ]
