@@ -15,6 +15,7 @@ from tests.support.spans import exported_spans, trace_id
 from tests.support.tenant_databases import ADMIN_PASSWORD, drop_test_tenant_databases
 
 TENANT = "traced"
+EVENT = "diquis.notification.event"
 TRACING = {"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "diquis-e2e", "OTEL_BSP_SCHEDULE_DELAY": "100"}
 
 
@@ -28,13 +29,16 @@ def stack(transactional_db, tmp_path):
         drop_test_tenant_databases()
 
 
-def spans_named(spans, name):
-    return [span for span in spans if span["name"] == name]
+def wait_for_spans(process, name, *, event=None, timeout=20):
+    """The spans `name` (of a notification of `event`) that `process` exported, once there is one (the batch
+    span processor exports them a moment after they end)."""
 
+    def matching():
+        spans = [span for span in exported_spans(process.output()) if span["name"] == name]
+        return [span for span in spans if event is None or span["attributes"].get(EVENT) == event]
 
-def wait_for_spans(process, name, timeout=20):
     deadline = time.monotonic() + timeout
-    while not (found := spans_named(exported_spans(process.output()), name)):
+    while not (found := matching()):
         assert time.monotonic() < deadline, f"no span {name!r} from {process.name}:\n{process.output()[-3000:]}"
         time.sleep(0.2)
     return found
@@ -51,11 +55,11 @@ def test_one_trace_from_the_post_to_the_frame(stack):
         assert time.monotonic() < deadline
         time.sleep(0.2)
 
-    (frame,) = [s for s in wait_for_spans(stack.web, "notification frame") if "TenantCreated" in json.dumps(s)]
+    (frame,) = wait_for_spans(stack.web, "notification frame", event="TenantCreated")
     (request,) = [s for s in exported_spans(stack.web.output()) if s["attributes"].get("http.method") == "POST"]
     worker = stack.workers[0]
     (attempt,) = wait_for_spans(worker, "provision_tenant attempt")
-    (push,) = [s for s in wait_for_spans(worker, "notification push") if "TenantCreated" in json.dumps(s)]
+    (push,) = wait_for_spans(worker, "notification push", event="TenantCreated")
     worker_spans = exported_spans(worker.output())
     steps = [
         s for s in worker_spans if s["parent_id"] == attempt["context"]["span_id"] and s["kind"] == "SpanKind.INTERNAL"
