@@ -69,6 +69,10 @@ class Mode:
     web_clients: tuple
     web_requests_per_client: int  # measured per cell (processes, clients) and round
     web_rounds: int  # the process counts alternate this many times
+    # 11. tracing
+    tracing_concurrency: tuple  # clients of the accept rows
+    tracing_requests: int  # POSTs measured per client count, variant and round
+    tracing_rounds: int  # each variant this many times, alternating
 
     def accept_requests(self, concurrency):
         return max(self.accept_min_requests, concurrency * self.accept_per_client)
@@ -132,6 +136,9 @@ FULL = Mode(
     web_clients=(16, 64),
     web_requests_per_client=10,
     web_rounds=3,
+    tracing_concurrency=(1, 16),
+    tracing_requests=400,
+    tracing_rounds=3,
 )
 
 QUICK = Mode(
@@ -189,4 +196,7 @@ QUICK = Mode(
     web_clients=(16, 64),
     web_requests_per_client=3,
     web_rounds=1,
+    tracing_concurrency=(1, 4),
+    tracing_requests=40,
+    tracing_rounds=1,
 )

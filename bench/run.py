@@ -31,6 +31,7 @@ SECTION_NAMES = [
     "upgrades",
     "hashing",
     "web_processes",
+    "tracing",
 ]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 # The quick run is a smoke run: it must not overwrite the full run's figures.

@@ -4,7 +4,10 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from .tracing import set_up_tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "diquis.settings")
+set_up_tracing()  # before Django loads its middleware: the Django instrumentation adds one
 django_http = get_asgi_application()
 
 from .database_pool import pool_main_database  # noqa: E402

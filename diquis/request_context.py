@@ -12,6 +12,7 @@ reads them when a line is written. Reading them costs no query: a user Django ha
 websocket's user is the one its authentication found (SocketUserMiddleware, inside notifications.auth's stack).
 """
 
+import contextlib
 import re
 import uuid
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from contextvars import ContextVar
 from channels.middleware import BaseMiddleware
 from django.utils.functional import LazyObject, empty
 
-from jobs.context import bound
+from jobs.context import bound, current_request_id
 from notifications.scope import header_value
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -52,6 +53,13 @@ def request_id_from(sent):
     return uuid.uuid4().hex
 
 
+@contextlib.contextmanager
+def serving(request_id):
+    """The block serves the request `request_id`: its context for log lines, its id for the jobs it enqueues."""
+    with bound(current_request_id, request_id), bound(current_request, RequestContext(request_id)) as context:
+        yield context
+
+
 def request_log_fields():
     context = current_request.get()
     return context.log_fields() if context is not None else {}
@@ -76,7 +84,7 @@ class RequestContextMiddleware(BaseMiddleware):
         if scope["type"] not in ("http", "websocket"):
             return await self.inner(scope, receive, send)
         sent = header_value(scope, REQUEST_ID_HEADER.lower().encode())
-        with bound(current_request, RequestContext(request_id_from(sent))):
+        with serving(request_id_from(sent)):
             return await super().__call__(scope, receive, send)
 
 
@@ -101,7 +109,7 @@ class RequestIdMiddleware:
         context = current_request.get()
         if context is not None:
             return self._respond(context, request)
-        with bound(current_request, RequestContext(request_id_from(request.headers.get(REQUEST_ID_HEADER)))) as made:
+        with serving(request_id_from(request.headers.get(REQUEST_ID_HEADER))) as made:
             return self._respond(made, request)
 
     def _respond(self, context, request):

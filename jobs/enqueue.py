@@ -22,9 +22,11 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 
+from .context import current_request_id
 from .models import Job
 from .redis_client import QUEUE_NAME, connection
 from .registry import task_name
+from .tracing import current_trace_context
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +42,18 @@ def enqueue(function, *, subject="", **kwargs):
     """Record a durable job for `function(**kwargs)` and push it to Redis once the transaction commits.
 
     Keyword arguments only, stored by name: a retry replaces one of them by its name, and arguments that do
-    not fit the function's signature are refused here, in the request, not by a worker later.
+    not fit the function's signature are refused here, in the request, not by a worker later. The job records
+    where it comes from: the request being served (or the job running) and its trace (jobs.tracing).
     """
     inspect.signature(function).bind(**kwargs)
-    job = Job(task=task_name(function), kwargs=kwargs, subject=subject, max_attempts=settings.DIQUIS_JOB_MAX_ATTEMPTS)
+    job = Job(
+        task=task_name(function),
+        kwargs=kwargs,
+        subject=subject,
+        max_attempts=settings.DIQUIS_JOB_MAX_ATTEMPTS,
+        request_id=current_request_id.get() or "",
+        trace_context=current_trace_context(),
+    )
     # The carrier is named in the same transaction, so that the hand-over after commit needs no re-read and
     # no check of Redis: nothing can have pushed this job yet (the sweep only sees committed rows, and a
     # carrier it finds missing is pushed again under a new name: harmless, the claim runs one of them).

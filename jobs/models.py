@@ -38,6 +38,13 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Where the job comes from, for its attempts (re-runs by the sweep included) and the jobs it enqueues in turn.
+    request_id = models.CharField(
+        max_length=64, blank=True, help_text="X-Request-ID of the request that started the job (its log lines)."
+    )
+    trace_context = models.JSONField(
+        default=dict, blank=True, help_text="W3C trace context (traceparent) of the trace the job joins."
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
+from opentelemetry.trace import SpanKind, StatusCode
 from rq import get_current_job
 
 from . import context
@@ -15,8 +16,9 @@ from .enqueue import due
 from .locks import holding
 from .models import Attempt, Job
 from .outcomes import FAILED_FOR_GOOD, attempt_failed, attempt_succeeded
-from .registry import resolve
+from .registry import operation_name, resolve
 from .steps import StepRecorder
+from .tracing import flush, joined, tracer
 
 logger = logging.getLogger(__name__)
 
@@ -101,16 +103,38 @@ def run_job(job_id):
             return _run_attempt(job, attempt)
     finally:
         connections.close_all()
+        flush()
+
+
+def _attempt_span(job, attempt):
+    """The attempt as a span of the trace the job joins (its steps are spans of it: jobs.steps)."""
+    return tracer.start_as_current_span(
+        f"{operation_name(job.task)} attempt",
+        context=joined(job.trace_context),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "diquis.job.id": str(job.pk),
+            "diquis.job.subject": job.subject,
+            "diquis.job.attempt": attempt.number,
+        },
+    )
 
 
 def _run_attempt(job, attempt):
     function = resolve(job.task)
     recorder = StepRecorder()
-    with context.job_context(job, attempt=attempt.number), Heartbeat(attempt.pk), recorder.activate():
+    with (
+        _attempt_span(job, attempt) as span,
+        context.job_context(job, attempt=attempt.number),
+        Heartbeat(attempt.pk),
+        recorder.activate(),
+    ):
         try:
             function(**job.kwargs)
         except Exception as error:
             logger.warning("attempt %s failed: %s", attempt.number, error)
+            span.record_exception(error)
+            span.set_status(StatusCode.ERROR, type(error).__name__)
             _close_broken_connections()
             outcome = attempt_failed(
                 attempt,

@@ -1,7 +1,7 @@
 """Step timings of the attempt in progress, recorded for the attempt history.
 
-A job function calls `with step("Creating database"):`; the runner stores the timings on the Attempt.
-Listeners (e.g. a progress notification) are told when a step starts.
+A job function calls `with step("Creating database"):`; the runner stores the timings on the Attempt, and each
+step is a span of the attempt's trace (jobs.tracing).
 """
 
 import contextlib
@@ -9,6 +9,7 @@ import time
 from contextvars import ContextVar
 
 from .context import bound, current_step
+from .tracing import tracer
 
 _recorder: ContextVar["StepRecorder | None"] = ContextVar("diquis_step_recorder", default=None)
 
@@ -27,7 +28,7 @@ def step(name):
     recorder = _recorder.get()
     started = time.perf_counter()
     try:
-        with bound(current_step, name):
+        with bound(current_step, name), tracer.start_as_current_span(name):
             yield
     finally:
         if recorder is not None:

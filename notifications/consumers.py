@@ -15,6 +15,8 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 
 from . import presence, signalr
 from .auth import BEARER
@@ -32,6 +34,7 @@ from .framing import (
 from .groups import user_group
 from .scope import query_value
 from .selectors import notifications_after
+from .services import frame_attributes, tracer
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +208,15 @@ class NotificationConsumer(AsyncWebsocketConsumer):
 
     async def notification_push(self, message):
         frame = message["frame"]
+        with tracer.start_as_current_span(
+            "notification frame",
+            context=propagate.extract(message),
+            kind=SpanKind.CONSUMER,
+            attributes=frame_attributes(frame),
+        ):
+            await self.deliver(frame)
+
+    async def deliver(self, frame):
         async with self.delivering:
             if self.closing:
                 return

@@ -1,8 +1,14 @@
-"""notify(user, event, data): persist, then push to every open socket of that user."""
+"""notify(user, event, data): persist, then push to every open socket of that user.
+
+The push is a span of the trace the notification was made in (a job's attempt: jobs.tracing), and the message
+carries that trace's W3C context to the consumer, which sends the frame in a span of the same trace.
+"""
 
 import logging
 
 from django.db import transaction
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from .groups import user_group
 from .layer_from_sync import group_send
@@ -13,13 +19,28 @@ logger = logging.getLogger(__name__)
 PUSH_MESSAGE_TYPE = "notification.push"
 CLOSE_MESSAGE_TYPE = "sockets.close"
 
+tracer = trace.get_tracer("diquis.notifications")
 
-def _push(user_id, frame):
+
+def frame_attributes(frame):
+    """What a span of a notification says about it: its event and id, never its data."""
+    return {"diquis.notification.event": frame["event"], "diquis.notification.id": frame["id"] or 0}
+
+
+def _push(user_id, frame, trace_context):
     """Best effort: the row is already stored; a lost push is replayed by the client with ?since=."""
-    try:
-        group_send(user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame})
-    except Exception as error:  # Redis down must never fail the job that notifies
-        logger.warning("notification %s not pushed: %s", frame.get("id"), type(error).__name__)
+    with tracer.start_as_current_span(
+        "notification push",
+        context=propagate.extract(trace_context),
+        kind=SpanKind.PRODUCER,
+        attributes=frame_attributes(frame),
+    ):
+        message = {"type": PUSH_MESSAGE_TYPE, "frame": frame}
+        propagate.inject(message)  # `traceparent` beside the frame, for the consumer's span
+        try:
+            group_send(user_group(user_id), message)
+        except Exception as error:  # Redis down must never fail the job that notifies
+            logger.warning("notification %s not pushed: %s", frame.get("id"), type(error).__name__)
 
 
 def close_sockets(user_id, code):
@@ -40,7 +61,9 @@ def notify(user_id, event, data, *, persist=True):
     if persist:
         notification = Notification.objects.create(user_id=user_id, event=event, data=data)
         frame["id"] = notification.id
-    transaction.on_commit(lambda: _push(user_id, frame))
+    trace_context = {}
+    propagate.inject(trace_context)  # the trace it is made in: the push runs later, after commit
+    transaction.on_commit(lambda: _push(user_id, frame, trace_context))
     return notification
 
 

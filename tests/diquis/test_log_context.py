@@ -67,3 +67,10 @@ def test_a_line_of_a_request_names_the_request_and_once_known_its_tenant_and_use
         assert formatted(console).endswith(f" request=abc123 tenant=acme {MESSAGE}")
         request.user = user
         assert formatted(console).endswith(f" request=abc123 user={user.pk} tenant=acme {MESSAGE}")
+
+
+def test_a_line_of_a_job_names_the_request_that_started_it(console):
+    job = Job(task="tenants.tasks.provision_tenant", subject="tenant:acme", request_id="started-by-1")
+    with job_context(job, attempt=1):
+        line = formatted(console)
+    assert f"request=started-by-1 tenant=acme job={job.pk} " in line

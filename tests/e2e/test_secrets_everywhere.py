@@ -7,6 +7,7 @@ Then everything the system could have shown or kept is gathered and searched:
 
 - every API response and websocket frame of the cycle,
 - every line the web and worker processes logged, once in the human format and once as JSON lines (LOG_FORMAT),
+  and once more in the human format beside every span they exported (OTEL_TRACES_EXPORTER=console),
 - the durable job records (arguments, errors, step timings, tracebacks) and the notifications,
 - every Redis key and value (RQ's job payloads and results decompressed, the channel layer, the cache),
 - the operator's pages as root sees them: rq-dashboard at /rq/ (pages and the JSON behind them),
@@ -168,7 +169,7 @@ def logs(process, log_format):
     """(where, text) of what a process logged: as written, and for JSON lines their values decoded too, so that
     no escape hides a secret."""
     text = process.output()
-    if log_format == "text":
+    if log_format != "json":
         return [(f"{process.name} log", text)]
     values = [str(value) for line in text.splitlines() for value in json.loads(line).values()]
     return [(f"{process.name} log", text), (f"{process.name} log, decoded", "\n".join(values))]
@@ -242,11 +243,17 @@ def rq_job_ids():
     )
 
 
-@pytest.fixture(params=["text", "json"])
+TRACED = "text-with-spans"
+LOGS = {"text": {}, "json": {}, TRACED: {"OTEL_TRACES_EXPORTER": "console"}}
+
+
+@pytest.fixture(params=list(LOGS))
 def stack(request, transactional_db, tmp_path):
-    """The live stack, its logs in the human format, then in JSON lines (LOG_FORMAT): both are searched."""
+    """The live stack, its logs in the human format, then in JSON lines (LOG_FORMAT), then in the human format
+    with the spans of every trace written beside them (the console exporter): all are searched."""
     mail = {"EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend", "EMAIL_FILE_PATH": tmp_path / "mail"}
-    running = live.LiveStack(tmp_path, **STACK_ENV, **mail, LOG_FORMAT=request.param)
+    log_format = "json" if request.param == "json" else "text"
+    running = live.LiveStack(tmp_path, **STACK_ENV, **mail, **LOGS[request.param], LOG_FORMAT=log_format)
     try:
         yield running
     finally:

@@ -17,6 +17,13 @@ def migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+@pytest.fixture(autouse=True)
+def back_at_the_head():
+    """The database is left at the latest migration, for the tests after this one, however it ends."""
+    yield
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes("jobs"))
+
+
 @pytest.mark.django_db(transaction=True)
 def test_positional_arguments_are_bound_to_the_parameters_of_their_task_by_name():
     old_apps = migrate(BEFORE)
