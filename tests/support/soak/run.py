@@ -86,3 +86,4 @@ def reconnect_all(sockets):
         client.closing.clear()
         client.stall_until = 0.0
         client.session(seconds=5)
+        client.api.close()

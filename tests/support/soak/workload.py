@@ -32,6 +32,7 @@ class Api:
         self.system = system
         self.rng = rng
         self.client = httpx.Client(timeout=timeout)
+        self.last_messages = None  # the envelope's messages of the last answer
 
     def call(self, method, path, *, token=None, tenant=None, body=None):
         web = self.rng.choice(self.system.webs)
@@ -48,6 +49,7 @@ class Api:
             payload = response.json()
         except ValueError:
             payload = {"body": response.text[:200]}
+        self.last_messages = payload.get("messages") if isinstance(payload, dict) else None
         return payload, str(response.status_code)
 
     def sign_in(self, email, password, tenant=None):
@@ -72,12 +74,14 @@ class TenantClient(threading.Thread):
         self.stop = stop
         self.tenants = []  # ids this client saw accepted (202)
         self.maybe = []  # ids whose creation had no answer (it may have been accepted)
-        self.users = {}  # tenant id -> emails of acknowledged (201) users
+        self.acknowledged = {}  # tenant id -> emails of acknowledged (201) users
         self.gone = set()  # ids whose tenant answered 404 (deleted)
         self.token = None
         self.count = 0
 
     def record(self, kind, tenant, outcome, **detail):
+        if outcome[:1] in "45" and self.api.last_messages:
+            detail["messages"] = self.api.last_messages
         return self.history.record(self.name, kind, tenant=tenant, outcome=outcome, **detail)
 
     def run(self):
@@ -171,14 +175,14 @@ class TenantClient(threading.Thread):
         self.record("tenant-sign-in", tenant, outcome)
         if token is None:
             return
-        known = set(self.users.get(tenant, ()))
+        known = set(self.acknowledged.get(tenant, ()))
         if self.rng.random() < 0.5:
             email = f"u{self.rng.randrange(10**9)}@{tenant}.soak.test"
             body = {"email": email, "password": USER_PASSWORD, "firstName": "S", "lastName": "K", "role": "basic"}
             _, outcome = self.api.call("POST", "/api/users", token=token, tenant=tenant, body=body)
             self.record("user-write", tenant, outcome, email=email)
             if outcome == "201":
-                self.users.setdefault(tenant, []).append(email)
+                self.acknowledged.setdefault(tenant, []).append(email)
             return
         payload, outcome = self.api.call("GET", "/api/users", token=token, tenant=tenant)
         emails = [user["email"] for user in payload["data"]] if outcome == "200" else None
@@ -206,12 +210,9 @@ class SocketClient(threading.Thread):
         self.stall_until = time.monotonic() + seconds
 
     def run(self):
-        try:
-            while not (self.stop.is_set() and self.closing.is_set()):
-                self.session()
-                self.closing.wait(self.rng.uniform(0.1, 2))
-        finally:
-            self.api.close()
+        while not (self.stop.is_set() and self.closing.is_set()):
+            self.session()
+            self.closing.wait(self.rng.uniform(0.1, 2))
 
     def session(self, seconds=None):
         token, outcome = self.api.sign_in(ROOT_EMAIL, ROOT_PASSWORD)
