@@ -49,7 +49,16 @@ class History:
     def faults(self):
         return [event for event in self.events() if event.actor == "faults"]
 
-    def story(self, tenant_id=None, *, limit=60):
-        """The lines that explain a violation: the tenant's own events and the faults, in order."""
-        events = [e for e in self.events() if e.actor == "faults" or (tenant_id and e.tenant == tenant_id)]
+    def story(self, tenant_id=None, *, actor=None, limit=80):
+        """The lines that explain a violation: the faults, and the tenant's or the actor's own events, in order."""
+        events = [
+            e
+            for e in self.events()
+            if e.actor in ("faults", actor) or (tenant_id and e.tenant == tenant_id and e.actor != "faults")
+        ]
         return "\n".join(event.line() for event in events[-limit:])
+
+    def dump(self, path):
+        """Every event, one line each: the whole history of a run, beside its servers' logs."""
+        with open(path, "w") as out:
+            out.writelines(f"{event.line()}\n" for event in self.events())

@@ -45,10 +45,10 @@ class Checker:
     checks: Counter = field(default_factory=Counter)
     violations: list = field(default_factory=list)
 
-    def check(self, invariant, holds, what, tenant=None):
+    def check(self, invariant, holds, what, tenant=None, actor=None):
         self.checks[invariant] += 1
         if not holds:
-            self.violations.append(Violation(invariant, what, self.history.story(tenant)))
+            self.violations.append(Violation(invariant, what, self.history.story(tenant, actor=actor)))
         return holds
 
     def query(self, statement, params=()):
@@ -145,12 +145,18 @@ class Checker:
         for client in self.sockets:
             ids = Counter(id_ for id_, _, _ in client.received)
             twice = sorted(id_ for id_, count in ids.items() if count > 1)
-            self.check("each notification once per socket", not twice, f"{client.name} received {twice} twice")
+            self.check(
+                "each notification once per socket",
+                not twice,
+                f"{client.name} received {twice} twice",
+                actor=client.name,
+            )
             missing = sorted(expected - set(ids))
             self.check(
                 "each notification reaches each socket",
                 not missing,
                 f"{client.name} never received {missing[:20]} ({len(missing)} of {len(expected)})",
+                actor=client.name,
             )
 
     def databases(self):

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from .faults import FaultInjector
 from .history import History
@@ -77,6 +78,7 @@ def soak(*, minutes, seed, log_dir, outage=(5, 60), pause=(5, 20)):
         checker.databases()
         checker.users()
         checker.usable(seed)
+        history.dump(Path(log_dir) / "history.txt")
         return Result(seed, minutes, history, checker, injector.error)
 
 
