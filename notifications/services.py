@@ -7,6 +7,7 @@ from django.db import transaction
 from .groups import user_group
 from .layer_from_sync import group_send
 from .models import Notification
+from .selectors import previous_notification_id
 
 logger = logging.getLogger(__name__)
 
@@ -14,10 +15,11 @@ PUSH_MESSAGE_TYPE = "notification.push"
 CLOSE_MESSAGE_TYPE = "sockets.close"
 
 
-def _push(user_id, frame):
-    """Best effort: the row is already stored; a lost push is replayed by the client with ?since=."""
+def _push(user_id, frame, previous):
+    """Best effort: the row is already stored; a lost push is replayed by the client with ?since=, or, when the
+    socket stays open, by the consumer at the next push (`previous` tells it what it should have had)."""
     try:
-        group_send(user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame})
+        group_send(user_group(user_id), {"type": PUSH_MESSAGE_TYPE, "frame": frame, "previous": previous})
     except Exception as error:  # Redis down must never fail the job that notifies
         logger.warning("notification %s not pushed: %s", frame.get("id"), type(error).__name__)
 
@@ -36,11 +38,12 @@ def notify(user_id, event, data, *, persist=True):
     if user_id is None:
         return None
     frame = {"id": None, "event": event, "data": data}
-    notification = None
+    notification = previous = None
     if persist:
         notification = Notification.objects.create(user_id=user_id, event=event, data=data)
         frame["id"] = notification.id
-    transaction.on_commit(lambda: _push(user_id, frame))
+        previous = previous_notification_id(user_id=user_id, before=notification.id)
+    transaction.on_commit(lambda: _push(user_id, frame, previous))
     return notification
 
 
