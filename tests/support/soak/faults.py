@@ -76,31 +76,29 @@ class FaultInjector(threading.Thread):
         web.start()
         self.log("kill-web", "restarted", web=web.process.name)
 
-    def redis_stop(self):
+    def outage_of(self, kind, begin, end, labels, **detail):
+        """`begin()`, an outage of a length drawn from `outage`, then `end()`; `labels` name the two instants."""
         seconds = self.rng.uniform(*self.outage)
-        self.log("redis-stop", "stopped", seconds=round(seconds, 1))
-        self.system.redis.stop()
+        self.log(kind, labels[0], seconds=round(seconds, 1), **detail)
+        begin()
         self.hold(seconds)
-        self.system.redis.start()
-        self.log("redis-stop", "started")
+        end()
+        self.log(kind, labels[1], **detail)
+
+    def redis_stop(self):
+        self.outage_of("redis-stop", self.system.redis.stop, self.system.redis.start, ("stopped", "started"))
 
     def redis_freeze(self):
-        seconds = self.rng.uniform(*self.outage)
-        self.log("redis-freeze", "SIGSTOP", seconds=round(seconds, 1))
-        self.system.redis.freeze()
-        self.hold(seconds)
-        self.system.redis.thaw()
-        self.log("redis-freeze", "SIGCONT")
+        redis = self.system.redis
+        self.outage_of("redis-freeze", redis.freeze, redis.thaw, ("SIGSTOP", "SIGCONT"))
 
     def tenant_server_stop(self):
         server = self.rng.choice(["pg-a", "pg-b"])
         mode = self.rng.choice(["fast", "immediate"])
-        seconds = self.rng.uniform(*self.outage)
-        self.log("tenant-server-stop", "stopped", server=server, mode=mode, seconds=round(seconds, 1))
-        self.system.clusters[server].stop(mode)
-        self.hold(seconds)
-        self.system.clusters[server].start_again()
-        self.log("tenant-server-stop", "started", server=server)
+        cluster = self.system.clusters[server]
+        stop = lambda: cluster.stop(mode)  # noqa: E731  (named for outage_of, beside its twin start_again)
+        labels = ("stopped", "started")
+        self.outage_of("tenant-server-stop", stop, cluster.start_again, labels, server=server, mode=mode)
 
     def main_restart(self):
         mode = self.rng.choice(["fast", "immediate"])

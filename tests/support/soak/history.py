@@ -49,13 +49,16 @@ class History:
     def faults(self):
         return [event for event in self.events() if event.actor == "faults"]
 
-    def story(self, tenant_id=None, *, actor=None, limit=80):
-        """The lines that explain a violation: the faults, and the tenant's or the actor's own events, in order."""
+    def story(self, tenant_id=None, *, actor=None, around=None, limit=80):
+        """The lines that explain a violation: the faults, and the tenant's or the actor's own events, in order;
+        `around`, an instant: only what happened within 30 s of it."""
         events = [
             e
             for e in self.events()
             if e.actor in ("faults", actor) or (tenant_id and e.tenant == tenant_id and e.actor != "faults")
         ]
+        if around is not None:
+            events = [e for e in events if abs(e.at - around) <= 30]
         return "\n".join(event.line() for event in events[-limit:])
 
     def dump(self, path):

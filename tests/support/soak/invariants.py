@@ -45,10 +45,11 @@ class Checker:
     checks: Counter = field(default_factory=Counter)
     violations: list = field(default_factory=list)
 
-    def check(self, invariant, holds, what, tenant=None, actor=None):
+    def check(self, invariant, holds, what, tenant=None, actor=None, around=None):
         self.checks[invariant] += 1
         if not holds:
-            self.violations.append(Violation(invariant, what, self.history.story(tenant, actor=actor)))
+            story = self.history.story(tenant, actor=actor, around=around)
+            self.violations.append(Violation(invariant, what, story))
         return holds
 
     def query(self, statement, params=()):
@@ -145,19 +146,19 @@ class Checker:
         for client in self.sockets:
             ids = Counter(id_ for id_, _, _ in client.received)
             twice = sorted(id_ for id_, count in ids.items() if count > 1)
-            self.check(
-                "each notification once per socket",
-                not twice,
-                f"{client.name} received {twice} twice",
-                actor=client.name,
-            )
+            what = f"{client.name} received {twice} twice"
+            self.check("each notification once per socket", not twice, what, actor=client.name)
             missing = sorted(expected - set(ids))
-            self.check(
-                "each notification reaches each socket",
-                not missing,
-                f"{client.name} never received {missing[:20]} ({len(missing)} of {len(expected)})",
-                actor=client.name,
-            )
+            what = f"{client.name} never received {missing[:20]} ({len(missing)} of {len(expected)})"
+            around = self.first_seen(missing[0]) if missing else None
+            self.check("each notification reaches each socket", not missing, what, actor=client.name, around=around)
+
+    def first_seen(self, notification_id):
+        """When a socket first received this notification (the instant its push went out), if any did."""
+        for event in self.history.events():
+            if event.kind == "frame" and event.detail.get("id") == notification_id:
+                return event.at
+        return None
 
     def databases(self):
         """Catalog and servers agree: no database unknown, none missing, none on two servers, none half-migrated."""

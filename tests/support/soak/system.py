@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from psycopg import sql
 
-from tests.support.live import ROOT, Process, descendants
+from tests.support.live import ROOT, Listening, Process, descendants
 from tests.support.ports import PortTaken, start_listening, wait_listening
 from tests.support.postgres_clusters import PostgresCluster
 from tests.support.redis_server import PrivateRedis
@@ -63,7 +63,7 @@ def settings_env(main, tenant_servers, redis):
     }
 
 
-class Web:
+class Web(Listening):
     """One Daphne on a port of its own, restarted on the same port (the clients keep its address)."""
 
     def __init__(self, system, index):
@@ -73,14 +73,6 @@ class Web:
         self.generation = 0
         self.process = None
         self.start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self):
-        return f"ws://127.0.0.1:{self.port}/hubs/notifications"
 
     def start(self):
         self.process = start_listening(self._start_on, port=self.port)

@@ -49,7 +49,9 @@ class Api:
             payload = response.json()
         except ValueError:
             payload = {"body": response.text[:200]}
-        self.last_messages = payload.get("messages") if isinstance(payload, dict) else None
+        self.last_messages = None
+        if isinstance(payload, dict):
+            self.last_messages = [*payload.get("messages", []), *(payload.get("errors") or {}).items()]
         return payload, str(response.status_code)
 
     def sign_in(self, email, password, tenant=None):
