@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 from psycopg import sql
 
-from tests.support.live import ROOT, Listening, Process, descendants
-from tests.support.ports import PortTaken, start_listening, wait_listening
+from tests.support.live import ROOT, Listening, Process, descendants, start_server
+from tests.support.ports import start_listening
 from tests.support.postgres_clusters import PostgresCluster
 from tests.support.redis_server import PrivateRedis
 
@@ -63,62 +63,58 @@ def settings_env(main, tenant_servers, redis):
     }
 
 
-class Web(Listening):
-    """One Daphne on a port of its own, restarted on the same port (the clients keep its address)."""
+class Restartable:
+    """A process of the system that a fault kills and the injector starts again: `process` is the current one,
+    named after its kind, its index and its generation (each start writes a log of its own)."""
+
+    kind = None
 
     def __init__(self, system, index):
         self.system = system
         self.index = index
-        self.port = None
         self.generation = 0
         self.process = None
         self.start()
+
+    def new_process(self, argv):
+        self.generation += 1
+        return Process(f"{self.kind}{self.index}-{self.generation}", argv, self.system.env, self.system.log_dir)
+
+    def kill(self):
+        self.process.kill_tree()
+
+
+class Web(Listening, Restartable):
+    """One Daphne, restarted on the port it first took (the clients keep its address)."""
+
+    kind = "web"
+    port = None
 
     def start(self):
         self.process = start_listening(self._start_on, port=self.port)
         self.port = self.process.port
 
     def _start_on(self, port):
-        self.generation += 1
         argv = [sys.executable, "-m", "daphne", "-e", f"tcp:port={port}:interface=127.0.0.1:backlog=4096"]
-        argv += ["--websocket_connect_timeout", "60", "diquis.asgi:application"]
-        process = Process(f"web{self.index}-{self.generation}", argv, self.system.env, self.system.log_dir)
-        try:
-            wait_listening(process.popen, port, output=process.output, timeout=60)
-        except PortTaken:
-            process.stop()
-            raise
-        process.port = port
-        return process
-
-    def kill(self):
-        self.process.kill_tree()
+        return start_server(
+            self.new_process([*argv, "--websocket_connect_timeout", "60", "diquis.asgi:application"]), port
+        )
 
     def stop(self):
         self.process.stop()
 
 
-class Worker:
+class Worker(Restartable):
     """`manage.py rqworker --with-scheduler`, as API.md runs it; `horses()` are the work-horses it forked."""
 
-    def __init__(self, system, index):
-        self.system = system
-        self.index = index
-        self.generation = 0
-        self.process = None
-        self.start()
+    kind = "worker"
 
     def start(self):
-        self.generation += 1
         argv = [sys.executable, "manage.py", "rqworker", "--with-scheduler", "--worker-ttl", "30"]
-        name = f"worker{self.index}-{self.generation}"
-        self.process = Process(name, argv, self.system.env, self.system.log_dir)
+        self.process = self.new_process(argv)
 
     def horses(self):
         return descendants(self.process.pid) if self.process.alive() else []
-
-    def kill(self):
-        self.process.kill_tree()
 
     def stop(self):
         if self.process.alive():
