@@ -2,6 +2,7 @@
 (bench/SOAK.md); exit status 1 on any violation."""
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -11,7 +12,12 @@ from .report import markdown
 from .run import soak
 
 
+def stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds through System.close: every server removed
+
+
 def main():
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     minutes = float(os.environ.get("SOAK_MINUTES") or 30)
     report = Path(os.environ.get("SOAK_REPORT") or ROOT / "bench" / "SOAK.md")
     result = soak(minutes=minutes, seed=os.environ.get("SOAK_SEED") or None, log_dir=ROOT / "var" / "soak-logs")

@@ -14,8 +14,8 @@ from websockets.sync.client import connect
 
 from .system import ROOT_EMAIL, ROOT_PASSWORD, TENANT_SERVERS
 
-ADMIN_PASSWORD = "Soak-Tenant-Admin-9!"
-USER_PASSWORD = "Soak-Tenant-User-9!"
+ADMIN_PASSWORD = "Quartz-Meadow-71#"  # unlike any admin email (Django: "too similar to the email")
+USER_PASSWORD = "Violet-Harbour-38#"
 SERVERS = ["main", *TENANT_SERVERS]
 FINAL_STATUSES = {"Active", "Failed"}
 # The operations a root admin may start on a tenant in each status, with their weights.
