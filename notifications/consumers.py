@@ -57,7 +57,11 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     """Joins the caller's own group, replays what they missed (`?since=`), then forwards live notifications.
 
     A notification pushed while the replay runs reaches the socket twice (once from the database, once
-    from the group); `replayed_ids` drops the second copy, so the client sees each id exactly once. The
+    from the group); `replayed_ids` drops the second copy, so the client sees each id exactly once.
+    Channels is at-most-once: a push lost while the socket stays open (Redis stopped or frozen a moment)
+    would leave a hole before the ids that follow, which no `?since=` the client may send could fill. Each
+    push names the user's previous notification; a socket that has not sent that one replays the hole from
+    the database first (`last_id`: the newest persisted id this socket has sent or was told it has). The
     `delivering` lock keeps a live push from overtaking the replay when the framing is chosen by a timer
     (outside the consumer's own message loop).
     """
@@ -70,6 +74,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         self.timers = []
         self.tasks = set()
         self.replayed_ids = set()
+        self.last_id = None
         self.delivering = asyncio.Lock()
         self.last_received = self.last_sent = time.monotonic()
 
@@ -128,6 +133,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             await self.send_text(framing.connected())
             since = _since(self.scope)
             if since is not None:
+                self.last_id = since
                 await self.replay(since)
         if self.principal.expires_at:
             self.later(max(0.0, self.principal.expires_at - time.time()), lambda: self.end(TOKEN_EXPIRED))
@@ -145,7 +151,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             for frame in batch[:left]:
                 self.replayed_ids.add(frame["id"])
                 await self.send_text(self.framing.notification(frame))
-                since = frame["id"]
+                since = self.last_id = frame["id"]
             if len(batch) > left:
                 data = {"after": since, "message": "More notifications: GET /api/notifications?after=<after>."}
                 await self.send_text(self.framing.notification({"id": None, "event": REPLAY_TRUNCATED, "data": data}))
@@ -214,16 +220,26 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             kind=SpanKind.CONSUMER,
             attributes=frame_attributes(frame),
         ):
-            await self.deliver(frame)
+            await self.deliver(message)
 
-    async def deliver(self, frame):
+    async def deliver(self, message):
+        frame = message["frame"]
         async with self.delivering:
             if self.closing:
                 return
+            if self.missed_before(message):
+                await self.replay(self.last_id)
             if frame["id"] is not None and frame["id"] in self.replayed_ids:
                 self.replayed_ids.discard(frame["id"])
                 return
             await self.send_text(self.framing.notification(frame))
+            if frame["id"] is not None:
+                self.last_id = max(frame["id"], self.last_id or 0)
+
+    def missed_before(self, message):
+        """The push follows a notification this socket never sent (its push was lost)."""
+        previous = message.get("previous")
+        return self.last_id is not None and previous is not None and previous > self.last_id
 
     async def send_text(self, text):
         self.last_sent = time.monotonic()

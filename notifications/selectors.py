@@ -6,3 +6,11 @@ def notifications_after(*, user_id, after=None, limit=None):
     if after is not None:
         queryset = queryset.filter(id__gt=after)
     return queryset[:limit] if limit else queryset
+
+
+def previous_notification_id(*, user_id, before):
+    """The id of the user's notification just before `before` (None for the first): what a socket that saw it
+    last may take the next push without a gap. One committed at the same moment by another process may not be
+    visible yet: the client's replay with `?since=` remains the way to catch up after a reconnection."""
+    earlier = Notification.objects.filter(user_id=user_id, id__lt=before).order_by("-id")
+    return earlier.values_list("id", flat=True).first()

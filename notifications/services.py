@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind
 from .groups import user_group
 from .layer_from_sync import group_send
 from .models import Notification
+from .selectors import previous_notification_id
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +28,16 @@ def frame_attributes(frame):
     return {"diquis.notification.event": frame["event"], "diquis.notification.id": frame["id"] or 0}
 
 
-def _push(user_id, frame, trace_context):
-    """Best effort: the row is already stored; a lost push is replayed by the client with ?since=."""
+def _push(user_id, frame, previous, trace_context):
+    """Best effort: the row is already stored; a lost push is replayed by the client with ?since=, or, when the
+    socket stays open, by the consumer at the next push (`previous` tells it what it should have had)."""
     with tracer.start_as_current_span(
         "notification push",
         context=propagate.extract(trace_context),
         kind=SpanKind.PRODUCER,
         attributes=frame_attributes(frame),
     ):
-        message = {"type": PUSH_MESSAGE_TYPE, "frame": frame}
+        message = {"type": PUSH_MESSAGE_TYPE, "frame": frame, "previous": previous}
         propagate.inject(message)  # `traceparent` beside the frame, for the consumer's span
         try:
             group_send(user_group(user_id), message)
@@ -57,13 +59,14 @@ def notify(user_id, event, data, *, persist=True):
     if user_id is None:
         return None
     frame = {"id": None, "event": event, "data": data}
-    notification = None
+    notification = previous = None
     if persist:
         notification = Notification.objects.create(user_id=user_id, event=event, data=data)
         frame["id"] = notification.id
+        previous = previous_notification_id(user_id=user_id, before=notification.id)
     trace_context = {}
     propagate.inject(trace_context)  # the trace it is made in: the push runs later, after commit
-    transaction.on_commit(lambda: _push(user_id, frame, trace_context))
+    transaction.on_commit(lambda: _push(user_id, frame, previous, trace_context))
     return notification
 
 

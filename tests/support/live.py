@@ -123,6 +123,17 @@ class Web(Listening, Process):
     """A Daphne process; `url` and `ws_url` point at it."""
 
 
+def start_server(process, port):
+    """`process` (just started), once it listens on `port` (`process.port`); stopped if it never does."""
+    try:
+        wait_listening(process.popen, port, output=process.output, timeout=60)
+    except BaseException:
+        process.stop()
+        raise
+    process.port = port
+    return process
+
+
 def start_web(log_dir, port=None, name="web", **env):
     """Daphne, listening on `port` (`process.port`): a free port when None, found again on a clash; a given
     one (a restart where the clients expect it) is waited for while somebody else holds it."""
@@ -130,14 +141,7 @@ def start_web(log_dir, port=None, name="web", **env):
 
     def start(chosen):
         argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(chosen), "diquis.asgi:application"]
-        process = Web(name, argv, environment, log_dir)
-        try:
-            wait_listening(process.popen, chosen, output=process.output, timeout=60)
-        except BaseException:
-            process.stop()
-            raise
-        process.port = chosen
-        return process
+        return start_server(Web(name, argv, environment, log_dir), chosen)
 
     process = start_listening(start, port=port)
     deadline = time.monotonic() + 30
