@@ -22,9 +22,11 @@ def _one_variant(ctx, env, measured):
     mode = ctx.mode
     web = Web(ctx.sandbox, name="web-tracing", env=env)
     try:
-        accept._run(web, "/api/tenants", 20, concurrency=4, rounds=1, expect=202, kind="warm", isolated=True)
+        accept.closed_loop_rounds(
+            web, "/api/tenants", 20, concurrency=4, rounds=1, expect=202, kind="warm", isolated=True
+        )
         for concurrency in mode.tracing_concurrency:
-            latencies, rates, _ = accept._run(
+            latencies, rates, _ = accept.closed_loop_rounds(
                 web,
                 "/api/tenants",
                 mode.tracing_requests,
