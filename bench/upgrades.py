@@ -315,8 +315,9 @@ def report(section, mode, n, figures):
         ],
     )
     section.add(
-        "Before the first tenant starts, the parent job builds the new release's template (a database migrated "
-        "afresh) on each server; the canaries go first, the rest only once they all succeeded.",
+        "Beside the lanes, the parent job makes the new release's template on each server (derived from the "
+        "previous template by the upgrade's compiled plan where that equals a fresh build, else migrated afresh: "
+        "tenants.provisioning.template); the canaries go first, the rest only once they all succeeded.",
         "",
     )
     idle_ok = [a.seconds for a in ours["idle"] if a.status == 200]

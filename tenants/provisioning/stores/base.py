@@ -34,6 +34,12 @@ class DatabaseStore(Protocol):
     def drop(self, name: str) -> None:
         """Remove a database and whatever is connected to it; nothing happens if it is gone."""
 
+    def set_manifest(self, name: str, manifest: str) -> None:
+        """Keep `manifest` (text) with the database, not copied into its clones (provisioning.template)."""
+
+    def manifest(self, name: str) -> str | None:
+        """Return what set_manifest kept with the database, or None."""
+
     def publish(self, building: str, final: str) -> None:
         """Turn a freshly migrated database into a template under its final name, atomically."""
 

@@ -104,6 +104,17 @@ class PostgreSQLStore:
         with transaction.atomic(using=self.alias), connections[self.alias].cursor() as cursor:
             cursor.execute(statement)
 
+    def set_manifest(self, name, manifest):
+        """The database's comment: a shared catalog's row, which CREATE DATABASE ... TEMPLATE does not copy."""
+        with self.server_cursor() as cursor:
+            cursor.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(identifier(name), sql.Literal(manifest)))
+
+    def manifest(self, name):
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name])
+            row = cursor.fetchone()
+        return row[0] if row else None
+
     def publish(self, building, final):
         """`ALLOW_CONNECTIONS false` makes the server itself refuse every session on the template, so
         nothing can ever hold it open and block a clone; the rename makes the final name appear complete."""

@@ -72,6 +72,13 @@ class SQLiteStore:
     def publish(self, building, final):
         os.replace(self._path(building), self._path(final))
 
+    def set_manifest(self, name, manifest):
+        """Nothing kept: a SQLite template is always built from scratch (its schema editor cannot compile a plan
+        inside a transaction: provisioning.upgrades)."""
+
+    def manifest(self, name):
+        return None
+
     @contextlib.contextmanager
     def exclusive(self, key):
         """An exclusive lock on a file named after `key`: held by one process at a time on this machine."""
