@@ -112,7 +112,6 @@ def _build(store, name):
     try:
         if not _derive(store, building, name, manifest):
             logger.info("building tenant database template %s", name)
-            store.drop(building)
             store.create(building)
             migrate_database(building, server=store.server)
         store.set_manifest(building, json.dumps(manifest, sort_keys=True))
@@ -123,7 +122,8 @@ def _build(store, name):
 
 
 def _derive(store, building, name, manifest):
-    """`building` made from a previous template (see the module's docstring); False when none may be used."""
+    """`building` made from a previous template (see the module's docstring); False, and no `building` left, when
+    none may be used."""
     for previous in _previous_templates(store, keep=name):
         recorded = _recorded(store, previous)
         if recorded is None or recorded["routing"] != manifest["routing"]:
