@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -231,13 +232,20 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Shared by every process (throttle counters must be): Django's own Redis cache backend.
+# Shared by every process (throttle counters must be): Django's own Redis cache backend, on one connection pool
+# per process (diquis.cache_pool: Django would make one per request under ASGI).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "diquis:cache",
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        "OPTIONS": {
+            "pool_class": "diquis.cache_pool.ProcessConnectionPool",
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+            # A pooled connection outlives a Redis restart: its first command fails once, then reconnects.
+            "retry": Retry(ExponentialBackoff(cap=1, base=0.05), 2, supported_errors=(RedisConnectionError,)),
+        },
     }
 }
 
