@@ -20,9 +20,10 @@ TARGET_SPEEDUP = 40
 PROFILED_REQUESTS = 100
 
 
-def closed_loop_rounds(web, path, bodies_per_round, *, concurrency, rounds, expect, kind, isolated):
-    """`rounds` closed loops of fresh tenant bodies against `web`: (latencies pooled, req/s per round, statuses)."""
-    headers = fixtures.root_headers()
+def closed_loop_rounds(web, path, bodies_per_round, *, concurrency, rounds, expect, kind, isolated, headers=None):
+    """`rounds` closed loops of fresh tenant bodies against `web`: (latencies pooled, req/s per round, statuses).
+    The requests carry the root's token of this run's database unless `headers` are given."""
+    headers = headers or fixtures.root_headers()
     latencies, rates, statuses = [], [], {}
     for _ in range(rounds):
         bodies = [fixtures.tenant_body(kind, isolated=isolated) for _ in range(bodies_per_round)]

@@ -46,9 +46,9 @@ def rss_kib(pid):
 
 class Web(Listening):
     """One Daphne process. `daphne_args` are extra flags (e.g. --websocket_connect_timeout); `env`, variables
-    of its own (a setting of the variant measured)."""
+    of its own (a setting of the variant measured); `tree`, another commit's code to serve (bench.other_tree)."""
 
-    def __init__(self, sandbox, *, name="web", settings=None, daphne_args=(), endpoint=None, env=None):
+    def __init__(self, sandbox, *, name="web", settings=None, daphne_args=(), endpoint=None, env=None, tree=None):
         self.port = free_port()
         argv = [sys.executable, "-m", "daphne"]
         if endpoint:
@@ -56,8 +56,13 @@ class Web(Listening):
         else:
             argv += ["-b", "127.0.0.1", "-p", str(self.port)]
         argv += [*daphne_args, "diquis.asgi:application"]
-        overrides = {**(env or {}), **({"DJANGO_SETTINGS_MODULE": settings} if settings else {})}
-        self.process = sandbox.track(BenchProcess(name, argv, environment.child_env(**overrides), LOG_DIR))
+        overrides = {
+            **(tree.env if tree else {}),
+            **(env or {}),
+            **({"DJANGO_SETTINGS_MODULE": settings} if settings else {}),
+        }
+        cwd = tree.path if tree else ROOT  # `-m daphne` imports the application from its working directory
+        self.process = sandbox.track(BenchProcess(name, argv, environment.child_env(**overrides), LOG_DIR, cwd=cwd))
         self._wait_ready()
 
     def _wait_ready(self, timeout=60):

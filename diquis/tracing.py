@@ -52,7 +52,8 @@ def set_up_tracing(environ=os.environ):
     names = exporter_names(environ)
     if not names:
         return False
-    # Imported here, not at the top: with tracing off, the SDK and the instrumentations are not even loaded.
+    # Imported here, not at the top: with tracing off, the tracing SDK and the instrumentations are not even
+    # loaded (redis-py imports the SDK's metrics module on its own, for an observability it leaves unset).
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor

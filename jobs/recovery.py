@@ -2,6 +2,7 @@
 
 - running attempts whose heartbeat stopped (the worker or its work-horse was killed): the attempt is
   recorded as abandoned and the job retried, or failed for good, by the same rule as any failed attempt.
+  That is a span of the job's trace (jobs.tracing), so the failure it notifies joins the request's trace.
   A silent heartbeat alone is not enough: the subject's lock must be free too, which proves that no
   process is still inside the job (the server releases the lock of a killed process at once). So a slow
   or stalled job is never run twice at the same time;
@@ -23,6 +24,8 @@ from .enqueue import carrier_alive, due, push, queue
 from .locks import holding
 from .models import Attempt, Job
 from .outcomes import ALREADY_RECORDED, attempt_failed
+from .registry import operation_name
+from .tracing import job_span
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ def fail_abandoned(now):
             logger.warning(
                 "attempt %s of job %s abandoned (worker %s lost)", attempt.number, attempt.job_id, attempt.worker
             )
-            outcome = attempt_failed(attempt, error=ABANDONED_ERROR, outcome=Attempt.Outcome.ABANDONED)
+            with job_span(f"{operation_name(attempt.job.task)} abandoned", attempt.job, attempt):
+                outcome = attempt_failed(attempt, error=ABANDONED_ERROR, outcome=Attempt.Outcome.ABANDONED)
             recorded += outcome != ALREADY_RECORDED
     return recorded
 

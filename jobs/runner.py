@@ -18,7 +18,7 @@ from .models import Attempt, Job
 from .outcomes import FAILED_FOR_GOOD, attempt_failed, attempt_succeeded
 from .registry import operation_name, resolve
 from .steps import StepRecorder
-from .tracing import flush, joined, tracer
+from .tracing import flush, job_span
 
 logger = logging.getLogger(__name__)
 
@@ -108,16 +108,7 @@ def run_job(job_id):
 
 def _attempt_span(job, attempt):
     """The attempt as a span of the trace the job joins (its steps are spans of it: jobs.steps)."""
-    return tracer.start_as_current_span(
-        f"{operation_name(job.task)} attempt",
-        context=joined(job.trace_context),
-        kind=SpanKind.CONSUMER,
-        attributes={
-            "diquis.job.id": str(job.pk),
-            "diquis.job.subject": job.subject,
-            "diquis.job.attempt": attempt.number,
-        },
-    )
+    return job_span(f"{operation_name(job.task)} attempt", job, attempt, kind=SpanKind.CONSUMER)
 
 
 def _run_attempt(job, attempt):

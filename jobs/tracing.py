@@ -7,6 +7,7 @@ alone: with tracing off (diquis.tracing) its tracer is the API's no-op one and t
 """
 
 from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 tracer = trace.get_tracer("diquis.jobs")
 
@@ -21,6 +22,21 @@ def current_trace_context():
 def joined(trace_context):
     """The OpenTelemetry context a span starts in to join `trace_context` (headers from current_trace_context)."""
     return propagate.extract(trace_context or {})
+
+
+def job_span(name, job, attempt, *, kind=SpanKind.INTERNAL):
+    """A span `name` about one attempt of `job`, in the trace the job joins: the attempt itself (the runner) or
+    its abandonment (the recovery sweep, whose final failure notifies from inside it)."""
+    return tracer.start_as_current_span(
+        name,
+        context=joined(job.trace_context),
+        kind=kind,
+        attributes={
+            "diquis.job.id": str(job.pk),
+            "diquis.job.subject": job.subject,
+            "diquis.job.attempt": attempt.number,
+        },
+    )
 
 
 def flush():

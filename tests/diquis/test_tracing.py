@@ -1,5 +1,5 @@
 """Tracing is set up by the standard OTEL_* variables alone (diquis.tracing), and off by default: a process
-started without them has no SDK and nothing instrumented."""
+started without them sets up no SDK, instruments nothing and makes its spans with the API's no-op tracer."""
 
 import json
 import os
@@ -15,6 +15,16 @@ from diquis.redaction import REDACTED
 from diquis.tracing import OTLP_OVER_HTTP, exporter_names, redact_url_attributes
 from tests.support.live import ROOT
 
+PROBE = "probe:"  # what a probe's own line starts with (spans may be printed around it)
+# Defined in every probe's process before the probe runs.
+PRELUDE = f"""
+import sys
+PROBE = {PROBE!r}
+def loaded_otel_modules():
+    prefixes = ("opentelemetry.sdk", "opentelemetry.instrumentation", "opentelemetry.exporter")
+    return sorted(name for name in sys.modules if name.startswith(prefixes))
+"""
+
 # Run in a fresh process, as the web and the worker start: django set up as manage.py and diquis.asgi do.
 WHAT_IS_INSTRUMENTED = """
 import json, os
@@ -25,7 +35,7 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
-print(json.dumps({
+print(PROBE, json.dumps({
     "provider": type(trace.get_tracer_provider()).__name__,
     "middleware": [name for name in settings.MIDDLEWARE if "opentelemetry" in name],
     "instrumented": [type(i).__name__ for i in (DjangoInstrumentor(), PsycopgInstrumentor(), RedisInstrumentor())
@@ -36,10 +46,40 @@ print(json.dumps({
 """
 
 
-def instrumented_in_a_new_process(**otel):
+# What makes "off" free: the modules that make spans loaded (the web's and the worker's), one span made by each
+# of the project's tracers, and no tracing SDK, instrumentation or exporter imported, not even by the probe.
+# redis-py (8.x) imports the SDK's metrics module itself when it is installed, for its own observability, which
+# stays unset until the application calls it: those modules are the ones a bare `import redis` loads.
+LOADED_BY_REDIS = """
+import json, redis
+print(PROBE, json.dumps(loaded_otel_modules()))
+"""
+WHAT_IS_LOADED = """
+import json
+import diquis.asgi
+import jobs.runner, jobs.recovery, notifications.consumers, notifications.services
+from django.conf import settings
+from opentelemetry.trace import NonRecordingSpan
+from jobs.tracing import current_trace_context, tracer as jobs_tracer
+from notifications.services import tracer as notifications_tracer
+spans = []
+for tracer in (jobs_tracer, notifications_tracer):
+    with tracer.start_as_current_span("probe") as span:
+        spans.append({"recording": span.is_recording(), "no-op": isinstance(span, NonRecordingSpan),
+                      "context stored": current_trace_context()})
+print(PROBE, json.dumps({
+    "tracers": sorted({type(t).__name__ for t in (jobs_tracer, notifications_tracer)}),
+    "spans": spans,
+    "middleware": settings.MIDDLEWARE,
+    "loaded": loaded_otel_modules(),
+}))
+"""
+
+
+def probe_in_a_new_process(probe, **otel):
     env = {name: value for name, value in os.environ.items() if not name.startswith("OTEL_")}
     completed = subprocess.run(
-        [sys.executable, "-c", WHAT_IS_INSTRUMENTED],
+        [sys.executable, "-c", PRELUDE + probe],
         cwd=ROOT,
         env={**env, **otel},
         capture_output=True,
@@ -47,7 +87,12 @@ def instrumented_in_a_new_process(**otel):
         timeout=120,
         check=True,
     )
-    return json.loads(completed.stdout.splitlines()[-1])
+    (found,) = [line for line in completed.stdout.splitlines() if line.startswith(f"{PROBE} ")]
+    return json.loads(found.removeprefix(f"{PROBE} "))
+
+
+def instrumented_in_a_new_process(**otel):
+    return probe_in_a_new_process(WHAT_IS_INSTRUMENTED, **otel)
 
 
 def test_without_otel_variables_nothing_is_instrumented():
@@ -58,6 +103,20 @@ def test_without_otel_variables_nothing_is_instrumented():
         "psycopg.connect wrapped": False,
         "redis wrapped": False,
     }
+
+
+def test_without_otel_variables_no_sdk_is_loaded_and_every_span_is_the_apis_no_op():
+    off = probe_in_a_new_process(WHAT_IS_LOADED)
+    assert not any(name.startswith("opentelemetry.sdk.trace") for name in off["loaded"])
+    assert off["loaded"] == probe_in_a_new_process(LOADED_BY_REDIS)  # nothing of the project's own
+    assert off["spans"] == [{"recording": False, "no-op": True, "context stored": {}}] * 2
+    assert off["tracers"] == ["ProxyTracer"]  # the API's: it hands out no-op spans while no SDK is set
+    on = probe_in_a_new_process(WHAT_IS_LOADED, OTEL_TRACES_EXPORTER="console")
+    assert [name for name in on["middleware"] if name not in off["middleware"]] == [
+        "opentelemetry.instrumentation.django.middleware.otel_middleware._DjangoMiddleware"
+    ]
+    assert on["middleware"][1:] == off["middleware"]  # off, the list is settings.py's own
+    assert on["loaded"] and all(span["recording"] for span in on["spans"])
 
 
 def test_an_exporter_named_sets_up_the_sdk_and_the_three_instrumentations():

@@ -32,6 +32,22 @@ def fault(tmp_path):
 
 
 @pytest.fixture
+def start_stack(transactional_db, tmp_path, fault):
+    """Starts Daphne + one worker with the faults file (and any other settings); stops them afterwards."""
+    stacks = []
+
+    def start(**env):
+        stack = live.LiveStack(tmp_path, DIQUIS_FAULTS_FILE=str(fault.path), **env)
+        stacks.append(stack)
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.stop()
+    drop_test_tenant_databases()
+
+
+@pytest.fixture
 def live_stack(transactional_db, tmp_path):
     """Daphne + one RQ worker, as separate processes, on the test database. Stopped after the test."""
     stack = live.LiveStack(tmp_path)

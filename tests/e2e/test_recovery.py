@@ -22,12 +22,14 @@ from tenants.models import ProvisioningStatus, Tenant
 from tenants.provisioning.steps import APPLY_MIGRATIONS, CREATE_ADMIN_USER, CREATE_DATABASE
 from tests.support import live
 from tests.support.fault_injection import wait_until
-from tests.support.live import LiveStack, drain, gone, wait_for_event
+from tests.support.live import drain, gone, wait_for_event
 from tests.support.live_tenants import (
     admin_users,
+    attempts_of,
     figure,
     finished,
     job_of,
+    kill_worker_in_step,
     last_notification_id,
     post_tenant,
     root_token,
@@ -35,16 +37,12 @@ from tests.support.live_tenants import (
     status_of,
     tenant_databases,
 )
-from tests.support.tenant_databases import drop_test_tenant_databases, main_database, raw_cursor, terminate_sessions
+from tests.support.tenant_databases import main_database, raw_cursor, terminate_sessions
 
 S = ProvisioningStatus
 
 
 WARM_SHUTDOWN = "warm shut down requested"  # what RQ's worker logs when SIGTERM reaches it
-
-
-def attempts_of(tenant_id):
-    return list(Attempt.objects.filter(job__subject=f"tenant:{tenant_id}").order_by("number"))
 
 
 def has_beaten(attempt, since=None):
@@ -58,45 +56,6 @@ def own_name(name):
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def start_stack(transactional_db, tmp_path, fault):
-    """Starts Daphne + one worker with the faults file (and any other settings); stops them afterwards."""
-    stacks = []
-
-    def start(**env):
-        stack = LiveStack(tmp_path, DIQUIS_FAULTS_FILE=str(fault.path), **env)
-        stacks.append(stack)
-        return stack
-
-    yield start
-    for stack in stacks:
-        stack.stop()
-    drop_test_tenant_databases()
-
-
-def _kill_worker_in_step(stack, fault, *, tenant_id, step, isolated):
-    """Hold `step`, SIGKILL the worker and its work-horse there, start a new worker; returns the figures."""
-    token = root_token()
-    fault.hold(step, tenant_id)
-    assert post_tenant(stack, token, tenant_id, isolated=isolated).status_code == 202
-    horse = fault.wait_held()["pid"]
-    assert horse in stack.workers[0].children()
-
-    stack.workers[0].kill_tree()
-    killed_at, killed = timezone.now(), time.monotonic()
-    wait_until(lambda: gone(horse), timeout=10, what="the work-horse gone")
-    fault.release()
-    stack.add_worker()
-
-    wait_until(lambda: finished(tenant_id), timeout=120, what="tenant Active after the kill")
-    active = time.monotonic() - killed
-    first, *later = attempts_of(tenant_id)
-    assert (first.outcome, first.error) == (Attempt.Outcome.ABANDONED, ABANDONED_ERROR)
-    assert [a.outcome for a in later] == [Attempt.Outcome.SUCCEEDED]
-    detected = (first.ended_at - killed_at).total_seconds()
-    return detected, active
-
-
 SHARED_STEPS = [(False, CREATE_ADMIN_USER)]
 ISOLATED_STEPS = [(True, CREATE_DATABASE), (True, APPLY_MIGRATIONS), (True, CREATE_ADMIN_USER)]
 
@@ -105,7 +64,7 @@ ISOLATED_STEPS = [(True, CREATE_DATABASE), (True, APPLY_MIGRATIONS), (True, CREA
 def test_a_worker_killed_in_any_step_is_replaced_and_the_tenant_ends_active_once(start_stack, fault, isolated, step):
     stack = start_stack()
     tenant_id = f"killed-{step.label}-{'iso' if isolated else 'shared'}"
-    detected, active = _kill_worker_in_step(stack, fault, tenant_id=tenant_id, step=step, isolated=isolated)
+    detected, active = kill_worker_in_step(stack, fault, tenant_id=tenant_id, step=step, isolated=isolated)
     case = f"SIGKILL in {step.label} ({'isolated' if isolated else 'shared'})"
     figure(f"{case}: kill -> abandoned recorded (s)", round(detected, 1))
     figure(f"{case}: kill -> Active (s)", round(active, 1))
@@ -125,7 +84,7 @@ def test_a_worker_killed_in_any_step_is_replaced_and_the_tenant_ends_active_once
 def test_with_production_timings_a_killed_worker_is_detected_within_a_minute(start_stack, fault):
     """The defaults of settings.py (heartbeat 5 s, abandoned after 30 s, sweep every 15 s), not the suite's."""
     stack = start_stack(DIQUIS_HEARTBEAT_INTERVAL=5, DIQUIS_ABANDONED_AFTER=30, DIQUIS_SWEEP_INTERVAL=15)
-    detected, active = _kill_worker_in_step(
+    detected, active = kill_worker_in_step(
         stack, fault, tenant_id="killed-default-timings", step=CREATE_ADMIN_USER, isolated=False
     )
     figure("SIGKILL, production timings: kill -> abandoned recorded (s)", round(detected, 1))

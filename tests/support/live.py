@@ -32,12 +32,12 @@ def stack_env(**overrides):
 class Process:
     port = None  # the port it listens on, for a server
 
-    def __init__(self, name, argv, env, log_dir):
+    def __init__(self, name, argv, env, log_dir, cwd=ROOT):
         self.name = name
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         self.log_path = Path(log_dir) / f"{name}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop())
-        self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     @property
     def pid(self):

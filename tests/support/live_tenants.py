@@ -2,17 +2,21 @@
 source of truth) what became of it. Shared by the fault and recovery tests of tests/e2e/."""
 
 import contextlib
+import time
 
 import httpx
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 from websockets.sync.client import connect
 
-from jobs.models import Job
+from jobs.models import Attempt, Job
+from jobs.recovery import ABANDONED_ERROR
 from notifications.models import Notification
 from tenants.models import ProvisioningStatus, Tenant, User
 from tenants.tokens import issue_tokens
-from tests.support.live import recv_json
+from tests.support.fault_injection import wait_until
+from tests.support.live import gone, recv_json
 from tests.support.tenant_databases import ADMIN_PASSWORD
 from tests.support.users import make_root_user
 
@@ -101,3 +105,32 @@ def job_of(tenant_id):
     jobs = list(Job.objects.filter(subject=f"tenant:{tenant_id}"))
     assert len(jobs) == 1, jobs
     return jobs[0]
+
+
+def attempts_of(tenant_id):
+    return list(Attempt.objects.filter(job__subject=f"tenant:{tenant_id}").order_by("number"))
+
+
+def kill_worker_in_step(stack, fault, *, tenant_id, step, isolated, token=None):
+    """Hold `step`, SIGKILL the worker and its work-horse there, start a new worker, wait for the recovery sweep's
+    re-run to make the tenant Active; returns the seconds from the kill to the abandoned attempt recorded, and to
+    the tenant Active. The tenant is created by `token`'s user (a new root user's by default)."""
+    token = token or root_token()
+    fault.hold(step, tenant_id)
+    assert post_tenant(stack, token, tenant_id, isolated=isolated).status_code == 202
+    horse = fault.wait_held()["pid"]
+    assert horse in stack.workers[0].children()
+
+    stack.workers[0].kill_tree()
+    killed_at, killed = timezone.now(), time.monotonic()
+    wait_until(lambda: gone(horse), timeout=10, what="the work-horse gone")
+    fault.release()
+    stack.add_worker()
+
+    wait_until(lambda: finished(tenant_id), timeout=120, what="tenant Active after the kill")
+    active = time.monotonic() - killed
+    first, *later = attempts_of(tenant_id)
+    assert (first.outcome, first.error) == (Attempt.Outcome.ABANDONED, ABANDONED_ERROR)
+    assert [a.outcome for a in later] == [Attempt.Outcome.SUCCEEDED]
+    detected = (first.ended_at - killed_at).total_seconds()
+    return detected, active
