@@ -30,7 +30,7 @@ def markdown(result):
         lines.append(f"| {invariant} | {count} | {broken.get(invariant, 0)} |")
     lines += ["", f"## Violations: {len(result.violations)}", ""]
     if result.injector_error:
-        lines += [f"The fault injector itself failed: `{result.injector_error!r}`", ""]
+        lines += [f"The soak itself failed: `{result.injector_error!r}`", ""]
     for violation in result.violations:
         lines += ["```", violation.text(), "```", ""]
     return "\n".join(lines) + "\n"

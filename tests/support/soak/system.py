@@ -83,6 +83,19 @@ class Restartable:
     def kill(self):
         self.process.kill_tree()
 
+    def replace(self, grace=30):
+        """A deploy's restart: SIGTERM (Daphne closes its sockets, a worker finishes its job first), SIGKILL to
+        what is left after `grace` seconds, then a new process (of the release `system.env` names now)."""
+        if self.process.alive():
+            children = self.process.children()
+            self.process.stop(timeout=grace)
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        else:
+            self.process.log.close()
+        self.start()
+
 
 class Web(Listening, Restartable):
     """One Daphne, restarted on the port it first took (the clients keep its address)."""
