@@ -352,6 +352,8 @@ class Checker:
         children = self.query(
             "SELECT tenant_id, status, error FROM tenants_upgradetenant WHERE upgrade_id = %s", [upgrade_id]
         )
+        tally = Counter(child for _, child, _ in children)
+        self.history.record("upgrade", "upgrade-ended", outcome=status, id=upgrade_id, **tally)
         for tenant, child, error in children:
             look = looks.get(tenant)
             self.check("no child of an ended upgrade open", child in CHILD_ENDS, f"{tenant} {child}", tenant)

@@ -60,10 +60,14 @@ class MidRunUpgrade:
         self.heads.append(self.head())
         self.log("deploy", "begins", release=NEXT_RELEASE)
         self.system.env = {**self.system.env, "DJANGO_SETTINGS_MODULE": NEXT_RELEASE}
+        started = time.monotonic()
         migrate = [sys.executable, "manage.py", "migrate", "--no-input", "-v0"]
         subprocess.run(migrate, cwd=ROOT, env=self.system.env, check=True)
+        self.log("deploy", "catalog migrated", seconds=round(time.monotonic() - started, 1))
         for process in [*self.system.webs, *self.system.workers]:
+            started = time.monotonic()
             process.replace()
+            self.log("deploy", "replaced", process=process.process.name, seconds=round(time.monotonic() - started, 1))
         self.log("deploy", "done")
         self.heads.append(self.head())
         body = {"canary": self.rng.choice([0, 1]), "parallel": self.rng.choice([1, 2]), "maxFailures": 1000}
