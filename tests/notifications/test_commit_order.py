@@ -25,7 +25,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def waiting_for_an_advisory_lock():
     """Backends of this database waiting for an advisory lock another one holds."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         return cursor.fetchone()[0]
 
 
