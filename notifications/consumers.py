@@ -56,14 +56,16 @@ def _since(scope):
 class NotificationConsumer(AsyncWebsocketConsumer):
     """Joins the caller's own group, replays what they missed (`?since=`), then forwards live notifications.
 
-    A notification pushed while the replay runs reaches the socket twice (once from the database, once
-    from the group); `replayed_ids` drops the second copy, so the client sees each id exactly once.
+    A socket sends a user's persisted notifications in increasing id order, each once: `last_id` is the newest
+    id it has sent or was told the client has (`?since=`), and a push at or below it is dropped. That covers a
+    notification pushed while the replay runs (it reaches the socket from the database and from the group) and
+    a push that arrives after a later one (two workers' pushes race; ids are in commit order per user,
+    notifications.services, so the later one's replay brought it already).
     Channels is at-most-once: a push lost while the socket stays open (Redis stopped or frozen a moment)
     would leave a hole before the ids that follow, which no `?since=` the client may send could fill. Each
     push names the user's previous notification; a socket that has not sent that one replays the hole from
-    the database first (`last_id`: the newest persisted id this socket has sent or was told it has). The
-    `delivering` lock keeps a live push from overtaking the replay when the framing is chosen by a timer
-    (outside the consumer's own message loop).
+    the database first. The `delivering` lock keeps a live push from overtaking the replay when the framing is
+    chosen by a timer (outside the consumer's own message loop).
     """
 
     def __init__(self, *args, **kwargs):
@@ -73,7 +75,6 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.timers = []
         self.tasks = set()
-        self.replayed_ids = set()
         self.last_id = None
         self.delivering = asyncio.Lock()
         self.last_received = self.last_sent = time.monotonic()
@@ -149,7 +150,6 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             requested = min(REPLAY_BATCH, left + 1)  # one more than may be sent: is there more?
             batch = await database_sync_to_async(self.notifications_after)(since, requested)
             for frame in batch[:left]:
-                self.replayed_ids.add(frame["id"])
                 await self.send_text(self.framing.notification(frame))
                 since = self.last_id = frame["id"]
             if len(batch) > left:
@@ -229,12 +229,16 @@ class NotificationConsumer(AsyncWebsocketConsumer):
                 return
             if self.missed_before(message):
                 await self.replay(self.last_id)
-            if frame["id"] is not None and frame["id"] in self.replayed_ids:
-                self.replayed_ids.discard(frame["id"])
+            if self.already_sent(frame):
                 return
             await self.send_text(self.framing.notification(frame))
             if frame["id"] is not None:
-                self.last_id = max(frame["id"], self.last_id or 0)
+                self.last_id = frame["id"]
+
+    def already_sent(self, frame):
+        """A persisted notification at or below the newest this socket has sent: replayed already, or it would
+        come after a later one (never a lower id after a higher one on one socket)."""
+        return frame["id"] is not None and self.last_id is not None and frame["id"] <= self.last_id
 
     def missed_before(self, message):
         """The push follows a notification this socket never sent (its push was lost)."""

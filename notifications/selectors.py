@@ -10,7 +10,7 @@ def notifications_after(*, user_id, after=None, limit=None):
 
 def previous_notification_id(*, user_id, before):
     """The id of the user's notification just before `before` (None for the first): what a socket that saw it
-    last may take the next push without a gap. One committed at the same moment by another process may not be
-    visible yet: the client's replay with `?since=` remains the way to catch up after a reconnection."""
+    last may take the next push without a gap. Committed already: a user's ids are taken in commit order
+    (services.wait_for_earlier_notifications)."""
     earlier = Notification.objects.filter(user_id=user_id, id__lt=before).order_by("-id")
     return earlier.values_list("id", flat=True).first()

@@ -6,7 +6,7 @@ carries that trace's W3C context to the consumer, which sends the frame in a spa
 
 import logging
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
@@ -54,14 +54,31 @@ def close_sockets(user_id, code):
         logger.warning("sockets of a user not closed at once: %s", type(error).__name__)
 
 
+def wait_for_earlier_notifications(user_id, using):
+    """Hold the user's notification lock until this transaction ends: a notification of the same user made
+    meanwhile by another transaction waits for this one to commit (or roll back) before it takes its id. So a
+    user's ids are in commit order, and `previous` names a committed row: without it, two jobs of one user ending
+    at once could commit 157 before 156, and a client that saw 157 would never be replayed 156 (`?since=157`).
+    PostgreSQL only (SQLite has one writer at a time anyway); a transaction-level advisory lock, never left
+    behind: it goes with the transaction, also when the process dies."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"notifications:{user_id}"])
+
+
 def notify(user_id, event, data, *, persist=True):
-    """Send `event` to the user. Persisted notifications get an id; the push happens after commit."""
+    """Send `event` to the user. Persisted notifications get an id, in commit order per user; the push happens
+    after commit."""
     if user_id is None:
         return None
     frame = {"id": None, "event": event, "data": data}
     notification = previous = None
     if persist:
-        notification = Notification.objects.create(user_id=user_id, event=event, data=data)
+        using = router.db_for_write(Notification)
+        with transaction.atomic(using=using):  # the caller's transaction, when there is one: the lock lasts as long
+            wait_for_earlier_notifications(user_id, using)
+            notification = Notification.objects.using(using).create(user_id=user_id, event=event, data=data)
         frame["id"] = notification.id
         previous = previous_notification_id(user_id=user_id, before=notification.id)
     trace_context = {}

@@ -211,7 +211,7 @@ class PostgresCluster:
         if os.geteuid() == 0:
             self.directory.parent.chmod(0o755)  # the OS user `postgres` must reach its cluster
         self.directory.mkdir()
-        (self.directory / "owner").write_text(_process_identity(os.getpid()))
+        (self.directory / "owner").write_text(process_identity(os.getpid()))
         _started[self.directory] = self
 
     def _initdb(self):
@@ -302,7 +302,7 @@ def remove_leftover_clusters(directory=CLUSTERS_DIRECTORY, *, expect_free=None):
     for path in sorted(directory.iterdir()):
         owner = path / "owner"
         if owner.exists():
-            if _owner_alive(owner):
+            if identity_alive(owner):
                 if path == expect_free:
                     raise ClusterError(f"{path}: in use by the live process {owner.read_text().split()[0]}")
                 continue
@@ -349,16 +349,17 @@ def _processes_in(data_directory):
     return pids
 
 
-def _process_identity(pid):
+def process_identity(pid):
     """`pid start-time`: a pid reused by another process after a crash has another start time."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}\n"
 
 
-def _owner_alive(owner_file):
-    recorded = owner_file.read_text()
+def identity_alive(owner_file):
+    """The process whose identity (process_identity) `owner_file` holds still runs (not when the file is gone)."""
     try:
-        return _process_identity(int(recorded.split()[0])) == recorded
+        recorded = owner_file.read_text()
+        return process_identity(int(recorded.split()[0])) == recorded
     except (OSError, ValueError, IndexError):
         return False
 

@@ -19,13 +19,15 @@ from tests.support.ports import start_listening, wait_listening
 
 
 class PrivateRedis:
-    def __init__(self, log_dir, port=None, *, own_session=False):
+    def __init__(self, log_dir, port=None, *, own_session=False, on_start=None):
         """`own_session`: out of the terminal's reach (as pg_ctl puts a PostgreSQL server), so that a Ctrl-C meant
-        for a run does not end the server before the run's clean-up is done with it."""
+        for a run does not end the server before the run's clean-up is done with it. `on_start`: called with the
+        pid of every server started (the soak writes it down, for its reaper: tests/support/soak/reaper.py)."""
         if shutil.which("redis-server") is None:
             raise RuntimeError("redis-server is not installed (apt package redis-server)")
         self.port = port  # chosen by the first start() when None
         self.own_session = own_session
+        self.on_start = on_start
         self.log_path = Path(log_dir) / "redis.log"
         self.process = None
 
@@ -39,6 +41,8 @@ class PrivateRedis:
         if self.alive():
             return self
         self.process = start_listening(lambda port: self._start_on(port, timeout), port=self.port)
+        if self.on_start is not None:
+            self.on_start(self.process.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(redis.RedisError):

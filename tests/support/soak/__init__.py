@@ -7,5 +7,7 @@ which writes bench/SOAK.md. Nothing here imports the product: the soak talks to 
 websocket) and reads its PostgreSQL servers as the source of truth, so a fault cannot hide inside the checker.
 
 Every server it runs is its own (tests/support/postgres_clusters.py, tests/support/redis_server.py): it stops,
-freezes and restarts them at will, and removes them when it ends, also when interrupted.
+freezes and restarts them at will, and removes them when it ends, also when interrupted, and when killed with
+SIGKILL (reaper.py). Mid-run it deploys the next release and upgrades the tenant databases (upgrade.py); what must
+hold at any instant is checked while it runs (watch.py), the rest after the faults end (invariants.py).
 """

@@ -21,9 +21,10 @@ FAULTS = {
 
 class FaultInjector(threading.Thread):
     """`pause` is the range of seconds between two faults; `outage` the range an outage lasts (Redis stopped
-    or frozen, a tenant server stopped)."""
+    or frozen, a tenant server stopped). `upgrade` (upgrade.MidRunUpgrade), when given, runs in the place of the
+    first fault due after its instant: no fault is half-done while the deploy replaces the processes."""
 
-    def __init__(self, system, history, seed, stop, sockets, *, pause=(5, 20), outage=(5, 60)):
+    def __init__(self, system, history, seed, stop, sockets, *, pause=(5, 20), outage=(5, 60), upgrade=None):
         super().__init__(name="faults", daemon=True)
         self.system = system
         self.history = history
@@ -32,13 +33,17 @@ class FaultInjector(threading.Thread):
         self.sockets = sockets
         self.pause = pause
         self.outage = outage
+        self.upgrade = upgrade
         self.error = None
 
     def run(self):
         try:
             while not self.stop.wait(self.rng.uniform(*self.pause)):
                 kind = self.rng.choices(list(FAULTS), weights=list(FAULTS.values()))[0]
-                getattr(self, kind.replace("-", "_"))()
+                if self.upgrade is not None and self.upgrade.due():
+                    self.upgrade.run()
+                else:
+                    getattr(self, kind.replace("-", "_"))()
         except Exception as error:  # noqa: BLE001  (reported by the run: the soak itself failed, not the product)
             self.error = error
             self.history.record("faults", "injector-failed", outcome=repr(error))

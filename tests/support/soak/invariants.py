@@ -3,13 +3,16 @@ after the faults end; each violation carries the history that led to it."""
 
 import json
 import random
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import psycopg
 from websockets.sync.client import connect
 
 from .system import ROOT_EMAIL, ROOT_PASSWORD, TENANT_PREFIX
+from .upgrade import release_parts
 from .workload import ADMIN_PASSWORD, Api
 
 IN_FLIGHT = ("Pending", "Provisioning", "Updating", "Deleting", "Moving")
@@ -23,6 +26,19 @@ FAMILIES = {
 }
 FINAL_EVENTS = {event: kind for kind, events in FAMILIES.items() for event in events}
 TEMPLATE_PREFIX = f"{TENANT_PREFIX}template_"
+UPGRADE_OPEN = ("Pending", "Running", "Paused")
+UPGRADE_ENDS = {"Succeeded": "UpgradeFinished", "Failed": "UpgradeFailed"}  # a pause or a cancel: UpgradeFailed
+CHILD_ENDS = ("done", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the checker saw of a tenant database: the fingerprint the catalog records, the migrations applied,
+    the next release's parts (upgrade.release_parts)."""
+
+    recorded: str | None
+    applied: frozenset
+    release: tuple
 
 
 @dataclass
@@ -30,9 +46,10 @@ class Violation:
     invariant: str
     what: str
     story: str = ""
+    at: float = 0.0  # when the checker found it (seconds since the start of the run)
 
     def text(self):
-        return f"VIOLATION [{self.invariant}] {self.what}\n{self.story}".rstrip()
+        return f"VIOLATION [{self.invariant}] at {self.at:.2f}s: {self.what}\n{self.story}".rstrip()
 
 
 @dataclass
@@ -42,19 +59,72 @@ class Checker:
     clients: list
     sockets: list
     since: int  # the last notification id before the run
+    upgrade: object = None  # upgrade.MidRunUpgrade
     checks: Counter = field(default_factory=Counter)
     violations: list = field(default_factory=list)
+    phase: str = ""  # " (during the run)" while watch.py checks: its checks are counted apart
+    socket_checked: dict = field(default_factory=dict)  # socket client -> (frames checked, the last id)
 
     def check(self, invariant, holds, what, tenant=None, actor=None, around=None):
+        """Count the check; a violation is kept and printed at once, with the history that led to it."""
+        invariant += self.phase
         self.checks[invariant] += 1
         if not holds:
             story = self.history.story(tenant, actor=actor, around=around)
-            self.violations.append(Violation(invariant, what, story))
+            violation = Violation(invariant, what, story, self.history.now())
+            self.violations.append(violation)
+            print(violation.text(), file=sys.stderr, flush=True)
         return holds
 
     def query(self, statement, params=()):
         with self.system.catalog() as connection:
             return connection.execute(statement, params).fetchall()
+
+    # At any instant: watch.py checks these during the run, through the faults; the databases' part waits for
+    # a round when every server answers
+
+    def instant(self):
+        self.phase = " (during the run)"
+        try:
+            self.sockets_in_order()
+            try:
+                busy = self.busy_tenants()
+                found, _ = self.server_databases()
+                catalog = self.catalog_databases()
+                busy |= self.busy_tenants()  # before and after the look: one that began or ended meanwhile
+            except psycopg.Error:
+                self.checks["rounds skipped: a server down (during the run)"] += 1
+                return
+            self.placement(catalog, found, busy)
+            self.whole_databases(catalog, busy)
+        finally:
+            self.phase = ""
+
+    def sockets_in_order(self):
+        """A socket's persisted frames come in increasing id order, across its reconnections (`?since=` the last
+        id it saw): none twice, none after a later one."""
+        for client in self.sockets:
+            count, last = self.socket_checked.get(client.name, (0, client.first_since))
+            frames = client.received[count:]
+            for id_, event, tenant in frames:
+                up = id_ > last
+                what = f"{client.name} received {id_} ({event}) after {last}"
+                around = None if up else self.first_seen(id_)
+                self.check("a socket's ids only go up", up, what, tenant, actor=client.name, around=around)
+                last = max(last, id_)
+            self.socket_checked[client.name] = (count + len(frames), last)
+
+    def whole_databases(self, catalog, busy):
+        """No tenant database half-migrated, now (but those an operation works on); one that does not answer now
+        is looked at in the next round."""
+        for (server, name), (tenant, recorded) in catalog.items():
+            if tenant in busy:
+                continue
+            try:
+                look = self.look(server, name, recorded)
+            except psycopg.Error:
+                continue
+            self.whole(tenant, look)
 
     # During the run (from the history)
 
@@ -69,16 +139,26 @@ class Checker:
     # After the faults end
 
     def settled(self, bound):
-        """Every accepted operation reaches a final state within `bound` seconds after the faults end."""
+        """Every accepted operation (and the upgrade: a paused one is resumed, as an operator would) reaches a
+        final state within `bound` seconds after the faults end."""
         deadline = time.monotonic() + bound
         while time.monotonic() < deadline:
-            if not self.in_flight():
+            upgrade = self.upgrade_status()
+            if upgrade == "Paused":
+                self.upgrade.resume()
+            elif not self.in_flight() and upgrade not in UPGRADE_OPEN:
                 break
             time.sleep(1)
         left = self.in_flight()
         for tenant, status, jobs in left:
             self.check("final state within the bound", False, f"{tenant} still {status}, open jobs {jobs}", tenant)
         self.check("final state within the bound", not left, f"{len(left)} tenants in flight after {bound}s")
+
+    def upgrade_status(self):
+        """The mid-run upgrade's status (None without one)."""
+        if self.upgrade is None or self.upgrade.upgrade_id is None:
+            return None
+        return self.query("SELECT status FROM tenants_upgrade WHERE id = %s", [self.upgrade.upgrade_id])[0][0]
 
     def in_flight(self):
         return self.query(
@@ -160,69 +240,148 @@ class Checker:
                 return event.at
         return None
 
-    def databases(self):
-        """Catalog and servers agree: no database unknown, none missing, none on two servers, none half-migrated."""
-        catalog = {
-            (server or "main", name): tenant
-            for tenant, name, server in self.query(
-                "SELECT id, database_name, database_server_id FROM tenants_tenant"
-                " WHERE has_isolated_database AND database_name IS NOT NULL"
-            )
-        }
+    # The tenant databases: where they are (at any instant, or after the faults) and what schema they have
+
+    def busy_tenants(self):
+        """Tenants an operation works on now (in flight, or an open job of theirs: a move's clean-up too): their
+        databases may be on two servers, or not yet (or no longer) in the catalog."""
+        rows = self.query(
+            "SELECT id FROM tenants_tenant WHERE status = ANY(%s) UNION SELECT substr(subject, 8) FROM jobs_job"
+            " WHERE starts_with(subject, 'tenant:') AND status = ANY(%s)",
+            [list(IN_FLIGHT), list(OPEN_JOBS)],
+        )
+        return {row[0] for row in rows}
+
+    def catalog_databases(self):
+        """(server, database name) -> (tenant, recorded fingerprint) of every isolated tenant with a database."""
+        rows = self.query(
+            "SELECT id, database_name, database_server_id, schema_fingerprint FROM tenants_tenant"
+            " WHERE has_isolated_database AND database_name IS NOT NULL"
+        )
+        return {(server or "main", name): (tenant, recorded) for tenant, name, server, recorded in rows}
+
+    def server_databases(self):
+        """The tenant databases on the servers (name -> servers) and the fingerprints of their templates (server
+        -> set)."""
         found, templates = {}, {}
         for server in self.system.clusters:
+            templates[server] = set()
             for name in self.system.databases_on(server):
                 if name.startswith(TEMPLATE_PREFIX):
-                    templates[server] = name
+                    templates[server].add(name.removeprefix(TEMPLATE_PREFIX))
                 else:
                     found.setdefault(name, []).append(server)
+        return found, templates
+
+    def placement(self, catalog, found, busy=frozenset()):
+        """No database on two servers, none the catalog does not know: but those of the `busy` tenants."""
+        known = {name: tenant for (_, name), (tenant, _) in catalog.items()}
+        excused = {name for name, tenant in known.items() if tenant in busy} | {TENANT_PREFIX + t for t in busy}
         for name, servers in found.items():
-            self.check("no database on two servers", len(servers) == 1, f"{name} on {servers}")
+            if name in excused:
+                continue
+            self.check("no database on two servers", len(servers) == 1, f"{name} on {servers}", known.get(name))
             for server in servers:
-                tenant = catalog.get((server, name))
+                tenant = catalog.get((server, name), (None,))[0]
                 self.check("no database the catalog does not know", tenant is not None, f"{name} on {server}")
-        applied = {}
-        for (server, name), tenant in catalog.items():
+
+    def databases(self):
+        """Catalog and servers agree: no database unknown, none missing, none on two servers, none half-migrated,
+        each at the schema the catalog records; the upgrade's databases at its target or (failed) at their
+        previous schema."""
+        catalog = self.catalog_databases()
+        found, templates = self.server_databases()
+        self.placement(catalog, found)
+        looks = {}
+        for (server, name), (tenant, recorded) in catalog.items():
             if self.check(
                 "no database the catalog names is missing",
                 server in found.get(name, []),
                 f"{tenant}: {name} not on {server}",
                 tenant,
             ):
-                applied[tenant] = self.applied(server, name)
-                self.recorded_schema(tenant, templates.get(server))
-        self.migrated(applied)
+                self.check("each server has its template", bool(templates[server]), f"none on {server}", tenant)
+                looks[tenant] = self.look(server, name, recorded)
+        known = set().union(*templates.values(), filter(None, self.upgrade.heads if self.upgrade else ()))
+        self.migrated(looks, known)
+        self.upgraded(looks)
 
-    def migrated(self, applied):
-        """Every tenant database has the migrations most of them have (no upgrade runs: all are at the head);
-        the template itself refuses connections, so the majority stands for it."""
-        if not applied:
-            return
-        head = Counter(frozenset(migrations) for migrations in applied.values()).most_common(1)[0][0]
-        for tenant, migrations in applied.items():
-            self.check(
-                "no half-migrated database",
-                migrations == head,
-                f"lacks {sorted(head - migrations)}, has extra {sorted(migrations - head)}",
-                tenant,
-            )
-
-    def recorded_schema(self, tenant, template):
-        if not self.check("each server has its template", template is not None, "no template", tenant):
-            return
-        recorded = self.query("SELECT schema_fingerprint FROM tenants_tenant WHERE id = %s", [tenant])[0][0]
-        fingerprint = template.removeprefix(TEMPLATE_PREFIX)
-        # Null says "not known" (a creation that failed before the end): behind until a job looks, never a lie.
-        self.check(
-            "recorded schema matches",
-            recorded in (None, fingerprint),
-            f"recorded {recorded}, head {fingerprint}",
-            tenant,
-        )
-
-    def applied(self, server, database):
+    def look(self, server, database, recorded):
         with self.system.tenant_database(server, database) as connection:
-            return {tuple(row) for row in connection.execute("SELECT app, name FROM django_migrations")}
+            applied = frozenset(tuple(row) for row in connection.execute("SELECT app, name FROM django_migrations"))
+            return Look(recorded, applied, release_parts(connection))
+
+    def whole(self, tenant, look):
+        """The next release's migration, column and index: all there or none (one transaction adds them)."""
+        what = f"next release's (migration row, column, index): {look.release}"
+        return self.check("no half-migrated database", set(look.release) in ({0}, {1}), what, tenant)
+
+    def migrated(self, looks, known):
+        """No database half-migrated; the databases the catalog records at one fingerprint (one of a template or
+        of an upgrade) have one set of migrations, the one most of them have (the templates refuse connections);
+        null says "not known" (a creation that failed before the end): some recorded set, never a lie."""
+        sets = {}
+        for tenant, look in looks.items():
+            self.whole(tenant, look)
+            if look.recorded is not None:
+                sets.setdefault(look.recorded, Counter())[look.applied] += 1
+        heads = {recorded: counter.most_common(1)[0][0] for recorded, counter in sets.items()}
+        for tenant, look in looks.items():
+            if look.recorded is None:
+                ok, what = not heads or look.applied in heads.values(), "recorded null, matches no recorded schema"
+            else:
+                head = heads[look.recorded]
+                ok = look.recorded in known and look.applied == head
+                what = (
+                    f"recorded {look.recorded} (known: {look.recorded in known}): lacks {sorted(head - look.applied)},"
+                    f" has extra {sorted(look.applied - head)}"
+                )
+            self.check("recorded schema matches", ok, what, tenant)
+
+    def upgraded(self, looks):
+        """The upgrade ended; each tenant it covered is at its target (done) or, failed, at its previous schema
+        unless a job of its own brought it to the head since; it told its root admin how it ended, last."""
+        if self.upgrade is None:
+            return
+        upgrade_id = self.upgrade.upgrade_id
+        if not self.check("the upgrade is accepted", upgrade_id is not None, "no 202", actor="upgrade"):
+            return
+        status, target = self.query("SELECT status, target FROM tenants_upgrade WHERE id = %s", [upgrade_id])[0]
+        what = f"upgrade {upgrade_id} {status}"
+        self.check("the upgrade reaches a final state", status not in UPGRADE_OPEN, what, actor="upgrade")
+        children = self.query(
+            "SELECT tenant_id, status, error FROM tenants_upgradetenant WHERE upgrade_id = %s", [upgrade_id]
+        )
+        tally = Counter(child for _, child, _ in children)
+        self.history.record("upgrade", "upgrade-ended", outcome=status, id=upgrade_id, **tally)
+        for tenant, child, error in children:
+            look = looks.get(tenant)
+            self.check("no child of an ended upgrade open", child in CHILD_ENDS, f"{tenant} {child}", tenant)
+            if look is None:
+                continue  # deleted since (or no database any more): nothing to look at
+            at_target = look.release == (1, 1, 1) and look.recorded == target
+            what = f"{child}: {look.release}, recorded {look.recorded} {error[:80]}"
+            if child == "done":
+                self.check("an upgraded database is at the target", at_target, what, tenant)
+            elif child == "failed":
+                behind = look.release == (0, 0, 0) and look.recorded != target
+                self.check("a failed database keeps its previous schema", behind or at_target, what, tenant)
+        self.upgrade_notified(upgrade_id, status)
+
+    def upgrade_notified(self, upgrade_id, status):
+        """The root admin heard how the upgrade ended, last (a pause before it said UpgradeFailed too)."""
+        ends = [
+            event
+            for event, upgrade in self.query(
+                "SELECT n.event, n.data->>'upgradeId' FROM notifications_notification n JOIN tenants_user u"
+                " ON u.id = n.user_id WHERE u.email = %s AND n.event = ANY(%s) ORDER BY n.id",
+                [ROOT_EMAIL, list(UPGRADE_ENDS.values())],
+            )
+            if upgrade == str(upgrade_id)
+        ]
+        expected = UPGRADE_ENDS.get(status, UPGRADE_ENDS["Failed"])
+        what = f"{status}, notifications {ends}"
+        self.check("the upgrade's end is notified", ends[-1:] == [expected], what, actor="upgrade")
 
     def users(self):
         """No acknowledged tenant-user write lost, no user twice (read where the users live)."""

@@ -1,5 +1,6 @@
-"""bench/SOAK.md from a soak's Result: operations and faults by kind, the invariant checks made, the violations
-(with the history that led to each), and the seed that replays the run."""
+"""bench/SOAK.md from a soak's Result: operations and faults by kind, the deploy and upgrade mid-run, the invariant
+checks made (those made during the run apart), the violations (with the history that led to each), and the seed
+that replays the run."""
 
 import datetime
 
@@ -22,7 +23,9 @@ def markdown(result):
     lines += ["", "## Faults", "", "| fault | count |", "| --- | ---: |"]
     for kind, count in sorted(result.faults().items()):
         lines.append(f"| {kind} | {count} |")
-    lines += ["", "## Invariant checks", "", "| invariant | checks | violations |", "| --- | ---: | ---: |"]
+    lines += ["", "## The deploy and the upgrade mid-run", "", "```"]
+    lines += [event.line() for event in result.history.of_actor("upgrade")]
+    lines += ["```", "", "## Invariant checks", "", "| invariant | checks | violations |", "| --- | ---: | ---: |"]
     broken = {}
     for violation in result.violations:
         broken[violation.invariant] = broken.get(violation.invariant, 0) + 1
@@ -30,7 +33,7 @@ def markdown(result):
         lines.append(f"| {invariant} | {count} | {broken.get(invariant, 0)} |")
     lines += ["", f"## Violations: {len(result.violations)}", ""]
     if result.injector_error:
-        lines += [f"The fault injector itself failed: `{result.injector_error!r}`", ""]
+        lines += [f"The soak itself failed: `{result.injector_error!r}`", ""]
     for violation in result.violations:
         lines += ["```", violation.text(), "```", ""]
     return "\n".join(lines) + "\n"

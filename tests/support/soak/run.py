@@ -12,6 +12,8 @@ from .faults import FaultInjector
 from .history import History
 from .invariants import Checker
 from .system import System
+from .upgrade import MidRunUpgrade
+from .watch import Watcher
 from .workload import SocketClient, TenantClient
 
 CLIENTS = 3
@@ -25,7 +27,7 @@ class Result:
     minutes: float
     history: History
     checker: Checker
-    injector_error: object
+    injector_error: object  # the soak itself failed (its fault injector or its watch), not the product
 
     @property
     def violations(self):
@@ -54,24 +56,27 @@ def soak(*, minutes, seed, log_dir, outage=(5, 60), pause=(5, 20)):
         since = last_notification_id(system)
         clients = [TenantClient(system, history, seed, index, stop) for index in range(CLIENTS)]
         sockets = [SocketClient(system, history, seed, index, stop, since) for index in range(SOCKETS)]
-        injector = FaultInjector(system, history, seed, stop, sockets, pause=pause, outage=outage)
-        for thread in [*clients, *sockets, injector]:
+        upgrade = MidRunUpgrade(system, history, seed, run_seconds=minutes * 60)
+        injector = FaultInjector(system, history, seed, stop, sockets, pause=pause, outage=outage, upgrade=upgrade)
+        checker = Checker(system, history, clients, sockets, since, upgrade)
+        watcher = Watcher(checker, history, stop)
+        for thread in [*clients, *sockets, injector, watcher]:
             thread.start()
         stop.wait(minutes * 60)
         stop.set()
-        injector.join()
-        for client in clients:
-            client.join()
+        for thread in [injector, watcher, *clients]:
+            thread.join()
         history.record("checker", "faults-ended", outcome="restore")
         system.restore()
         system.wait_healthy(timeout=120)
-        checker = Checker(system, history, clients, sockets, since)
         checker.settled(SETTLE_BOUND)
         time.sleep(5)  # the sockets take the last frames, then close
         for client in sockets:
             client.closing.set()
             client.join()
         reconnect_all(sockets)
+        upgrade.close()
+        checker.sockets_in_order()
         checker.answers()
         checker.notifications()
         checker.replays()
@@ -79,7 +84,7 @@ def soak(*, minutes, seed, log_dir, outage=(5, 60), pause=(5, 20)):
         checker.users()
         checker.usable(seed)
         history.dump(Path(log_dir) / "history.txt")
-        return Result(seed, minutes, history, checker, injector.error)
+        return Result(seed, minutes, history, checker, injector.error or watcher.error)
 
 
 def reconnect_all(sockets):

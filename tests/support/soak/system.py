@@ -1,7 +1,7 @@
 """The system under soak, on servers of its own: three private PostgreSQL clusters (`main`, the catalog's and a
 tenant database server too; `pg-a` with wal_level=logical and `pg-b` without, so that moves take both copy
 paths), a private redis-server, two Daphne processes and two RQ workers. Each can be killed, stopped, frozen and
-started again; `close()` stops and removes all of it."""
+started again; `close()` stops and removes all of it (and, should this process be killed first, reaper.py does)."""
 
 import contextlib
 import os
@@ -19,6 +19,8 @@ from tests.support.live import ROOT, Listening, Process, descendants, start_serv
 from tests.support.ports import start_listening
 from tests.support.postgres_clusters import PostgresCluster
 from tests.support.redis_server import PrivateRedis
+
+from .reaper import Registry
 
 MAIN_DATABASE = "soak_diquis"
 TENANT_PREFIX = "soak_t_"
@@ -78,10 +80,25 @@ class Restartable:
 
     def new_process(self, argv):
         self.generation += 1
-        return Process(f"{self.kind}{self.index}-{self.generation}", argv, self.system.env, self.system.log_dir)
+        process = Process(f"{self.kind}{self.index}-{self.generation}", argv, self.system.env, self.system.log_dir)
+        self.system.registry.add(process.pid)
+        return process
 
     def kill(self):
         self.process.kill_tree()
+
+    def replace(self, grace=30):
+        """A deploy's restart: SIGTERM (Daphne closes its sockets, a worker finishes its job first), SIGKILL to
+        what is left after `grace` seconds, then a new process (of the release `system.env` names now)."""
+        if self.process.alive():
+            children = self.process.children()
+            self.process.stop(timeout=grace)
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        else:
+            self.process.log.close()
+        self.start()
 
 
 class Web(Listening, Restartable):
@@ -127,6 +144,7 @@ class System:
     def __init__(self, log_dir):
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = None  # what the reaper kills should this process be killed (reaper.py)
         self.clusters = {}  # "main", "pg-a", "pg-b" -> PostgresCluster
         self.redis = None
         self.webs = []
@@ -145,10 +163,11 @@ class System:
         self.close()
 
     def _start(self):
+        self.registry = Registry()
         self.clusters["main"] = PostgresCluster.start("soak-main", logical=True)
         for name, logical in TENANT_SERVERS.items():
             self.clusters[name] = PostgresCluster.start(f"soak-{name}", logical=logical)
-        self.redis = PrivateRedis(self.log_dir, own_session=True).start()
+        self.redis = PrivateRedis(self.log_dir, own_session=True, on_start=self.registry.add).start()
         tenant_servers = {name: self.clusters[name] for name in TENANT_SERVERS}
         self.env = settings_env(self.clusters["main"], tenant_servers, self.redis)
         with self.clusters["main"].connect() as connection:
@@ -170,6 +189,8 @@ class System:
         for cluster in self.clusters.values():
             with contextlib.suppress(Exception):
                 cluster.remove()
+        if self.registry is not None:
+            self.registry.close()
 
     # Looking
 
