@@ -91,17 +91,31 @@ def migrate_database(database_name, *, server=MAIN_SERVER):
         call_command("migrate", database=alias, interactive=False, verbosity=0)
 
 
-def ensure_template(store):
+def ensure_template(store, *, retire_stale=True):
     """The name of the current template in `store`, building it first if no process has yet. Every server
-    has its own, of the same name (and fingerprint)."""
+    has its own, of the same name (and fingerprint). The stale ones are dropped after a build, unless
+    `retire_stale` is false: then the caller retires them later (retire_stale_templates)."""
     name = template_name()
     if store.exists(name):
         return name
     with store.exclusive(BUILD_LOCK_KEY):
         if not store.exists(name):
             _build(store, name)
-            drop_stale_templates(store, keep=name)
+            if retire_stale:
+                drop_stale_templates(store, keep=name)
     return name
+
+
+def retire_stale_templates(store):
+    """Drop the stale templates and their spares, once the current one is built (until then they are what it
+    is derived from). Under the build lock: a build in progress keeps its scratch copy. Each DROP DATABASE waits
+    for a checkpoint of the whole server (PostgreSQL's own), seconds after a busy while: an upgrade retires them
+    after its end, not while its tenants wait."""
+    name = template_name()
+    if not store.exists(name):
+        return
+    with store.exclusive(BUILD_LOCK_KEY):
+        drop_stale_templates(store, keep=name)
 
 
 def _build(store, name):
