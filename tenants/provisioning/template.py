@@ -31,6 +31,7 @@ from django.db.migrations.loader import MigrationLoader
 from ..connections import temporary_connection
 from ..models import MAIN_SERVER
 from ..routing import TENANT_SIDE_MODELS, tenant_app_labels
+from . import faults
 from .upgrades import Planner
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 # (tenants.validators), so no tenant's database can ever take a template's name.
 TEMPLATE_LABEL = "template"
 BUILD_LOCK_KEY = "tenant-database-templates"
+# Fault injection point of the tests (provisioning.faults): a worker killed with the derived clone's transaction open.
+DERIVE_BEFORE_COMMIT = "template-derive-before-commit"
 
 
 def _migration_sources():
@@ -186,6 +189,7 @@ def _upgrade_clone(database_name, applied, *, server):
         if plan.statements:
             with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
                 cursor.execute(plan.statements)
+                faults.check(DERIVE_BEFORE_COMMIT, None)
     return True
 
 
