@@ -204,9 +204,10 @@ def _no_wait_for_disk():
             cursor.execute("SET LOCAL synchronous_commit = off")
 
 
-def _claim_size(upgrade, pending):
-    """Enough to spare the catalog a transaction per tenant, few enough that the lanes end together."""
-    return max(1, min(CLAIM_BATCH, pending // max(upgrade.parallel, 1)))
+def _claim_size(upgrade, startable):
+    """Enough to spare the catalog a transaction per tenant, few enough that the lanes end together (and share
+    the canaries). `startable`: the pending children that may start now."""
+    return max(1, min(CLAIM_BATCH, startable // max(upgrade.parallel, 1)))
 
 
 @transaction.atomic
@@ -238,7 +239,10 @@ def claim(upgrade_id, lane):
     candidates = candidates.filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
     if canaries_left:
         candidates = candidates.filter(is_canary=True)  # the rest start once every canary has succeeded
-    size = _claim_size(upgrade, pending)
+    startable = sum(
+        n for (status, is_canary, _), n in tally.items() if status == C.PENDING and (is_canary or not canaries_left)
+    )
+    size = _claim_size(upgrade, startable)
     batch, servers = [], set()
     for child in candidates.order_by("-is_canary", "id")[: size * 4]:
         if len(batch) == size:

@@ -145,3 +145,13 @@ def test_the_stale_template_is_retired_after_the_upgrade_has_ended_not_before(is
         assert templates() == {template_name()}
         rollout.retire_templates(upgrade.pk)  # again (a run of the job again after a crash there): nothing left
         assert templates() == {template_name()} and main_store().exists(template_name())
+
+
+@pytest.mark.django_db
+def test_the_canaries_are_shared_by_the_lanes():
+    children = [(f"c{n:02d}", "main", "pending") for n in range(20)]
+    upgrade = make_upgrade(children, canary=3, parallel=3)
+    UpgradeTenant.objects.filter(upgrade=upgrade, tenant_id__in=["c00", "c01", "c02"]).update(is_canary=True)
+    batches = [rollout.claim(upgrade.pk, lane) for lane in range(3)]
+    assert [[child.tenant_id for child in batch] for batch in batches] == [["c00"], ["c01"], ["c02"]]
+    assert rollout.claim(upgrade.pk, 3) is rollout.WAIT  # the rest wait for them
