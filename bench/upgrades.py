@@ -320,7 +320,8 @@ def report(section, mode, n, figures):
     section.add(
         "Beside the lanes, the parent job makes the new release's template on each server (derived from the "
         "previous template by the upgrade's compiled plan where that equals a fresh build, else migrated afresh: "
-        "tenants.provisioning.template); the canaries go first, the rest only once they all succeeded.",
+        "tenants.provisioning.template; the templates it replaces are dropped after the upgrade's end); the "
+        "canaries go first, the rest only once they all succeeded.",
         "",
     )
     idle_ok = [a.seconds for a in ours["idle"] if a.status == 200]

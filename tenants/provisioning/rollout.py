@@ -7,12 +7,16 @@ that no tenant could be created until the upgrade was over. Instead the parent j
 (threads: the work is waiting on PostgreSQL) that claim children one at a time. Everything that decides is in the
 catalog, under the upgrade's row lock:
 
-- a claim takes the next pending child, canaries first (the others wait until every canary has succeeded), at
-  most DIQUIS_UPGRADE_PER_SERVER running per database server, none whose retry is not due;
+- a claim takes the next pending children, canaries first (the others wait until every canary has succeeded),
+  on servers where fewer than DIQUIS_UPGRADE_PER_SERVER lanes are at work (a lane runs its claim one tenant at a
+  time: one session per server), none whose retry is not due;
 - the child runs under its tenant's subject lock (jobs.locks), so it never races the tenant's own jobs (a
   creation, a move, a deletion): a tenant whose lock is held is tried again a moment later;
 - its outcome is recorded with the tenant's new fingerprint; a failed canary, or more than `max_failures`
   failures, pauses the upgrade; the last child ends it.
+
+The templates the new one replaces are retired once the run is over (retire_templates), not beside the lanes:
+a DROP DATABASE waits for a checkpoint of the whole server, which after a thousand tenants' DDL takes seconds.
 
 A crash or a killed worker loses nothing: the job is run again (jobs.recovery), and the children it left running
 are pending again. Their databases are each at the start or at the end of their one transaction; a database

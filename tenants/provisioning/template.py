@@ -4,8 +4,8 @@ Cloning a migrated database (`CREATE DATABASE ... TEMPLATE`; a file copy on SQLi
 migrating an empty one. A template must never be stale: its name carries a fingerprint of the migration
 graph (every migration's name and source, and which models and apps are tenant-side), so a new or changed
 migration names a new template, which the first job to need it builds, once, under a lock. The previous
-templates are dropped then. On PostgreSQL the template refuses connections once built, so nothing can
-hold it open and make a clone fail.
+templates are dropped then (an upgrade drops them after its end: retire_stale_templates). On PostgreSQL the
+template refuses connections once built, so nothing can hold it open and make a clone fail.
 
 A new release's template is derived from the previous one where that is exactly what a build from scratch would
 give: a clone of it, brought to the head by the upgrade's own compiled plan (provisioning.upgrades.Planner) in one
