@@ -121,8 +121,8 @@ def run(upgrade_id):
 
 
 def prepare_servers(upgrade, errors):
-    """The template of the target on every server with a child (built once, the stale ones and their spares
-    dropped: template.ensure_template; a look at the server's catalog when it is there already). A server that
+    """The template of the target on every server with a child (built once: template.ensure_template, the stale
+    ones kept until the run is over; a look at the server's catalog when it is there already). A server that
     does not answer now is left: its children wait for it, and its template is built by the next job that needs
     it. Anything else that goes wrong is added to `errors` (this attempt of the job fails)."""
     try:
