@@ -154,8 +154,9 @@ def upgrade_timeline(upgrade_id, posted_at):
     }
 
 
-def upgrade_through_the_api(ctx, tokens):
-    """The next release's web and worker; the idle latency, then the upgrade and the latency while it runs."""
+def upgrade_through_the_api(ctx, tokens, *, on_started=None):
+    """The next release's web and worker; the idle latency, then the upgrade and the latency while it runs.
+    `on_started`: called once the worker is up, before the upgrade (bench.profile_upgrade starts its sampler)."""
     mode = ctx.mode
     web = Web(ctx.sandbox, settings=RELEASE_SETTINGS)
     start_worker(ctx.sandbox, settings=RELEASE_SETTINGS)
@@ -163,6 +164,8 @@ def upgrade_through_the_api(ctx, tokens):
     callers = tokens[: mode.upgrade_callers]
     idle_latencies(web, callers, mode.upgrade_idle_requests // 4)  # warm: the web's first sessions and pools
     idle = idle_latencies(web, callers, mode.upgrade_idle_requests)
+    if on_started is not None:
+        on_started()
     stop, during = threading.Event(), []
     caller = threading.Thread(
         target=lambda: during.extend(asyncio.run(get_each(web.url, requests_until(stop, callers), concurrency=1)))
@@ -317,7 +320,8 @@ def report(section, mode, n, figures):
     section.add(
         "Beside the lanes, the parent job makes the new release's template on each server (derived from the "
         "previous template by the upgrade's compiled plan where that equals a fresh build, else migrated afresh: "
-        "tenants.provisioning.template); the canaries go first, the rest only once they all succeeded.",
+        "tenants.provisioning.template; the templates it replaces are dropped after the upgrade's end); the "
+        "canaries go first, the rest only once they all succeeded.",
         "",
     )
     idle_ok = [a.seconds for a in ours["idle"] if a.status == 200]

@@ -324,7 +324,8 @@ class UpgradeTenant(models.Model):
     database_server = models.CharField(max_length=50)
     is_canary = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=UpgradeTenantStatus.choices, default=UpgradeTenantStatus.PENDING)
-    # The lane (tenants.upgrades) that runs it while `running`; a lane that starts again takes its own back.
+    # The lane of the parent job (provisioning.rollout) that runs it while `running`: the bound per server counts
+    # the lanes running children there.
     lane = models.PositiveIntegerField(null=True, blank=True)
     # A tenant whose lock another job holds (a move, an update) is tried again after this.
     not_before = models.DateTimeField(null=True, blank=True)

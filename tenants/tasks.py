@@ -11,7 +11,7 @@ from jobs.models import Job
 from jobs.registry import durable_task
 
 from .exceptions import NoServerAvailable
-from .models import MAIN_SERVER, DatabaseServer, Operation, ProvisioningStatus, ServerStatus, Tenant, Upgrade
+from .models import MAIN_SERVER, DatabaseServer, Operation, ProvisioningStatus, ServerStatus, Tenant
 from .password_reset import send_reset_mail
 from .provisioning import placement, rollout, spares
 from .provisioning.steps import (
@@ -173,9 +173,11 @@ def continue_drain(server_name, *, initiated_by):
 
 @durable_task(on_final_failure=rollout.record_run_failure)
 def run_upgrade(*, upgrade_id):
-    """An upgrade's parent job: prepare the servers, upgrade the children; then fresh spares of the new template."""
+    """An upgrade's parent job: prepare the servers, upgrade the children; then, the upgrade over, the stale
+    templates retired and fresh spares of the new template."""
     rollout.run(upgrade_id)
-    for server in sorted(set(Upgrade.objects.get(pk=upgrade_id).children.values_list("database_server", flat=True))):
+    rollout.retire_templates(upgrade_id)
+    for server in rollout.servers_of(upgrade_id):
         request_spare_refill(server)
 
 

@@ -7,12 +7,16 @@ that no tenant could be created until the upgrade was over. Instead the parent j
 (threads: the work is waiting on PostgreSQL) that claim children one at a time. Everything that decides is in the
 catalog, under the upgrade's row lock:
 
-- a claim takes the next pending child, canaries first (the others wait until every canary has succeeded), at
-  most DIQUIS_UPGRADE_PER_SERVER running per database server, none whose retry is not due;
+- a claim takes the next pending children, canaries first (the others wait until every canary has succeeded),
+  on servers where fewer than DIQUIS_UPGRADE_PER_SERVER lanes are at work (a lane runs its claim one tenant at a
+  time: one session per server), none whose retry is not due;
 - the child runs under its tenant's subject lock (jobs.locks), so it never races the tenant's own jobs (a
   creation, a move, a deletion): a tenant whose lock is held is tried again a moment later;
 - its outcome is recorded with the tenant's new fingerprint; a failed canary, or more than `max_failures`
   failures, pauses the upgrade; the last child ends it.
+
+The templates the new one replaces are retired once the run is over (retire_templates), not beside the lanes:
+a DROP DATABASE waits for a checkpoint of the whole server, which after a thousand tenants' DDL takes seconds.
 
 A crash or a killed worker loses nothing: the job is run again (jobs.recovery), and the children it left running
 are pending again. Their databases are each at the start or at the end of their one transaction; a database
@@ -38,7 +42,7 @@ from ..models import ProvisioningStatus, Tenant, Upgrade, UpgradeStatus, Upgrade
 from ..subjects import subject_for
 from . import faults, upgrades
 from .stores import store_for
-from .template import ensure_template, migration_fingerprint
+from .template import ensure_template, migration_fingerprint, retire_stale_templates
 
 logger = logging.getLogger(__name__)
 U = UpgradeStatus
@@ -95,7 +99,7 @@ def run(upgrade_id):
     sqlite = connections["default"].vendor == "sqlite"
     errors = []
     threads = [
-        threading.Thread(target=_lane, args=(upgrade_id, planner, errors), name=f"diquis-upgrade-{upgrade_id}-{n}")
+        threading.Thread(target=_lane, args=(upgrade_id, n, planner, errors), name=f"diquis-upgrade-{upgrade_id}-{n}")
         for n in range(1 if sqlite else upgrade.parallel)
     ]
     # The new release's templates are for the tenants created from now on, not for the children (each migrates
@@ -117,15 +121,14 @@ def run(upgrade_id):
 
 
 def prepare_servers(upgrade, errors):
-    """The template of the target on every server with a child (built once, the stale ones and their spares
-    dropped: template.ensure_template; a look at the server's catalog when it is there already). A server that
+    """The template of the target on every server with a child (built once: template.ensure_template, the stale
+    ones kept until the run is over; a look at the server's catalog when it is there already). A server that
     does not answer now is left: its children wait for it, and its template is built by the next job that needs
     it. Anything else that goes wrong is added to `errors` (this attempt of the job fails)."""
     try:
-        servers = set(upgrade.children.values_list("database_server", flat=True))
-        for server in sorted(servers):
+        for server in servers_of(upgrade.pk):
             try:
-                ensure_template(store_for(server))
+                ensure_template(store_for(server), retire_stale=False)  # retired after the end (retire_templates)
             except TenantDatabaseUnavailable:
                 logger.warning("upgrade %s: server %s does not answer; its template is built later", upgrade.pk, server)
     except Exception as error:
@@ -133,6 +136,23 @@ def prepare_servers(upgrade, errors):
         errors.append(error)
     finally:
         connections.close_all()
+
+
+def servers_of(upgrade_id):
+    return sorted(set(UpgradeTenant.objects.filter(upgrade_id=upgrade_id).values_list("database_server", flat=True)))
+
+
+def retire_templates(upgrade_id):
+    """After the run: the templates the new one replaced, and their spares, dropped on every server of the
+    upgrade (template.retire_stale_templates; a server that does not answer keeps them until its next build).
+    Idempotent: a run of the job again after a crash here does what is left."""
+    for server in servers_of(upgrade_id):
+        try:
+            retire_stale_templates(store_for(server))
+        except TenantDatabaseUnavailable:
+            logger.warning(
+                "upgrade %s: server %s does not answer; its stale templates stay for now", upgrade_id, server
+            )
 
 
 @transaction.atomic
@@ -149,11 +169,11 @@ def _begin(upgrade_id):
     return True
 
 
-def _lane(upgrade_id, planner, errors):
+def _lane(upgrade_id, lane, planner, errors):
     """Claim a few children at a time and upgrade them one by one; the successes are recorded together (they
     only need their fingerprint written), anything else at once (a failure may pause the upgrade)."""
     try:
-        while (batch := claim(upgrade_id)) is not None:
+        while (batch := claim(upgrade_id, lane)) is not None:
             if batch is WAIT:
                 time.sleep(IDLE_SECONDS)
                 continue
@@ -188,51 +208,63 @@ def _no_wait_for_disk():
             cursor.execute("SET LOCAL synchronous_commit = off")
 
 
-def _claim_size(upgrade, pending):
-    """Enough to spare the catalog a transaction per tenant, few enough that the lanes end together."""
-    return max(1, min(CLAIM_BATCH, pending // max(upgrade.parallel, 1)))
+def _claim_size(upgrade, startable):
+    """Enough to spare the catalog a transaction per tenant, few enough that the lanes end together (and share
+    the canaries). `startable`: the pending children that may start now."""
+    return max(1, min(CLAIM_BATCH, startable // max(upgrade.parallel, 1)))
 
 
 @transaction.atomic
-def claim(upgrade_id):
-    """The next children to run, marked running (a few, at most DIQUIS_UPGRADE_PER_SERVER running per server,
-    canaries before all others); WAIT when none may start now but some are still to come; None when the lane has
-    nothing left to do (the upgrade is not running, or every child is taken or over)."""
+def claim(upgrade_id, lane):
+    """The next children for `lane` to run, marked running (a few, canaries before all others, on servers where
+    fewer than DIQUIS_UPGRADE_PER_SERVER lanes run children: a lane upgrades its batch one tenant at a time, so
+    it is one session on each server of its batch); WAIT when none may start now but some are still to come;
+    None when the lane has nothing left to do (the upgrade is not running, or every child is taken or over)."""
     _no_wait_for_disk()
     upgrade = _locked(upgrade_id)
     if upgrade.status != U.RUNNING:
         return None
-    tally = {}
-    for status, is_canary, server, n in (
-        upgrade.children.values_list("status", "is_canary", "database_server").annotate(n=Count("id")).order_by()
+    tally, lanes_on = {}, {}
+    for status, is_canary, server, running_lane, n in (
+        upgrade.children.values_list("status", "is_canary", "database_server", "lane")
+        .annotate(n=Count("id"))
+        .order_by()
     ):
-        tally[status, is_canary, server] = n
+        tally[status, is_canary, server] = tally.get((status, is_canary, server), 0) + n
+        if status == C.RUNNING:
+            lanes_on.setdefault(server, set()).add(running_lane)
     pending = sum(n for (status, _, _), n in tally.items() if status == C.PENDING)
     if not pending:
         return None
     canaries_left = any(is_canary and status not in (C.DONE, C.SKIPPED) for status, is_canary, _ in tally)
-    room = {}
-    for (status, _, server), n in tally.items():
-        room.setdefault(server, settings.DIQUIS_UPGRADE_PER_SERVER)
-        if status == C.RUNNING:
-            room[server] -= n
+    room = {server: settings.DIQUIS_UPGRADE_PER_SERVER - len(lanes_on.get(server, ())) for _, _, server in tally}
     now = timezone.now()
     candidates = upgrade.children.filter(status=C.PENDING, database_server__in=[s for s, r in room.items() if r > 0])
     candidates = candidates.filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
     if canaries_left:
         candidates = candidates.filter(is_canary=True)  # the rest start once every canary has succeeded
-    batch = []
-    for child in candidates.order_by("-is_canary", "id")[: _claim_size(upgrade, pending) * 4]:
-        if room[child.database_server] > 0 and len(batch) < _claim_size(upgrade, pending):
-            room[child.database_server] -= 1
-            batch.append(child)
+    startable = sum(
+        n for (status, is_canary, _), n in tally.items() if status == C.PENDING and (is_canary or not canaries_left)
+    )
+    size = _claim_size(upgrade, startable)
+    batch, servers = [], set()
+    for child in candidates.order_by("-is_canary", "id")[: size * 4]:
+        if len(batch) == size:
+            break
+        if child.database_server not in servers:
+            if room[child.database_server] <= 0:
+                continue
+            room[child.database_server] -= 1  # this lane is one more on that server
+            servers.add(child.database_server)
+        batch.append(child)
     if not batch:
         return WAIT
     UpgradeTenant.objects.filter(pk__in=[child.pk for child in batch]).update(
-        status=C.RUNNING, started_at=now, attempts=F("attempts") + 1
+        status=C.RUNNING, lane=lane, started_at=now, attempts=F("attempts") + 1
     )
     for child in batch:
-        child.status, child.started_at, child.attempts, child.upgrade = C.RUNNING, now, child.attempts + 1, upgrade
+        child.status, child.lane, child.started_at, child.attempts = C.RUNNING, lane, now, child.attempts + 1
+        child.upgrade = upgrade
     return batch
 
 
@@ -241,7 +273,7 @@ def release(children):
     """Children claimed but not started (the upgrade paused or was cancelled meanwhile): pending again."""
     if children:
         UpgradeTenant.objects.filter(pk__in=[child.pk for child in children]).update(
-            status=C.PENDING, attempts=F("attempts") - 1
+            status=C.PENDING, lane=None, attempts=F("attempts") - 1
         )
 
 
@@ -316,8 +348,8 @@ def record(child, outcome):
     if outcome.retry and (not outcome.error or child.attempts < settings.DIQUIS_UPGRADE_ATTEMPTS):
         if not outcome.error:
             child.attempts -= 1
-        child.status, child.not_before, child.error = C.PENDING, now + RETRY_LATER, outcome.error
-        child.save(update_fields=["status", "not_before", "error", "attempts"])
+        child.status, child.lane, child.not_before, child.error = C.PENDING, None, now + RETRY_LATER, outcome.error
+        child.save(update_fields=["status", "lane", "not_before", "error", "attempts"])
         return upgrade.status
     child.status, child.error, child.finished_at = outcome.status, outcome.error, now
     child.save(update_fields=["status", "error", "finished_at"])

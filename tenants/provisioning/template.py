@@ -4,8 +4,8 @@ Cloning a migrated database (`CREATE DATABASE ... TEMPLATE`; a file copy on SQLi
 migrating an empty one. A template must never be stale: its name carries a fingerprint of the migration
 graph (every migration's name and source, and which models and apps are tenant-side), so a new or changed
 migration names a new template, which the first job to need it builds, once, under a lock. The previous
-templates are dropped then. On PostgreSQL the template refuses connections once built, so nothing can
-hold it open and make a clone fail.
+templates are dropped then (an upgrade drops them after its end: retire_stale_templates). On PostgreSQL the
+template refuses connections once built, so nothing can hold it open and make a clone fail.
 
 A new release's template is derived from the previous one where that is exactly what a build from scratch would
 give: a clone of it, brought to the head by the upgrade's own compiled plan (provisioning.upgrades.Planner) in one
@@ -31,6 +31,7 @@ from django.db.migrations.loader import MigrationLoader
 from ..connections import temporary_connection
 from ..models import MAIN_SERVER
 from ..routing import TENANT_SIDE_MODELS, tenant_app_labels
+from . import faults
 from .upgrades import Planner
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ logger = logging.getLogger(__name__)
 # (tenants.validators), so no tenant's database can ever take a template's name.
 TEMPLATE_LABEL = "template"
 BUILD_LOCK_KEY = "tenant-database-templates"
+# Fault injection point of the tests (provisioning.faults): a worker killed with the derived clone's transaction open.
+DERIVE_BEFORE_COMMIT = "template-derive-before-commit"
 
 
 def _migration_sources():
@@ -91,17 +94,31 @@ def migrate_database(database_name, *, server=MAIN_SERVER):
         call_command("migrate", database=alias, interactive=False, verbosity=0)
 
 
-def ensure_template(store):
+def ensure_template(store, *, retire_stale=True):
     """The name of the current template in `store`, building it first if no process has yet. Every server
-    has its own, of the same name (and fingerprint)."""
+    has its own, of the same name (and fingerprint). The stale ones are dropped after a build, unless
+    `retire_stale` is false: then the caller retires them later (retire_stale_templates)."""
     name = template_name()
     if store.exists(name):
         return name
     with store.exclusive(BUILD_LOCK_KEY):
         if not store.exists(name):
             _build(store, name)
-            drop_stale_templates(store, keep=name)
+            if retire_stale:
+                drop_stale_templates(store, keep=name)
     return name
+
+
+def retire_stale_templates(store):
+    """Drop the stale templates and their spares, once the current one is built (until then they are what it
+    is derived from). Under the build lock: a build in progress keeps its scratch copy. Each DROP DATABASE waits
+    for a checkpoint of the whole server (PostgreSQL's own), seconds after a busy while: an upgrade retires them
+    after its end, not while its tenants wait."""
+    name = template_name()
+    if not store.exists(name):
+        return
+    with store.exclusive(BUILD_LOCK_KEY):
+        drop_stale_templates(store, keep=name)
 
 
 def _build(store, name):
@@ -172,6 +189,7 @@ def _upgrade_clone(database_name, applied, *, server):
         if plan.statements:
             with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
                 cursor.execute(plan.statements)
+                faults.check(DERIVE_BEFORE_COMMIT, None)
     return True
 
 

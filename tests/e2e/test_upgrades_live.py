@@ -12,6 +12,7 @@ Figures: `pytest -s`.
 """
 
 import contextlib
+import json
 import threading
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from django.conf import settings
 from django.test import override_settings
+from psycopg import sql
 
 from jobs.models import Attempt, Job
 from notifications.models import Notification
@@ -28,11 +30,17 @@ from tenants import upgrade_services
 from tenants.models import MAIN_SERVER, ROOT_TENANT_ID, UPGRADE_OPEN, Tenant, Upgrade, User
 from tenants.provisioning import rollout, upgrades
 from tenants.provisioning.steps import run_tenant_creation
-from tenants.provisioning.template import migration_fingerprint
+from tenants.provisioning.template import (
+    DERIVE_BEFORE_COMMIT,
+    migration_fingerprint,
+    template_manifest,
+    template_name,
+    template_prefix,
+)
 from tenants.selectors import upgrade_candidates
 from tenants.subjects import upgrade_subject
 from tests.support.fault_injection import Fault, wait_until
-from tests.support.fleet import drop_test_databases_on, register_cluster
+from tests.support.fleet import databases_on, drop_test_databases_on, register_cluster
 from tests.support.live import LiveStack, drain, gone, wait_for_event
 from tests.support.live_tenants import figure, finished, last_notification_id, post_tenant, root_token, sign_in, socket
 from tests.support.postgres_clusters import SUPERUSER
@@ -467,6 +475,64 @@ def test_a_worker_killed_around_a_tenants_commit_is_replaced_and_the_tenant_is_m
     assert [attempt.outcome for attempt in attempts] == [Attempt.Outcome.ABANDONED, Attempt.Outcome.SUCCEEDED]
     assert_every_tenant_at(fleet, heads.next)
     assert serves(stack, victim)
+
+
+def test_a_worker_killed_while_deriving_the_new_template_leaves_a_correct_template_and_no_scratch_copy(
+    stack, fleet, heads
+):
+    """The new release's template is derived from today's (a clone of it, brought to the head in one transaction
+    under a scratch name): a worker killed with that transaction open, and the rerun (the recovery sweep) builds it
+    again, publishes it, retires today's, and leaves no clone behind on the server."""
+    cluster = fleet.clusters[EXTRA]
+    make_tenants("derive-a", "derive-b")  # today's template is made on EXTRA for them
+    today = template_name()
+    with override_settings(MIGRATION_MODULES=NEXT_MIGRATIONS):
+        target, manifest = template_name(), template_manifest()
+    scratch = f"{target}_building"
+    assert today in databases_on(cluster) and target not in databases_on(cluster)
+    token = root_token(seeded_root())
+    fleet.fault.hold(DERIVE_BEFORE_COMMIT, None)
+    upgrade_id = start(stack, token, canary=0, parallel=1)
+    horse = fleet.fault.wait_held(timeout=WAIT)["pid"]
+    worker = next(worker for worker in stack.workers if worker.alive())
+    assert horse in worker.children()
+    assert scratch in databases_on(cluster) and target not in databases_on(cluster)  # not published half-made
+
+    worker.kill_tree()
+    wait_until(lambda: gone(horse), timeout=10, what="the work-horse gone")
+    fleet.fault.release()
+    stack.add_worker()
+
+    assert settled(upgrade_id) == SUCCEEDED
+    attempts = Attempt.objects.filter(job__subject=upgrade_subject(upgrade_id)).order_by("number")
+    assert [attempt.outcome for attempt in attempts] == [Attempt.Outcome.ABANDONED, Attempt.Outcome.SUCCEEDED]
+    left = [name for name in databases_on(cluster) if name.startswith(template_prefix())]
+    assert target in left and today not in left  # published; today's retired after the upgrade's end
+    assert all(name == target or name.startswith(f"{target}_spare_") for name in left), left  # no scratch copy
+    with fleet.cursor("postgres", EXTRA) as cursor:
+        cursor.execute(
+            "SELECT datallowconn, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [target]
+        )
+        allows_connections, recorded = cursor.fetchone()
+    assert not allows_connections and json.loads(recorded) == manifest
+    assert template_schema(fleet, target) == AT_TARGET  # the release applied once, in the template itself
+    assert_every_tenant_at(fleet, heads.next)
+
+
+def template_schema(fleet, template):
+    """The release's marks in `template` (a template refuses connections: seen through a clone of it)."""
+    clone = f"{template}_look"
+    with fleet.cursor("postgres", EXTRA) as cursor:
+        cursor.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(clone), sql.Identifier(template))
+        )
+    try:
+        with fleet.cursor(clone, EXTRA) as cursor:
+            cursor.execute(LOOK)
+            return Schema(*cursor.fetchone())
+    finally:
+        with fleet.cursor("postgres", EXTRA) as cursor:
+            cursor.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(clone)))
 
 
 # --- Redis restarted ------------------------------------------------------------------------------------------

@@ -6,12 +6,12 @@ import json
 import time
 from pathlib import Path
 
-from tenants.provisioning import rollout, upgrades
+from tenants.provisioning import rollout, template, upgrades
 from tenants.provisioning.steps import Step
 
-# The fault points that are no step of an operation (an upgrade's tenant, around its commit): named by the code's
-# own constants, so that a point renamed there cannot silently disarm a test.
-POINTS = frozenset({upgrades.BEFORE_COMMIT, rollout.AFTER_COMMIT})
+# The fault points that are no step of an operation (an upgrade's tenant around its commit, a template derived):
+# named by the code's own constants, so that a point renamed there cannot silently disarm a test.
+POINTS = frozenset({upgrades.BEFORE_COMMIT, rollout.AFTER_COMMIT, template.DERIVE_BEFORE_COMMIT})
 
 
 def wait_until(predicate, *, timeout, interval=0.2, what="condition"):

@@ -2,16 +2,19 @@
 databases on PostgreSQL: the release is simulated by MIGRATION_MODULES pointing the suite's tenant app at its next
 migrations. The live paths (a real worker, a killed one, Redis restarted, two servers) are in tests/e2e."""
 
+import pytest
 from django.test import override_settings
 
 from tenants import upgrade_services
 from tenants.connections import use_tenant
 from tenants.models import Tenant, Upgrade, UpgradeStatus, UpgradeTenant
 from tenants.provisioning import rollout
-from tenants.provisioning.template import migration_fingerprint
+from tenants.provisioning.stores import main_store
+from tenants.provisioning.template import migration_fingerprint, template_name
 from tenants.provisioning.upgrades import COMPILED, FULL
 from tests.support.tenant_app.models import Note
-from tests.support.tenant_databases import applied_migrations, query, raw_cursor
+from tests.support.tenant_databases import applied_migrations, query, raw_cursor, templates
+from tests.support.upgrades import make_upgrade
 
 NEXT = {"tenant_notes": "tests.support.tenant_app.migrations_next"}
 NEXT_PYTHON = {"tenant_notes": "tests.support.tenant_app.migrations_next_python"}
@@ -112,3 +115,43 @@ def test_more_failures_than_allowed_pause_the_upgrade_and_a_resume_finishes_what
     assert upgrade.status == UpgradeStatus.SUCCEEDED
     assert set(upgrade.children.values_list("status", flat=True)) == {"done"}
     assert all("summary" in columns(t.database_name) for t in (broken, *others))
+
+
+@pytest.mark.django_db
+@override_settings(DIQUIS_UPGRADE_PER_SERVER=2)
+def test_the_bound_per_server_counts_the_lanes_at_work_there_not_the_children_they_claimed():
+    """A lane claims a few children and upgrades them one after another: it is one session on their server."""
+    children = [(f"c{n:02d}", "main", "pending") for n in range(12)] + [("o00", "other", "pending")]
+    upgrade = make_upgrade(children, parallel=3)
+    first, second = rollout.claim(upgrade.pk, 0), rollout.claim(upgrade.pk, 1)
+    assert len(first) > 1 and len(second) > 1  # a few each (13 pending over 3 lanes)
+    assert {child.database_server for child in (*first, *second)} == {"main"}
+    assert set(upgrade.children.filter(status="running").values_list("lane", flat=True)) == {0, 1}
+    third = rollout.claim(upgrade.pk, 2)  # two lanes at work on main: only the other server has room
+    assert [child.tenant_id for child in third] == ["o00"]
+    rollout.record_upgraded([(child, rollout.Outcome("done", method=COMPILED)) for child in first])
+    assert {child.database_server for child in rollout.claim(upgrade.pk, 0)} == {"main"}  # lane 0 free again
+
+
+def test_the_stale_template_is_retired_after_the_upgrade_has_ended_not_before(isolated, root_user):
+    """Each DROP DATABASE waits for a checkpoint of the whole server: the upgrade's end does not wait for it."""
+    isolated("r-one")
+    today = template_name()
+    with override_settings(MIGRATION_MODULES=NEXT):
+        upgrade = upgrade_now(root_user, canary=0)
+        assert upgrade.status == UpgradeStatus.SUCCEEDED
+        assert templates() == {today, template_name()}  # the new one built, the one it replaces still there
+        rollout.retire_templates(upgrade.pk)
+        assert templates() == {template_name()}
+        rollout.retire_templates(upgrade.pk)  # again (a run of the job again after a crash there): nothing left
+        assert templates() == {template_name()} and main_store().exists(template_name())
+
+
+@pytest.mark.django_db
+def test_the_canaries_are_shared_by_the_lanes():
+    children = [(f"c{n:02d}", "main", "pending") for n in range(20)]
+    upgrade = make_upgrade(children, canary=3, parallel=3)
+    UpgradeTenant.objects.filter(upgrade=upgrade, tenant_id__in=["c00", "c01", "c02"]).update(is_canary=True)
+    batches = [rollout.claim(upgrade.pk, lane) for lane in range(3)]
+    assert [[child.tenant_id for child in batch] for batch in batches] == [["c00"], ["c01"], ["c02"]]
+    assert rollout.claim(upgrade.pk, 3) is rollout.WAIT  # the rest wait for them
