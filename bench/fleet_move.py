@@ -164,6 +164,7 @@ async def move_while_writing(web, tenant, token, target, root_headers):
     (writes, retry_after, emails), reads = await writer, await reader
     return {
         "accepted": accepted,
+        "began": began,  # time.monotonic() of the POST, the clock of the answers' `started`
         "seconds": seconds,
         "saw_moving": saw_moving,
         "writes": writes,

@@ -151,6 +151,7 @@ def upgrade_timeline(upgrade_id, posted_at):
         "last canary done": max(canaries, default=None),
         "last tenant done": max(finished, default=None),
         "methods": methods,
+        "finished": sorted(finished),  # every tenant's, for the charts
     }
 
 
