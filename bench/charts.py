@@ -21,8 +21,10 @@ from .stats import percentile  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SIZE = (8, 4.5)  # inches
+TALL = (8, 5.5)  # a chart whose legend goes under it
 DPI = 80  # 640 × 360 pixels: a few tens of KB each
-BINS = 30  # of a burst's throughput over time
+BINS = 20  # of a burst's throughput over time, each at least MIN_BIN seconds
+MIN_BIN = 2.0
 ACCEPTED, REFUSED = "#198754", "#dc3545"
 
 
@@ -31,8 +33,8 @@ def _cdf(axes, quantiles, **style):
     if not quantiles:
         return
     count = len(quantiles)
-    fractions = [(i + 1) / count for i in range(count)]
-    axes.step([q * 1000 for q in quantiles], fractions, where="post", **style)
+    fractions = [0.0, *((i + 1) / count for i in range(count))]
+    axes.step([q * 1000 for q in (quantiles[0], *quantiles)], fractions, where="post", **style)
 
 
 def _finish(figure, axes, data, title):
@@ -78,7 +80,7 @@ def notified_steps(axes, data):
     axes.scatter(totals, kinds, marker="|", s=400, color="black", zorder=3, label="total (median)")
     axes.invert_yaxis()
     axes.set_xlabel("ms (median of each step; the steps' medians need not add up to the total's)")
-    axes.legend(fontsize=6, loc="lower right")
+    axes.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
     return "Time to notified, by kind, stacked by step"
 
 
@@ -94,7 +96,7 @@ def burst_throughput(axes, data):
     for number, burst in enumerate(data["bursts"], start=1):
         if not burst["done_at"]:
             continue
-        width = max(1.0, max(burst["done_at"]) / BINS)
+        width = max(MIN_BIN, max(burst["done_at"]) / BINS)
         centres, rates = _rate_over_time(burst["done_at"], width)
         label = f"#{number}: {burst['count']} {burst['kind']}, {burst['workers']} worker(s)"
         axes.step(centres, rates, where="mid", label=label)
@@ -161,8 +163,11 @@ DRAW = {
 }
 
 
+LEGEND_UNDER = ("notified-steps",)
+
+
 def draw(stem, data, path):
-    figure, axes = plt.subplots(figsize=SIZE, dpi=DPI)
+    figure, axes = plt.subplots(figsize=TALL if stem in LEGEND_UNDER else SIZE, dpi=DPI)
     try:
         _finish(figure, axes, data, DRAW[stem](axes, data))
         figure.savefig(path, dpi=DPI, metadata={"Software": None})

@@ -68,10 +68,9 @@ def notified_series(results):
 
 
 def burst_series(results):
-    keys = ("kind", "workers", "count", "drain_seconds")
-    return {
-        "bursts": [{**{k: r[k] for k in keys}, "done_at": [_round(t) for t in r["done_at"]]} for r in results["burst"]]
-    }
+    keys = ("kind", "workers", "count")
+    bursts = [{**{k: r[k] for k in keys}, "done_at": [_round(t) for t in r["done_at"]]} for r in results["burst"]]
+    return {"bursts": bursts}
 
 
 def fanout_series(results):
