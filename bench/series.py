@@ -150,8 +150,12 @@ def save(saved, directory):
         key, series_of = SERIES.get(name, (None, None))
         if key not in saved["results"]:
             continue  # not a charted section, or it failed
+        try:
+            figures = series_of(saved["results"])
+        except KeyError:
+            continue  # figures saved by a bench that kept no series (`--render-last` of an older run)
         directory.mkdir(parents=True, exist_ok=True)
-        data = {"section": name, **header(saved), **series_of(saved["results"])}
+        data = {"section": name, **header(saved), **figures}
         (directory / f"{name}.json").write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
         written.append(name)
     return written

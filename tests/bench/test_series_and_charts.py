@@ -74,6 +74,14 @@ def test_a_failed_section_has_no_series_and_no_charts_line(tmp_path):
     assert section.lines == ["_Section time 3 s._"]
 
 
+def test_figures_of_a_run_that_kept_no_series_are_re_rendered_without_charts(tmp_path):
+    section = Section("3. Burst")
+    older = {"burst": [{"kind": "isolated", "workers": 2, "count": 8, "per_minute": 100.0}]}  # no `done_at`
+    run.save_series(saved_run(["burst"], older, [section]), tmp_path / "RESULTS.md")
+    assert not (tmp_path / "RESULTS-data").exists()
+    assert section.lines == []
+
+
 def test_the_writes_of_a_move_become_runs_whose_refusal_is_the_longest_one_measured():
     began = 100.0
     statuses = [201] * 5 + [503] * 4 + [201] * 3 + ["ConnectTimeout"] + [201] * 2
