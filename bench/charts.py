@@ -107,13 +107,18 @@ def burst_throughput(axes, data):
 
 
 def fanout_latency_cdf(axes, data):
-    for variant in data["variants"]:
+    """A colour per configuration, a line style per way of sending."""
+    colours, styles = plt.get_cmap("tab10"), ("-", "--", ":", "-.")
+    ways = list(dict.fromkeys(senders["senders"] for variant in data["variants"] for senders in variant["senders"]))
+    for index, variant in enumerate(data["variants"]):
         for senders in variant["senders"]:
-            _cdf(axes, senders["quantiles"], label=f"{variant['variant']}; {senders['senders']}, n={senders['count']}")
+            label = f"{variant['variant']}; {senders['senders']}, n={senders['count']}"
+            style = styles[ways.index(senders["senders"]) % len(styles)]
+            _cdf(axes, senders["quantiles"], label=label, color=colours(index % 10), linestyle=style)
     axes.set_xscale("log")
     axes.set_xlabel("notify → frame received, ms (log scale)")
     axes.set_ylabel("fraction of frames")
-    axes.legend(fontsize=6, loc="lower right")
+    axes.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     return "Fan-out: latency of one notification per connected user"
 
 
@@ -163,7 +168,7 @@ DRAW = {
 }
 
 
-LEGEND_UNDER = ("notified-steps",)
+LEGEND_UNDER = ("notified-steps", "fanout-latency-cdf")
 
 
 def draw(stem, data, path):
