@@ -151,6 +151,8 @@ def _progress(axes, run, label):
 
 def upgrade_progress(axes, data):
     _progress(axes, data["ours"], "Diquis upgrade (POST /api/upgrades, parallel 4)")
+    if "before" in data:
+        _progress(axes, data["before"], "migrate_tenants before upgrades (--parallel 4)")
     _progress(axes, data["theirs"], "django-tenants migrate_schemas (multiprocessing)")
     axes.set_xlabel("seconds since the upgrade was started")
     axes.set_ylabel("tenant databases (schemas) at the new release")

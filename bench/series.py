@@ -109,10 +109,11 @@ def fleet_series(results):
 
 def upgrades_series(results):
     figures = results["upgrades"]
-    ours, theirs = figures["ours"], figures["theirs"]
+    ours, before, theirs = figures["ours"], figures["before"], figures["theirs"]
     return {
         "tenants": ours["timeline"]["children"],
         "ours": {"seconds": _round(ours["wall"]), "done_at": [_round(t) for t in ours["timeline"]["finished"]]},
+        "before": {"seconds": _round(before["one"]), "done_at": [_round(t) for t in before.get("one_applied", [])]},
         "theirs": {
             "seconds": _round(theirs.get("one_migration_seconds")),
             "done_at": [_round(t) for t in theirs.get("one_migration_applied", [])],

@@ -140,6 +140,7 @@ def charted_results():
         "fleet moves": [{"label": "pg_dump + pg_restore", "seconds": 8.0, "began": 9.0, "writes": answers}],
         "upgrades": {
             "ours": {"wall": 12.0, "timeline": {"children": 30, "finished": [0.3 * i for i in range(1, 31)]}},
+            "before": {"one": 25.0, "one_applied": [0.8 * i for i in range(1, 31)]},
             "theirs": {"one_migration_seconds": 40.0, "one_migration_applied": [1.2 * i for i in range(1, 31)]},
         },
     }
