@@ -161,3 +161,10 @@ def test_every_chart_is_drawn_as_a_small_png_from_the_series_written(tmp_path):
         content = path.read_bytes()
         assert content.startswith(b"\x89PNG"), path
         assert 5_000 < len(content) < 100_000, (path, len(content))
+
+
+def test_results_md_keeps_its_series_and_charts_in_bench_data_and_bench_charts_and_a_quick_run_elsewhere():
+    assert run.artefact_folders(run.RESULTS) == (run.RESULTS.parent / "data", run.RESULTS.parent / "charts")
+    data, charts = run.artefact_folders(run.QUICK_RESULTS)
+    assert data.parent == charts.parent == run.QUICK_RESULTS.parent
+    assert {data.name, charts.name} == {"bench-quick-data", "bench-quick-charts"}
