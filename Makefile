@@ -6,7 +6,7 @@ PORT ?= 8000
 # Daphne processes on PORT (bin/run: more than 1 runs them under supervisord, deploy/supervisord.conf).
 WEB_CONCURRENCY ?= 1
 
-.PHONY: install run test lint fuzz bench bench-quick soak clean
+.PHONY: install run test lint fuzz bench bench-quick bench-requirements screenshots soak clean
 
 install: $(VENV)/.installed
 
@@ -32,11 +32,21 @@ lint: install
 
 # Benchmarks on the real stack; bench/RESULTS.md (`bench-quick`: under two minutes, var/bench-quick.md).
 # Override DATABASE_URL / REDIS_URL / DIQUIS_TENANT_DATABASE_PREFIX to point them elsewhere (names must say "bench").
-bench: install
+# Charts beside it (bench/charts/, from the raw series in bench/data/; `python -m bench.charts` redraws them):
+# matplotlib, from the bench's own requirements.
+bench: bench-requirements
 	$(BIN)/python -m bench
 
-bench-quick: install
+bench-quick: bench-requirements
 	$(BIN)/python -m bench --quick
+
+bench-requirements: install
+	$(BIN)/pip install --disable-pip-version-check -q -r bench/requirements.txt
+
+# The README's screenshots (docs/images/), taken by the admin's browser test from a real run.
+screenshots: install
+	$(BIN)/pip install --disable-pip-version-check -q -r docs/requirements.txt
+	DIQUIS_SCREENSHOTS_DIR=$(CURDIR)/docs/images $(BIN)/python bin/test tests/e2e/test_browser_admin.py
 
 # The API fuzzed against its own OpenAPI schema at length, with a fresh seed (`make test` runs a short,
 # seeded version). FUZZ_EXAMPLES: cases per operation and phase.

@@ -49,6 +49,8 @@ def one_burst(ctx, web, *, workers, isolated, count):
         )
         statuses = _wait_until_settled(count, timeout=60 + count * 4)
     last_end = Attempt.objects.aggregate(last=Max("ended_at"))["last"]
+    done = Attempt.objects.filter(job__task__endswith="provision_tenant", outcome=Attempt.Outcome.SUCCEEDED)
+    done_at = sorted(ended.timestamp() - first_sent for ended in done.values_list("ended_at", flat=True))
     drained = (last_end.timestamp() - first_sent) if last_end else float("nan")
     jobs = dict(Job.objects.values_list("status").annotate(n=Count("id")))
     for process in processes:
@@ -62,6 +64,7 @@ def one_burst(ctx, web, *, workers, isolated, count):
         "submit_seconds": submitted.elapsed,
         "drain_seconds": drained,
         "per_minute": ratio(count, drained) * 60,
+        "done_at": done_at,  # seconds from the first POST to the end of each successful creation (the charts')
         "active": statuses.get(ProvisioningStatus.ACTIVE, 0),
         "failed": statuses.get(ProvisioningStatus.FAILED, 0),
         "jobs_succeeded": jobs.get(Job.Status.SUCCEEDED, 0),

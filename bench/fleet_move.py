@@ -62,9 +62,10 @@ def fill(fleet, tenant, megabytes):
             connection.execute(
                 """
                 INSERT INTO tenants_user (id, password, last_login, tenant_id, email, first_name, last_name,
-                    phone_number, image_url, roles, is_active, created_on, token_generation)
+                    phone_number, image_url, roles, is_active, created_on, token_generation, preferences)
                 SELECT gen_random_uuid(), %(hash)s, NULL, %(tenant)s, 'filler-' || g || '@bench.test',
-                    repeat(md5(g::text), 4), repeat(md5((-g)::text), 4), '', '', '[]'::jsonb, true, now(), 0
+                    repeat(md5(g::text), 4), repeat(md5((-g)::text), 4), '', '', '[]'::jsonb, true, now(), 0,
+                    '{}'::jsonb
                 FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
                 """,
                 {"hash": FILLER_HASH, "tenant": tenant.id, "first": rows + 1, "last": rows + FILL_BATCH},
@@ -164,6 +165,7 @@ async def move_while_writing(web, tenant, token, target, root_headers):
     (writes, retry_after, emails), reads = await writer, await reader
     return {
         "accepted": accepted,
+        "began": began,  # time.monotonic() of the POST, the clock of the answers' `started`
         "seconds": seconds,
         "saw_moving": saw_moving,
         "writes": writes,

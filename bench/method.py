@@ -22,6 +22,9 @@ def lines(mode, open_files):
         "after each section). Absolute times are inflated by that load and vary from run to run; the ratios, "
         "measured side by side in the same minutes, are the figures to read.",
         f"- Open-files limit of the bench and its children: {open_files}.",
+        "- Charts (sections 1, 2, 3, 4, 6 and 8, under their tables): drawn by `python -m bench.charts` from each "
+        "section's raw series, kept beside this file (`data/<section>.json`, rewritten when the section runs or is "
+        "spliced); each says the machine, commit and date of the run it shows.",
     ]
 
 

@@ -7,6 +7,7 @@ a main database and a Redis database of the bench's own, all removed at the end 
 import argparse
 import importlib
 import logging
+import os
 import pickle
 import resource
 import sys
@@ -15,7 +16,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import environment
+from . import environment, series
 from .modes import FULL, QUICK
 from .report import Section, busy_processes, code_version, load_average, render, utcnow
 from .report import splice as report_splice
@@ -132,13 +133,45 @@ def main(argv=None):
     return 1 if failed else 0
 
 
+def artefact_folders(output):
+    """Where the raw series (bench.series) and the charts of a report go: bench/data and bench/charts beside
+    RESULTS.md; `<report>-data` and `<report>-charts` beside any other (a quick run's never replace them)."""
+    if output.resolve() == RESULTS:
+        return output.parent / "data", output.parent / "charts"
+    return output.parent / f"{output.stem}-data", output.parent / f"{output.stem}-charts"
+
+
+def save_series(saved, output):
+    """The run's raw series beside `output`, and a line showing their charts in each section that has some."""
+    data, charts = artefact_folders(output)
+    charted = series.save(saved, data)
+    charts_path = os.path.relpath(charts, output.parent)
+    for name, section in zip(saved.get("names", []), saved["sections"], strict=True):
+        if name in charted:
+            timed = section.lines and section.lines[-1].startswith("_Section time")
+            at = len(section.lines) - 1 if timed else len(section.lines)
+            section.lines[at:at] = series.embed_lines(name, charts_path)
+    return data, charts
+
+
+def draw_charts(data, charts):
+    try:
+        from . import charts as drawing
+    except ImportError as error:  # the figures are written already: say how to draw them later
+        logger.warning("no charts (%s): pip install -r bench/requirements.txt; python -m bench.charts", error)
+        return
+    for path in drawing.draw_all(data, charts):
+        logger.info("drew %s", path)
+
+
 def write_report(saved, output=None, *, splice=False):
     """Render RESULTS.md from a run's saved figures (`--render-last` re-renders the last run); with `splice`,
-    only the run's sections, into the existing file."""
+    only the run's sections, into the existing file. The charted sections' raw series and charts beside it."""
     from . import method
 
     mode = saved["mode"]
     output = Path(output or (QUICK_RESULTS if mode.quick else RESULTS))
+    folders = save_series(saved, output)
     if splice and output.exists():
         run_line = (
             f"Measured by `python -m bench{' --quick' if mode.quick else ''} --only "
@@ -148,6 +181,7 @@ def write_report(saved, output=None, *, splice=False):
             f"at the end {saved['load_after']}; the other sections are from the run described above."
         )
         output.write_text(report_splice(output.read_text(), saved["sections"], run_line=run_line))
+        draw_charts(*folders)
         return output
     text = render(
         mode=mode,
@@ -164,4 +198,5 @@ def write_report(saved, output=None, *, splice=False):
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
+    draw_charts(*folders)
     return output

@@ -95,6 +95,19 @@ def databases_with_release():
     return sum(column for column, _ in found), sum(index for _, index in found)
 
 
+def _last_applied(database_name):
+    with psycopg.connect(environment.server_dsn(database_name)) as connection:
+        return connection.execute("SELECT extract(epoch FROM max(applied)) FROM django_migrations").fetchone()[0]
+
+
+def applied_since(began):
+    """Seconds from `began` (time.time()) to the migration each tenant database recorded after it
+    (django_migrations.applied), in order: the baseline's progress, for the charts."""
+    with ThreadPoolExecutor(CHECK_THREADS) as executor:
+        applied = [float(a) for a in executor.map(_last_applied, tenant_databases()) if a is not None]
+    return sorted(a - began for a in applied if a >= began)
+
+
 def _reclone(database_name):
     store = main_store()
     sandbox.drop_database(database_name)
@@ -151,6 +164,7 @@ def upgrade_timeline(upgrade_id, posted_at):
         "last canary done": max(canaries, default=None),
         "last tenant done": max(finished, default=None),
         "methods": methods,
+        "finished": sorted(finished),  # every tenant's, for the charts
     }
 
 
@@ -400,7 +414,9 @@ def run(ctx):
         checks = {"Diquis upgrade": databases_with_release()}
         logger.info("upgrades: the baseline command")
         reclone_all()
+        began = time.time()
         before["one"] = migrate_tenants_before(RELEASE_SETTINGS)
+        before["one_applied"] = applied_since(began)
         checks["`migrate_tenants` before upgrades"] = databases_with_release()
         logger.info("upgrades: django-tenants")
         theirs = django_tenants_side(n)

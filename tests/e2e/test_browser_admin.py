@@ -14,6 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 from tenants.provisioning.steps import CREATE_ADMIN_USER
 from tests.support import fault_injection
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_on_failure
+from tests.support.screenshots import save_for_readme
 from tests.support.users import ROOT_PASSWORD, make_root_user
 
 TENANT_PASSWORD = "Tenant-Admin-Pass-9!"
@@ -120,6 +121,7 @@ def test_an_isolated_tenant_goes_from_pending_to_active_live_with_progress_and_a
         row = page.locator("#result_list tbody tr", has=badge)
         expect(row.locator("td.field-isolated img")).to_have_attribute("alt", "True")
         page.screenshot(path=tmp_path / "active.png", full_page=True)
+        save_for_readme(page, "tenant-list")  # the badge, the toast (`make screenshots`)
         assert_not_reloaded(page)
 
 
@@ -182,4 +184,6 @@ def test_a_broken_tenant_shows_its_error_in_red_and_retry_brings_it_back_live(
         expect(page.locator("input[name=_save]")).to_have_count(1)  # now it can be edited
         expect(page.locator("#content > h1")).to_contain_text("Change tenant")
         page.screenshot(path=tmp_path / "retried.png", full_page=True)
+        history.scroll_into_view_if_needed()
+        save_for_readme(page, "attempt-history")  # three failed attempts, then the retry's (`make screenshots`)
         assert_not_reloaded(page)
