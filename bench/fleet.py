@@ -542,8 +542,8 @@ def _triple(answers):
 def machine_notes(section):
     section.add(
         "Machine notes: the two extra servers are private PostgreSQL 15 clusters on this same machine "
-        "(tests/support/postgres_clusters.py: initdb + pg_ctl on free ports, fsync, synchronous_commit and "
-        "full_page_writes off), started for this section and removed at its end; they share its 2 cores and its "
+        "(tests/support/postgres_clusters.py: initdb + pg_ctl on free ports, fsync and full_page_writes off, "
+        "synchronous_commit on), started for this section and removed at its end; they share its 2 cores and its "
         "disk with the main server, Daphne, the workers and the load generators. So three servers add no CPU "
         "here: what the placement rows can show is what spreading costs (a check of the chosen server, a "
         "connection per server), not what a real second machine would add.",
