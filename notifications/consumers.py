@@ -33,7 +33,7 @@ from .framing import (
 )
 from .groups import user_group
 from .scope import query_value
-from .selectors import notifications_after
+from .selectors import latest_notification_id, notifications_after
 from .services import frame_attributes, tracer
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     """Joins the caller's own group, replays what they missed (`?since=`), then forwards live notifications.
 
     A socket sends a user's persisted notifications in increasing id order, each once: `last_id` is the newest
-    id it has sent or was told the client has (`?since=`), and a push at or below it is dropped. That covers a
+    id it has sent or was told the client has (`?since=`; without it, the user's newest when the socket opened),
+    and a push at or below it is dropped. That covers a
     notification pushed while the replay runs (it reaches the socket from the database and from the group) and
     a push that arrives after a later one (two workers' pushes race; ids are in commit order per user,
     notifications.services, so the later one's replay brought it already).
@@ -129,10 +130,12 @@ class NotificationConsumer(AsyncWebsocketConsumer):
         async with self.delivering:
             if self.closing:
                 return
+            since = _since(self.scope)
+            if since is None:  # read before joining: what commits after it reaches the socket, live or replayed
+                self.last_id = await database_sync_to_async(self.latest_id)()
             self.joined = True  # before the await: a cancelled join is still left on disconnect
             await self.channel_layer.group_add(self.group, self.channel_name)
             await self.send_text(framing.connected())
-            since = _since(self.scope)
             if since is not None:
                 self.last_id = since
                 await self.replay(since)
@@ -159,6 +162,9 @@ class NotificationConsumer(AsyncWebsocketConsumer):
             if len(batch) < requested:
                 return
             left -= len(batch)
+
+    def latest_id(self):
+        return latest_notification_id(user_id=self.principal.user_id)
 
     def notifications_after(self, after, limit):
         return [n.frame() for n in notifications_after(user_id=self.principal.user_id, after=after, limit=limit)]

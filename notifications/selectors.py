@@ -14,3 +14,10 @@ def previous_notification_id(*, user_id, before):
     (services.wait_for_earlier_notifications)."""
     earlier = Notification.objects.filter(user_id=user_id, id__lt=before).order_by("-id")
     return earlier.values_list("id", flat=True).first()
+
+
+def latest_notification_id(*, user_id):
+    """The id of the user's newest notification (None without any): where a socket opened without `?since=`
+    starts, so that a push it gets late, after a later one, is still sent (by the replay of the gap) in order."""
+    newest = Notification.objects.filter(user_id=user_id).order_by("-id")
+    return newest.values_list("id", flat=True).first()

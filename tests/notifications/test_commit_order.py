@@ -15,6 +15,7 @@ from django.db import connection, transaction
 
 from diquis.asgi import application
 from notifications.groups import user_group
+from notifications.models import Notification
 from notifications.services import PUSH_MESSAGE_TYPE, notify
 from tests.notifications.test_auth import access_for
 from tests.support.factories import UserFactory
@@ -139,20 +140,26 @@ def test_a_socket_and_its_replay_see_concurrent_notifications_once_in_order():
 
 
 def test_a_push_that_arrives_after_a_later_one_is_not_sent_after_it():
-    """Two workers' pushes of one user, the later id first: the socket never goes back to the lower id."""
+    """Two workers' pushes of one user, the later id first, to a socket opened without `?since=`: it sends both,
+    in order (the later push names the earlier as its previous: the gap is replayed), and never goes back to the
+    lower id when the earlier push arrives at last."""
     user = UserFactory(roles=["root"])
-    earlier, later = notify(str(user.pk), "Earlier", {}), notify(str(user.pk), "Later", {})
+    notify(str(user.pk), "Before the socket", {})
 
     async def scenario():
         communicator = WebsocketCommunicator(application, f"/hubs/notifications?access_token={access_for(user)}")
         assert (await communicator.connect(timeout=30))[0]
         assert (await frames_of(communicator, 1))[0]["event"] == "Connected"
+        create = sync_to_async(Notification.objects.create)
+        earlier = await create(user_id=user.pk, event="Earlier", data={})  # committed; their pushes come below
+        later = await create(user_id=user.pk, event="Later", data={})
         group, layer = user_group(str(user.pk)), get_channel_layer()
         await layer.group_send(group, {"type": PUSH_MESSAGE_TYPE, "frame": later.frame(), "previous": earlier.id})
         await layer.group_send(group, {"type": PUSH_MESSAGE_TYPE, "frame": earlier.frame(), "previous": None})
-        frames = await frames_of(communicator, 1)
+        frames = await frames_of(communicator, 2)
         assert await communicator.receive_nothing(timeout=1)
         await communicator.disconnect()
-        return frames
+        return frames, [earlier.id, later.id]
 
-    assert [frame["id"] for frame in async_to_sync(scenario)()] == [later.id]
+    frames, ids = async_to_sync(scenario)()
+    assert [frame["id"] for frame in frames] == ids
