@@ -10,7 +10,7 @@ from tests.support.soak.report import markdown
 from tests.support.soak.run import soak
 
 SEED = os.environ.get("DIQUIS_SOAK_SEED", "16")
-MINUTES = float(os.environ.get("DIQUIS_SOAK_MINUTES", "2"))
+MINUTES = float(os.environ.get("DIQUIS_SOAK_MINUTES", "3"))
 
 
 @pytest.mark.timeout(900)
