@@ -65,6 +65,8 @@ CONNINFO_KEYS = ("host", "port", "user", "password", "dbname", "sslmode")
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 # How long a server gets to let go of a replication slot once its subscription is disabled.
 SLOT_RELEASE_SECONDS = 10
+# pg_database.datconnlimit of a database an unfinished DROP DATABASE left invalid (PostgreSQL 15.4+).
+INVALID_DATABASE = -2
 
 
 class MoveError(Exception):
@@ -256,7 +258,7 @@ def _subscription(connection, name):
 def replication_healthy(database_name, *, source, target):
     """Is a subscription of an earlier attempt there, enabled, error-free, and its slot on the source?"""
     name = replication_names(database_name)
-    if not store_for(target).exists(database_name):
+    if not _connectable(target, database_name):
         return False
     with connect(target, database_name) as connection:
         subscription = _subscription(connection, name)
@@ -358,7 +360,7 @@ def stop_replication(database_name, *, source, target):
     """Drop the subscription (without letting it reach for the source), every slot on the source's database,
     and the publication. Each part is skipped when its server is not given (None) or it is gone already."""
     name = replication_names(database_name)
-    if target is not None and store_for(target).exists(database_name):
+    if target is not None and _connectable(target, database_name):
         with connect(target, database_name) as connection:
             if _subscription(connection, name) is not None:
                 identifier_ = sql.Identifier(name)
@@ -454,11 +456,29 @@ def compare(database_name, *, source, target):
 # The steps of a move, in order (tenants.provisioning.steps runs them and switches the catalog)
 
 
+def half_dropped(store, database_name):
+    """Left invalid by a DROP DATABASE that did not finish (its server stopped or killed midway): PostgreSQL
+    (15.4+) refuses every connection to it and allows only DROP DATABASE, which also takes its inactive slots; a
+    drop that got that far had found no subscription in it (PostgreSQL refuses to drop a database that has one)."""
+    with store.server_cursor() as cursor:
+        cursor.execute(
+            "SELECT datconnlimit = %s FROM pg_database WHERE datname = %s", [INVALID_DATABASE, database_name]
+        )
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+
+def _connectable(server, database_name):
+    """The copy is there and may be connected to (not half dropped)."""
+    store = store_for(server)
+    return store.exists(database_name) and not half_dropped(store, database_name)
+
+
 def drop_copy(database_name, *, server):
     """Drop a copy of the database on a server, with whatever of a move is in it: a subscription (which would
     go on writing into it), slots and a publication (a database with a slot cannot be dropped)."""
     store = store_for(server)
-    if store.exists(database_name):
+    if _connectable(server, database_name):
         name = sql.Identifier(replication_names(database_name))
         with connect(server, database_name) as connection:
             if _subscription(connection, replication_names(database_name)) is not None:

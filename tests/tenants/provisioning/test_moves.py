@@ -10,7 +10,9 @@ writable, and nothing on the target.
 
 import secrets
 
+import psycopg
 import pytest
+from django.conf import settings
 from django.db import connection as main_connection
 from psycopg import sql
 
@@ -341,3 +343,22 @@ def test_a_logical_move_keeps_the_passwords_out_of_job_arguments_logs_and_attemp
     for password in superusers_with_passwords.values():
         assert password not in stored
         assert password not in caplog.text
+
+
+def test_a_copy_an_interrupted_drop_left_invalid_is_dropped_without_connecting_to_it(servers, extra_postgres_servers):
+    """Found by the fault soak: the server of a moved tenant's old copy was stopped in the middle of dropping it,
+    and PostgreSQL (15.4+) marks such a database invalid: it refuses every connection, and the clean-up, which
+    connected to it first for a subscription it might hold, failed every round until it gave up. The mark is
+    PostgreSQL's own (datconnlimit -2, what an interrupted DROP DATABASE leaves)."""
+    cluster = extra_postgres_servers.plain
+    name = f"{settings.DIQUIS_TENANT_DATABASE_PREFIX}half-dropped"
+    store = store_for("pg-plain")
+    store.create(name)
+    with cluster.connect() as connection:
+        connection.execute(
+            "UPDATE pg_database SET datconnlimit = %s WHERE datname = %s", [moves.INVALID_DATABASE, name]
+        )
+    with pytest.raises(psycopg.OperationalError, match="invalid database"), moves.connect("pg-plain", name):
+        pass
+    moves.drop_copy(name, server="pg-plain")
+    assert name not in databases_on(cluster)
