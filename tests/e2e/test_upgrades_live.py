@@ -439,18 +439,29 @@ KILL_POINTS = [
 ]
 
 
+def upgrade_held_at(stack, fleet, point, subject):
+    """An upgrade started with its work-horse held at the fault `point` (for `subject`): (upgrade id, the worker,
+    the held work-horse's pid)."""
+    fleet.fault.hold(point, subject)
+    upgrade_id = start(stack, root_token(seeded_root()), canary=0, parallel=1)
+    horse = fleet.fault.wait_held(timeout=WAIT)["pid"]
+    worker = next(worker for worker in stack.workers if worker.alive())
+    assert horse in worker.children()
+    return upgrade_id, worker, horse
+
+
+def assert_abandoned_then_succeeded(upgrade_id):
+    attempts = Attempt.objects.filter(job__subject=upgrade_subject(upgrade_id)).order_by("number")
+    assert [attempt.outcome for attempt in attempts] == [Attempt.Outcome.ABANDONED, Attempt.Outcome.SUCCEEDED]
+
+
 @pytest.mark.parametrize(("point", "while_killed", "rerun_by"), KILL_POINTS)
 def test_a_worker_killed_around_a_tenants_commit_is_replaced_and_the_tenant_is_migrated_once(
     stack, fleet, heads, point, while_killed, rerun_by
 ):
     tag = "kill-before" if point == upgrades.BEFORE_COMMIT else "kill-after"
     victim, other = make_tenants(f"{tag}-a", f"{tag}-b")
-    token = root_token(seeded_root())
-    fleet.fault.hold(point, victim)
-    upgrade_id = start(stack, token, canary=0, parallel=1)
-    horse = fleet.fault.wait_held(timeout=WAIT)["pid"]
-    worker = next(worker for worker in stack.workers if worker.alive())
-    assert horse in worker.children()
+    upgrade_id, worker, horse = upgrade_held_at(stack, fleet, point, victim)
     assert fleet.open_transactions(victim) == (1 if point == upgrades.BEFORE_COMMIT else 0)
     assert fleet.schema(victim) == while_killed
     assert Tenant.objects.get(pk=victim).schema_fingerprint == heads.today
@@ -471,8 +482,7 @@ def test_a_worker_killed_around_a_tenants_commit_is_replaced_and_the_tenant_is_m
     # by the rerun: a claim is an attempt, but it was migrated once, by the compiled SQL.
     status, attempts, method, error = children[other]
     assert (status, method, error) == ("done", upgrades.COMPILED, "") and attempts in (1, 2)
-    attempts = Attempt.objects.filter(job__subject=upgrade_subject(upgrade_id)).order_by("number")
-    assert [attempt.outcome for attempt in attempts] == [Attempt.Outcome.ABANDONED, Attempt.Outcome.SUCCEEDED]
+    assert_abandoned_then_succeeded(upgrade_id)
     assert_every_tenant_at(fleet, heads.next)
     assert serves(stack, victim)
 
@@ -490,12 +500,7 @@ def test_a_worker_killed_while_deriving_the_new_template_leaves_a_correct_templa
         target, manifest = template_name(), template_manifest()
     scratch = f"{target}_building"
     assert today in databases_on(cluster) and target not in databases_on(cluster)
-    token = root_token(seeded_root())
-    fleet.fault.hold(DERIVE_BEFORE_COMMIT, None)
-    upgrade_id = start(stack, token, canary=0, parallel=1)
-    horse = fleet.fault.wait_held(timeout=WAIT)["pid"]
-    worker = next(worker for worker in stack.workers if worker.alive())
-    assert horse in worker.children()
+    upgrade_id, worker, horse = upgrade_held_at(stack, fleet, DERIVE_BEFORE_COMMIT, None)
     assert scratch in databases_on(cluster) and target not in databases_on(cluster)  # not published half-made
 
     worker.kill_tree()
@@ -504,8 +509,7 @@ def test_a_worker_killed_while_deriving_the_new_template_leaves_a_correct_templa
     stack.add_worker()
 
     assert settled(upgrade_id) == SUCCEEDED
-    attempts = Attempt.objects.filter(job__subject=upgrade_subject(upgrade_id)).order_by("number")
-    assert [attempt.outcome for attempt in attempts] == [Attempt.Outcome.ABANDONED, Attempt.Outcome.SUCCEEDED]
+    assert_abandoned_then_succeeded(upgrade_id)
     left = [name for name in databases_on(cluster) if name.startswith(template_prefix())]
     assert target in left and today not in left  # published; today's retired after the upgrade's end
     assert all(name == target or name.startswith(f"{target}_spare_") for name in left), left  # no scratch copy
