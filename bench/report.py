@@ -157,9 +157,26 @@ def utcnow():
     return datetime.datetime.now(datetime.UTC)
 
 
+def _section_number(line):
+    """The number of a `## N. Title` line (None for the file's other headings)."""
+    head = line[3:].split(" ", 1)[0] if line.startswith("## ") else ""
+    return int(head[:-1]) if head.endswith(".") and head[:-1].isdigit() else None
+
+
+def _place_of_new(lines, number):
+    """Where a section the file does not have yet goes: before the first of a larger number, else before
+    "What I would change"."""
+    wanted = _section_number(f"## {number} ")
+    for i, line in enumerate(lines):
+        present = _section_number(line)
+        if (present is not None and wanted is not None and present > wanted) or line == "## What I would change":
+            return i
+    return len(lines)
+
+
 def splice(text, sections, *, run_line):
-    """RESULTS.md with `sections` put in place of the sections of the same number (or before "What I would
-    change" when new), every other line kept as it was: a run of some sections (`--only ... --splice`) does
+    """RESULTS.md with `sections` put in place of the sections of the same number (a new one in its numbered
+    place), every other line kept as it was: a run of some sections (`--only ... --splice`) does
     not refresh the others' figures. Each spliced section carries its own targets and a line saying when and
     on what code it ran, since the file's header is the other sections'."""
     lines = text.split("\n")
@@ -171,7 +188,7 @@ def splice(text, sections, *, run_line):
         number = section.title.split(" ", 1)[0]
         start = next((i for i, line in enumerate(lines) if line.startswith(f"## {number} ")), None)
         if start is None:
-            start = end = next(i for i, line in enumerate(lines) if line == "## What I would change")
+            start = end = _place_of_new(lines, number)
         else:
             end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
         lines[start:end] = body

@@ -168,3 +168,11 @@ def test_results_md_keeps_its_series_and_charts_in_bench_data_and_bench_charts_a
     data, charts = run.artefact_folders(run.QUICK_RESULTS)
     assert data.parent == charts.parent == run.QUICK_RESULTS.parent
     assert {data.name, charts.name} == {"bench-quick-data", "bench-quick-charts"}
+
+
+def test_a_section_the_report_lacks_is_spliced_in_its_numbered_place():
+    text = "# Benchmarks\n\n## 8. Upgrades\n\nx\n\n## 10. Web processes\n\ny\n\n## What I would change\n\n- z\n"
+    spliced = splice(text, [Section("9. Hashing", ["figures"])], run_line="measured now")
+    assert spliced.index("## 8. Upgrades") < spliced.index("## 9. Hashing") < spliced.index("## 10. Web processes")
+    last = splice(text, [Section("12. Later", ["figures"])], run_line="measured now")
+    assert last.index("## 10. Web processes") < last.index("## 12. Later") < last.index("## What I would change")
