@@ -44,6 +44,7 @@ from pathlib import Path
 
 import psycopg
 from django.conf import settings
+from django.db import connections
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -456,22 +457,15 @@ def compare(database_name, *, source, target):
 # The steps of a move, in order (tenants.provisioning.steps runs them and switches the catalog)
 
 
-def half_dropped(store, database_name):
-    """Left invalid by a DROP DATABASE that did not finish (its server stopped or killed midway): PostgreSQL
-    (15.4+) refuses every connection to it and allows only DROP DATABASE, which also takes its inactive slots; a
-    drop that got that far had found no subscription in it (PostgreSQL refuses to drop a database that has one)."""
-    with store.server_cursor() as cursor:
-        cursor.execute(
-            "SELECT datconnlimit = %s FROM pg_database WHERE datname = %s", [INVALID_DATABASE, database_name]
-        )
-        row = cursor.fetchone()
-        return bool(row and row[0])
-
-
 def _connectable(server, database_name):
-    """The copy is there and may be connected to (not half dropped)."""
-    store = store_for(server)
-    return store.exists(database_name) and not half_dropped(store, database_name)
+    """The copy is on the server and may be connected to: not left invalid by a DROP DATABASE that did not finish
+    (its server stopped or killed midway). PostgreSQL (15.4+) refuses every connection to such a database and
+    allows only DROP DATABASE, which also takes its inactive slots; a drop that got that far had found no
+    subscription in it (PostgreSQL refuses to drop a database that has one)."""
+    with connections[store_for(server).alias].cursor() as cursor:  # the server's alias, as store.exists does
+        cursor.execute("SELECT datconnlimit FROM pg_database WHERE datname = %s", [database_name])
+        row = cursor.fetchone()
+        return row is not None and row[0] != INVALID_DATABASE
 
 
 def drop_copy(database_name, *, server):

@@ -15,9 +15,9 @@ from django.db import connection, transaction
 
 from diquis.asgi import application
 from notifications.groups import user_group
-from notifications.models import Notification
 from notifications.services import PUSH_MESSAGE_TYPE, notify
 from tests.notifications.test_auth import access_for
+from tests.notifications.test_consumers import stored_without_push
 from tests.support.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -150,9 +150,8 @@ def test_a_push_that_arrives_after_a_later_one_is_not_sent_after_it():
         communicator = WebsocketCommunicator(application, f"/hubs/notifications?access_token={access_for(user)}")
         assert (await communicator.connect(timeout=30))[0]
         assert (await frames_of(communicator, 1))[0]["event"] == "Connected"
-        create = sync_to_async(Notification.objects.create)
-        earlier = await create(user_id=user.pk, event="Earlier", data={})  # committed; their pushes come below
-        later = await create(user_id=user.pk, event="Later", data={})
+        earlier = await sync_to_async(stored_without_push)(user, "Earlier")  # committed; their pushes come below
+        later = await sync_to_async(stored_without_push)(user, "Later")
         group, layer = user_group(str(user.pk)), get_channel_layer()
         await layer.group_send(group, {"type": PUSH_MESSAGE_TYPE, "frame": later.frame(), "previous": earlier.id})
         await layer.group_send(group, {"type": PUSH_MESSAGE_TYPE, "frame": earlier.frame(), "previous": None})
