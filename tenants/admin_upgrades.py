@@ -129,7 +129,7 @@ class BehindTheHeadFilter(admin.SimpleListFilter):
         if self.value() == self.BEHIND:
             return queryset.filter(pk__in=selectors.tenants_behind(head).values("pk"))
         if self.value() == self.AT_HEAD:
-            return queryset.filter(pk__in=selectors.upgrade_candidates().filter(schema_fingerprint=head).values("pk"))
+            return queryset.filter(pk__in=selectors.isolated_tenants().filter(schema_fingerprint=head).values("pk"))
         return queryset
 
 
@@ -275,7 +275,7 @@ class UpgradeAdmin(admin.ModelAdmin):
             "form": form,
             "head": head,
             "behind": selectors.tenants_behind(head).count(),
-            "candidates": selectors.upgrade_candidates().count(),
+            "candidates": selectors.isolated_tenants().count(),
             "behind_url": reverse("admin:tenants_tenant_changelist") + f"?{BehindTheHeadFilter.parameter_name}=behind",
             "open_upgrade": Upgrade.objects.filter(status__in=UPGRADE_OPEN).first(),
         }

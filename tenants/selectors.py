@@ -49,9 +49,12 @@ def tenant_options():
 
 
 def isolated_tenants():
-    """Tenants with a database of their own (not those being deleted: their database is going away)."""
+    """Tenants with a database of their own whose creation succeeded (not those being deleted: their database is
+    going away). One not provisioned yet has its database named, maybe not made: its creation's retry makes it,
+    migrates it and sets its role. The databases an upgrade covers (one being created is cloned from the template
+    of the head, or migrated to it, by its own job)."""
     return (
-        Tenant.objects.filter(has_isolated_database=True, database_name__isnull=False)
+        Tenant.objects.filter(has_isolated_database=True, database_name__isnull=False, is_provisioned=True)
         .exclude(status=ProvisioningStatus.DELETING)
         .order_by("id")
     )
@@ -111,15 +114,9 @@ def move_cleanups_on_server(name):
     )
 
 
-def upgrade_candidates():
-    """The tenant databases an upgrade covers: those of isolated tenants whose creation succeeded (one being
-    created is cloned from the template of the head, or migrated to it, by its own job), not being deleted."""
-    return isolated_tenants().filter(is_provisioned=True)
-
-
 def tenants_behind(head):
-    """Upgrade candidates whose database was not left at `head` (or at a fingerprint not known): from the catalog."""
-    return upgrade_candidates().exclude(schema_fingerprint=head)
+    """Isolated tenants whose database was not left at `head` (or at a fingerprint not known): from the catalog."""
+    return isolated_tenants().exclude(schema_fingerprint=head)
 
 
 def _child_count(status):

@@ -15,7 +15,7 @@ from .exceptions import Conflict, Refused
 from .models import UPGRADE_OPEN, Upgrade, UpgradeStatus, UpgradeTenant, UpgradeTenantStatus
 from .provisioning import rollout
 from .provisioning.template import migration_fingerprint
-from .selectors import tenants_behind, upgrade_candidates
+from .selectors import isolated_tenants, tenants_behind
 
 logger = logging.getLogger(__name__)
 U = UpgradeStatus
@@ -68,7 +68,7 @@ def start_upgrade(*, initiated_by, canary=DEFAULT_CANARY, parallel=DEFAULT_PARAL
         if running is not None:
             raise Conflict(f"Upgrade {running.pk} is {running.status}: finish, resume or cancel it first")
         head = migration_fingerprint()
-        candidates = list(upgrade_candidates().values_list("id", "database_server_id", "schema_fingerprint"))
+        candidates = list(isolated_tenants().values_list("id", "database_server_id", "schema_fingerprint"))
         behind = [row for row in candidates if row[2] != head]
         canaries, rest = _canaries_first(behind, canary)
         upgrade = Upgrade.objects.create(

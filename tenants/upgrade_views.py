@@ -37,7 +37,7 @@ class UpgradeStatusView(APIView):
     def get(self, request):
         head = migration_fingerprint()
         behind = list(selectors.tenants_behind(head).values_list("id", flat=True))
-        at_head = selectors.upgrade_candidates().count() - len(behind)
+        at_head = selectors.isolated_tenants().count() - len(behind)
         return ok({"head": head, "atHead": at_head, "behind": len(behind), "behindTenants": behind})
 
 

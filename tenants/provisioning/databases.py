@@ -26,7 +26,7 @@ from ..connections import (
 )
 from ..models import Role, User
 from ..vault import decrypt_password
-from . import placement, roles, spares
+from . import faults, placement, roles, spares
 from .stores import store_for
 from .template import ensure_template
 
@@ -38,6 +38,9 @@ CLAIMED = "a spare clone"
 CLONED = "cloned"
 CREATED = "created"
 AT_HEAD = frozenset({CLAIMED, CLONED})
+
+# A fault point (tenants.provisioning.faults) inside the database step: the database made, its role not yet.
+DATABASE_MADE = "database-made"
 
 
 def create_database(store, name):
@@ -63,17 +66,21 @@ def ensure_tenant_database(tenant):
     if tenant.database_server_id is None:
         placement.place(tenant)
     name = tenant.database_name or database_name_for(tenant.id)
+    if tenant.database_name != name:
+        # Named in the catalog before it is made, never after: a creation cut (or failed for good) once the
+        # server has made the database leaves none the catalog does not know. Until the tenant is provisioned
+        # the name is a reservation (the database may not be there yet); a retry makes it, a deletion drops it.
+        tenant.database_name = name
+        tenant.save(update_fields=["database_name"])
     store = store_for(tenant.database_server_id)
     how = None
     if not store.exists(name):
         how = create_database(store, name)
         logger.info("database %s of tenant %s %s", name, tenant.id, how)
+        faults.check(DATABASE_MADE, tenant.id)  # tests: the database made, its role not yet
     # Every time, not only when created: a spare renamed to the tenant gets its role here, and a retry after a
     # crash between the creation and this finishes the work.
     roles.ensure_tenant_role(store, name)
-    if tenant.database_name != name:
-        tenant.database_name = name
-        tenant.save(update_fields=["database_name"])
     return how
 
 

@@ -37,7 +37,7 @@ from tenants.provisioning.template import (
     template_name,
     template_prefix,
 )
-from tenants.selectors import upgrade_candidates
+from tenants.selectors import isolated_tenants
 from tenants.subjects import upgrade_subject
 from tests.support.fault_injection import Fault, wait_until
 from tests.support.fleet import databases_on, drop_test_databases_on, register_cluster
@@ -278,7 +278,7 @@ def children_of(upgrade_id):
 
 def assert_every_tenant_at(fleet, head):
     """Every tenant an upgrade covers: its database at the release exactly once, and the catalog says so."""
-    for tenant in upgrade_candidates():
+    for tenant in isolated_tenants():
         assert (tenant.id, fleet.schema(tenant.id)) == (tenant.id, AT_TARGET)
         assert (tenant.id, tenant.schema_fingerprint) == (tenant.id, head)
 

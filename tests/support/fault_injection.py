@@ -6,12 +6,15 @@ import json
 import time
 from pathlib import Path
 
-from tenants.provisioning import rollout, template, upgrades
+from tenants.provisioning import databases, rollout, template, upgrades
 from tenants.provisioning.steps import Step
 
-# The fault points that are no step of an operation (an upgrade's tenant around its commit, a template derived):
+# The fault points that are no step of an operation (an upgrade's tenant around its commit, a template derived, a
+# tenant's database made but not finished):
 # named by the code's own constants, so that a point renamed there cannot silently disarm a test.
-POINTS = frozenset({upgrades.BEFORE_COMMIT, rollout.AFTER_COMMIT, template.DERIVE_BEFORE_COMMIT})
+POINTS = frozenset(
+    {upgrades.BEFORE_COMMIT, rollout.AFTER_COMMIT, template.DERIVE_BEFORE_COMMIT, databases.DATABASE_MADE}
+)
 
 
 def wait_until(predicate, *, timeout, interval=0.2, what="condition"):

@@ -90,7 +90,7 @@ class Checker:
             try:
                 busy = self.busy_tenants()
                 found, _ = self.server_databases()
-                catalog = self.catalog_databases()
+                catalog, _ = self.catalog_databases()
                 busy |= self.busy_tenants()  # before and after the look: one that began or ended meanwhile
             except psycopg.Error:
                 self.checks["rounds skipped: a server down (during the run)"] += 1
@@ -253,12 +253,15 @@ class Checker:
         return {row[0] for row in rows}
 
     def catalog_databases(self):
-        """(server, database name) -> (tenant, recorded fingerprint) of every isolated tenant with a database."""
+        """(server, database name) -> (tenant, recorded fingerprint) of every isolated tenant with a database
+        named; and the tenants among them not provisioned (a creation not finished: the name is a reservation,
+        the database may not be there yet)."""
         rows = self.query(
-            "SELECT id, database_name, database_server_id, schema_fingerprint FROM tenants_tenant"
+            "SELECT id, database_name, database_server_id, schema_fingerprint, is_provisioned FROM tenants_tenant"
             " WHERE has_isolated_database AND database_name IS NOT NULL"
         )
-        return {(server or "main", name): (tenant, recorded) for tenant, name, server, recorded in rows}
+        catalog = {(server or "main", name): (tenant, recorded) for tenant, name, server, recorded, _ in rows}
+        return catalog, {tenant for tenant, *_, provisioned in rows if not provisioned}
 
     def server_databases(self):
         """The tenant databases on the servers (name -> servers) and the fingerprints of their templates (server
@@ -289,11 +292,14 @@ class Checker:
         """Catalog and servers agree: no database unknown, none missing, none on two servers, none half-migrated,
         each at the schema the catalog records; the upgrade's databases at its target or (failed) at their
         previous schema."""
-        catalog = self.catalog_databases()
+        catalog, reserved = self.catalog_databases()
         found, templates = self.server_databases()
         self.placement(catalog, found)
         looks = {}
         for (server, name), (tenant, recorded) in catalog.items():
+            if tenant in reserved:
+                self.reservation(server, name, tenant, found)
+                continue
             if self.check(
                 "no database the catalog names is missing",
                 server in found.get(name, []),
@@ -305,6 +311,17 @@ class Checker:
         known = set().union(*templates.values(), filter(None, self.upgrade.heads if self.upgrade else ()))
         self.migrated(looks, known)
         self.upgraded(looks)
+
+    def reservation(self, server, name, tenant, found):
+        """A creation that failed for good (or is still retried): its database may be missing (the server never
+        made it) or part-migrated (created empty, cut while migrating: a retry finishes it), never half of one
+        migration."""
+        if server not in found.get(name, []):
+            return
+        try:
+            self.whole(tenant, self.look(server, name, None))
+        except psycopg.errors.UndefinedTable:
+            pass  # created empty, not one migration applied yet
 
     def look(self, server, database, recorded):
         with self.system.tenant_database(server, database) as connection:

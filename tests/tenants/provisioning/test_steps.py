@@ -17,6 +17,7 @@ from notifications.models import Notification
 from tenants.connections import database_name_for, temporary_connection
 from tenants.models import ProvisioningStatus, Tenant, User
 from tenants.provisioning.databases import (
+    DATABASE_MADE,
     create_database,
     drop_tenant_data,
     ensure_admin_user,
@@ -24,7 +25,13 @@ from tenants.provisioning.databases import (
     ensure_tenant_database,
 )
 from tenants.provisioning.faults import InjectedFault
-from tenants.provisioning.steps import REMOVE_TENANT_DATA, creation_steps, run_tenant_creation, run_tenant_deletion
+from tenants.provisioning.steps import (
+    REMOVE_TENANT_DATA,
+    creation_steps,
+    record_operation_failure,
+    run_tenant_creation,
+    run_tenant_deletion,
+)
 from tenants.provisioning.stores import main_store
 from tenants.provisioning.template import migrate_database
 from tests.support.fault_injection import write_fault
@@ -116,6 +123,19 @@ def test_database_created_but_not_recorded_on_the_tenant(tenant, fail_at, root_u
     create_database(main_store(), database_name_for(TENANT))  # the clone happened, the row update did not
     assert Tenant.objects.get(pk=TENANT).database_name is None
     retry_and_check(root_user)
+
+
+def test_a_database_made_by_an_attempt_that_dies_before_its_end_is_named_in_the_catalog(tenant, fail_at, root_user):
+    """The server made the database, then the attempt died (its server stopped before the role was set): the
+    catalog names it all the same, so a creation that fails for good leaves none it does not know, and its
+    deletion drops it."""
+    crashed_attempt(fail_at, root_user, DATABASE_MADE)
+    name = database_name_for(TENANT)
+    assert Tenant.objects.get(pk=TENANT).database_name == name
+    assert prefixed_databases() - templates() == {name}
+    record_operation_failure("the server stopped", tenant_id=TENANT, initiated_by=str(root_user.pk))
+    run_tenant_deletion(tenant_id=TENANT, initiated_by=str(root_user.pk))
+    assert prefixed_databases() - templates() == set()
 
 
 def test_database_half_migrated(tenant, fail_at, root_user):
