@@ -3,14 +3,26 @@
 Both counts run the production way, supervisord with deploy/supervisord.conf (WEB_CONCURRENCY), so the only
 difference between the rows is the number of processes; the counts alternate round after round so that the
 machine's noise falls on both. As in section 1, no worker runs: the queued jobs are thrown away.
+
+The clients, PostgreSQL and Redis share the cores with the web processes; the CPU each of them spends per accepted
+request (bench.cpu_budget) gives the most the machine could accept, so a shortfall can be told from the ceiling.
 """
 
+import os
+
 from . import accept, fixtures
+from .cpu_budget import STACK, CpuBudget, stack_meters
 from .report import Section
 from .stack import start_web_processes_for
-from .stats import Summary, fmt_ratio, ratio, triple, triple_ms
+from .stats import Summary, fmt_ratio, ms, ratio, triple, triple_ms
 
 TARGET_SPEEDUP = 1.6
+CPU_HEADERS = {"web": "web", "postgresql": "PostgreSQL", "redis": "Redis", "clients": "clients"}
+
+
+def _add(total, seconds):
+    """A running sum of CPU seconds that stays None once a part could not be measured."""
+    return None if total is None or seconds is None else total + seconds
 
 
 def _one_round(ctx, count, measured):
@@ -22,17 +34,20 @@ def _one_round(ctx, count, measured):
             web, "/api/tenants", 20 * count, concurrency=4 * count, rounds=1, expect=202, kind="wwarm", isolated=True
         )
         for clients in mode.web_clients:
-            latencies, rates, statuses = accept.closed_loop_rounds(
-                web,
-                "/api/tenants",
-                clients * mode.web_requests_per_client,
-                concurrency=clients,
-                rounds=1,
-                expect=202,
-                kind="wp",
-                isolated=True,
-            )
+            with CpuBudget(stack_meters(web.pid)) as budget:
+                latencies, rates, statuses = accept.closed_loop_rounds(
+                    web,
+                    "/api/tenants",
+                    clients * mode.web_requests_per_client,
+                    concurrency=clients,
+                    rounds=1,
+                    expect=202,
+                    kind="wp",
+                    isolated=True,
+                )
             cell = measured[count, clients]
+            for part, seconds in budget.seconds.items():
+                cell["cpu"][part] = _add(cell["cpu"].get(part, 0.0), seconds)
             cell["latencies"] += latencies
             cell["rates"] += rates
             for status, answers in statuses.items():
@@ -42,12 +57,62 @@ def _one_round(ctx, count, measured):
         fixtures.reset()
 
 
+def _cpu_row(count, clients, cell, cores):
+    """One cell's CPU per accepted request by part, their sum, the rest of the machine, and the ceiling."""
+    accepted = cell["statuses"].get(202, 0)
+    per_request = {
+        part: None if seconds is None or not accepted else seconds / accepted for part, seconds in cell["cpu"].items()
+    }
+    parts = [per_request[part] for part in STACK]
+    total = None if None in parts else sum(parts)
+    rest = None if total is None or per_request["machine"] is None else per_request["machine"] - total
+    ceiling = f"{cores / total:.0f}" if total else "–"
+    return [
+        count,
+        clients,
+        *(ms(v) for v in parts),
+        ms(total),
+        ms(rest),
+        ceiling,
+        f"{Summary.of(cell['rates']).median:.1f}",
+    ]
+
+
+def _cpu_table(section, measured):
+    cores = os.cpu_count()
+    section.add(
+        "Where the CPU goes, over the same measured requests (not the warm-up): user + system time of the web "
+        "processes (supervisord and its Daphne processes, /proc), of PostgreSQL (the postmaster, the server's own "
+        "processes and the backends of the bench's databases, /proc), of Redis (its `INFO cpu`) and of the bench "
+        "process, whose asyncio clients send the requests (getrusage), divided by the accepted requests. If every "
+        f"request costs the machine *sum* ms of CPU, its {cores} cores cannot accept more than {cores} × 1000 / "
+        "*sum* requests a second, whatever the number of web processes: a measured req/s near that ceiling "
+        "says the machine is the limit. *Rest of the machine* is what every other process used meanwhile, per "
+        "request (other runs share the machine; Redis serves their databases too, so its figure may hold some of "
+        "their work).",
+        "",
+    )
+    rows = [_cpu_row(count, clients, cell, cores) for (count, clients), cell in measured.items()]
+    section.table(
+        [
+            "processes",
+            "clients",
+            *(f"{CPU_HEADERS[part]} CPU ms / request" for part in STACK),
+            "sum",
+            "rest of the machine",
+            f"ceiling req/s ({cores} × 1000 / sum)",
+            "measured req/s (median)",
+        ],
+        rows,
+    )
+
+
 def run(ctx):
     mode = ctx.mode
     section = Section("10. Several web processes: accept throughput with 1 and 2 Daphne processes on one port")
     fixtures.reset()
     measured = {
-        (count, clients): {"latencies": [], "rates": [], "statuses": {}}
+        (count, clients): {"latencies": [], "rates": [], "statuses": {}, "cpu": {}}
         for count in mode.web_process_counts
         for clients in mode.web_clients
     }
@@ -71,6 +136,7 @@ def run(ctx):
         ["processes", "clients", "req/s min / median / max", "latency ms min / p50 / p99", "answers", "statuses"],
         rows,
     )
+    _cpu_table(section, measured)
     one, many = mode.web_process_counts[0], mode.web_process_counts[-1]
     ratio_rows, speedups = [], []
     for clients in mode.web_clients:
