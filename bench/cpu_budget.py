@@ -13,6 +13,10 @@ of a metered tree (its parent then holds its time as reaped children's time).
 import contextlib
 import os
 import resource
+import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tests.support.live import descendants
@@ -160,3 +164,29 @@ class CpuBudget:
         after = self._read()
         self.seconds = {name: spent(self._before[name], after[name]) for name in self.meters}
         return False
+
+
+# A fixed amount of pure-Python work (no I/O, no shared state): what one core does with it is the yardstick.
+SPIN = "n = int(__import__('sys').argv[1])\nwhile n:\n    n -= 1"
+
+
+def _spin_seconds(processes, loops):
+    """Wall seconds for `processes` Python processes started at once, each counting `loops` down to 0."""
+    started = time.perf_counter()
+    children = [subprocess.Popen([sys.executable, "-c", SPIN, str(loops)]) for _ in range(processes)]
+    for process in children:
+        process.wait()
+    return time.perf_counter() - started
+
+
+def parallel_speedup(processes, *, loops=15_000_000, rounds=3):
+    """What the machine itself gives `processes` CPU-bound processes at once against one, by the same work:
+    processes × (one's time) / (their time), the median of `rounds` pairs (one then many, alternating in order).
+    2 on two real cores; less where the cores are hyperthreads of one, or the hypervisor takes them (steal).
+    The ceiling of any speedup that more web processes can bring here."""
+    speedups = []
+    for index in range(rounds):
+        order = (1, processes) if index % 2 == 0 else (processes, 1)
+        seconds = {count: _spin_seconds(count, loops) for count in order}
+        speedups.append(processes * seconds[1] / seconds[processes])
+    return statistics.median(speedups)

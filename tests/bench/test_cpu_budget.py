@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bench.cpu_budget import CpuBudget, postgresql_meter, process_tree_meter, redis_meter
+from bench.cpu_budget import CpuBudget, parallel_speedup, postgresql_meter, process_tree_meter, redis_meter
 
 # On "go" (a line on stdin), burn `seconds` of CPU, then say "done".
 BURNER = textwrap.dedent(
@@ -80,3 +80,10 @@ def test_the_servers_meters_see_postgresql_and_redis():
         pass
     assert budget.seconds["postgresql"] is not None and budget.seconds["postgresql"] >= 0
     assert budget.seconds["redis"] >= 0
+
+
+def test_the_machines_parallel_speedup_is_between_none_and_the_processes():
+    """Two CPU-bound processes at once against one: about 1 with no parallelism at all, 2 on two free cores; outside
+    that (less the noise of timing on a shared machine) the measurement is wrong."""
+    speedup = parallel_speedup(2, loops=2_000_000, rounds=1)
+    assert 0.8 < speedup < 2.4
