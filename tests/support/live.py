@@ -32,12 +32,16 @@ def stack_env(**overrides):
 class Process:
     port = None  # the port it listens on, for a server
 
-    def __init__(self, name, argv, env, log_dir, cwd=ROOT):
+    def __init__(self, name, argv, env, log_dir, cwd=ROOT, *, own_session=False):
+        """`own_session`: in a session (so a process group) of its own, which `killpg(pid)` ends as a whole,
+        processes that outlived their parent included."""
         self.name = name
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         self.log_path = Path(log_dir) / f"{name}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop())
-        self.popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.popen = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=own_session
+        )
 
     @property
     def pid(self):
