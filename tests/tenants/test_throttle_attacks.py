@@ -5,8 +5,14 @@ writes; a fresh header per request was a fresh budget. Finding 9: creating users
 tokens had no budget at all.
 """
 
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.conf import settings
+from django.db import connections
+from rest_framework.test import APIClient
 
 from tenants.tokens import issue_tokens
 from tests.support.factories import TenantFactory, UserFactory
@@ -96,3 +102,28 @@ def test_a_forged_refresh_token_spends_its_senders_budget_not_its_victims(acme, 
     for _ in range(budget("token_refresh")):
         api.post("/api/tokens/refresh", {"refreshToken": forged}, format="json", REMOTE_ADDR="192.0.2.66")
     assert api.post("/api/tokens/refresh", {"refreshToken": victim}, format="json").status_code == 200
+
+
+def test_wrong_sign_ins_sent_together_get_no_more_than_the_budget(transactional_db):
+    """Before: DRF's throttle read the key's history, decided, then wrote it back, so sign-ins at once all read the
+    same history (12 sent together through HTTP got 6 past a budget of 5). Each from its own address: only the
+    account's budget counts."""
+    TenantFactory(id="acme")
+    allowed, extra = budget("login_email"), 8
+    start = threading.Barrier(allowed + extra)
+
+    def sign_in(n):
+        start.wait()
+        body = {"email": "boss@acme.test", "password": "Wrong-Password-1!"}
+        try:
+            return (
+                APIClient()
+                .post("/api/tokens", body, format="json", HTTP_TENANT="acme", REMOTE_ADDR=f"192.0.2.{n}")
+                .status_code
+            )
+        finally:
+            connections.close_all()  # this thread's own
+
+    with ThreadPoolExecutor(allowed + extra) as pool:
+        codes = Counter(pool.map(sign_in, range(allowed + extra)))
+    assert codes == {401: allowed, 429: extra}
