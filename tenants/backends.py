@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import BaseBackend
 
+from .connections import release_pooled_sessions
 from .models import ROOT_TENANT_ID
 from .selectors import find_user
 
@@ -11,6 +12,7 @@ def check_credentials(tenant_id, email, password):
     """The user whose email and password match, or None. Always pays one hash, so an unknown email
     takes as long as a wrong password."""
     user = find_user(tenant_id, email or "")
+    release_pooled_sessions()  # for the hash; saving a rehash takes one again
     if user is None:
         get_user_model()().set_password(password or "")
         return None

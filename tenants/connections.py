@@ -311,6 +311,18 @@ def release_connection(alias):
         del connections[alias]
 
 
+def release_pooled_sessions():
+    """Give this thread's pooled sessions back to their pools (the main database's, tenants.pools') before work that
+    needs none for a while: a password hash, ~100 ms of CPU. A burst of sign-ins held every session of the
+    process's pool while hashing, so every other request waited for one (503 after the pool's wait). The next
+    query takes a session again. A session inside a transaction stays; one not pooled stays (closing it would cost
+    a new connection)."""
+    for connection in connections.all(initialized_only=True):
+        pooled = getattr(connection, "pool", None) is not None or getattr(connection, "diquis_pool_key", None)
+        if pooled and connection.connection is not None and not connection.in_atomic_block:
+            connection.close()
+
+
 @contextlib.contextmanager
 def use_tenant(tenant):
     """Route tenant-side models to this tenant's database for the duration of the block.

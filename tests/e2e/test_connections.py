@@ -7,6 +7,8 @@ and its pooled sessions; one tenant's requests reuse one session (real Daphne, r
 import threading
 import time
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import psycopg
@@ -226,3 +228,31 @@ def test_one_tenant_s_requests_reuse_one_pooled_session(web):
     token = isolated_tenant_with_admin(tenant_id)
     backends = backends_serving(url, token, application_name, tenant_databases_only=True)
     assert len(backends) == 1, backends
+
+
+def test_a_burst_of_sign_ins_does_not_hold_the_process_s_database_sessions_through_its_hashes(
+    transactional_db, tmp_path
+):
+    """Before: a sign-in held its main-database session through the password hash (~100 ms of CPU; here a hasher
+    that sleeps half a second: tests.support.settings_slow_hash), so with the pool's one session 8 sign-ins at once
+    queued 4 s for it and the last answered 503 after the pool's wait (3 s). Now each gives its session back for the
+    hash: every one is answered 401 (unknown emails: each still pays its hash)."""
+    process = live.start_web(
+        tmp_path,
+        DJANGO_SETTINGS_MODULE="tests.support.settings_slow_hash",
+        DIQUIS_MAX_IDLE_CONNECTIONS_PER_PROCESS="1",
+    )
+    try:
+        start = threading.Barrier(8)
+
+        def sign_in(n):
+            with httpx.Client(base_url=process.url, timeout=60) as http:
+                start.wait()
+                body = {"email": f"nobody{n}@root.test", "password": "Wrong-Password-1!"}
+                return http.post("/api/tokens", json=body, headers={"tenant": "root"}).status_code
+
+        with ThreadPoolExecutor(8) as threads:
+            codes = Counter(threads.map(sign_in, range(8)))
+    finally:
+        process.stop()
+    assert codes == {401: 8}
