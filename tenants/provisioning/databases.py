@@ -39,8 +39,9 @@ CLONED = "cloned"
 CREATED = "created"
 AT_HEAD = frozenset({CLAIMED, CLONED})
 
-# A fault point (tenants.provisioning.faults) inside the database step: the database made, its role not yet.
+# Fault points (tenants.provisioning.faults) inside the database steps: the database made (dropped), its role not yet.
 DATABASE_MADE = "database-made"
+DATABASE_DROPPED = "database-dropped"
 
 
 def create_database(store, name):
@@ -143,6 +144,12 @@ def drop_tenant_data(tenant):
     forget_database(platform_alias_name(tenant.id))
     store = store_for(tenant.database_server_id)
     store.drop(name)
+    if tenant.database_name is not None:
+        # Gone: the catalog stops naming it now, not with the row's deletion, so a deletion cut (or failed for good)
+        # after the drop names no database that is not there. A retry finds the name by the tenant's id.
+        tenant.database_name = None
+        tenant.save(update_fields=["database_name"])
+    faults.check(DATABASE_DROPPED, tenant.id)  # tests: the database dropped, its role not yet
     roles.drop_tenant_role(store, name)  # after its database: the role's privileges were there and on it
 
 

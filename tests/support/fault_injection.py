@@ -10,10 +10,16 @@ from tenants.provisioning import databases, rollout, template, upgrades
 from tenants.provisioning.steps import Step
 
 # The fault points that are no step of an operation (an upgrade's tenant around its commit, a template derived, a
-# tenant's database made but not finished):
+# tenant's database made or dropped but its role not yet):
 # named by the code's own constants, so that a point renamed there cannot silently disarm a test.
 POINTS = frozenset(
-    {upgrades.BEFORE_COMMIT, rollout.AFTER_COMMIT, template.DERIVE_BEFORE_COMMIT, databases.DATABASE_MADE}
+    {
+        upgrades.BEFORE_COMMIT,
+        rollout.AFTER_COMMIT,
+        template.DERIVE_BEFORE_COMMIT,
+        databases.DATABASE_MADE,
+        databases.DATABASE_DROPPED,
+    }
 )
 
 

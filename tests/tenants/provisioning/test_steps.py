@@ -17,6 +17,7 @@ from notifications.models import Notification
 from tenants.connections import database_name_for, temporary_connection
 from tenants.models import ProvisioningStatus, Tenant, User
 from tenants.provisioning.databases import (
+    DATABASE_DROPPED,
     DATABASE_MADE,
     create_database,
     drop_tenant_data,
@@ -255,6 +256,26 @@ def test_a_deletion_that_crashed_finishes_on_retry(created, root_user, tmp_path,
     run_tenant_deletion(tenant_id=tenant.id, initiated_by=str(root_user.pk))
     assert not Tenant.objects.filter(pk="alpha").exists()
     assert f"{PREFIX}alpha" not in prefixed_databases()
+
+
+def test_a_deletion_that_dies_after_the_drop_names_the_database_no_more(created, root_user, tmp_path, settings):
+    """The database dropped, then its server stopped before the role went: a deletion that fails for good then left
+    a tenant naming a database that no server has. The name goes with the database; a retry finds it by the id."""
+    tenant = created("alpha", isolated=True)
+    name = tenant.database_name
+    start_deletion(tenant.id)
+    settings.DIQUIS_FAULTS_FILE = str(tmp_path / "fault.json")
+    write_fault(tmp_path / "fault.json", DATABASE_DROPPED, "alpha")
+    with pytest.raises(InjectedFault):
+        run_tenant_deletion(tenant_id=tenant.id, initiated_by=str(root_user.pk))
+    (tmp_path / "fault.json").unlink()
+    record_operation_failure("the server stopped", tenant_id=tenant.id, initiated_by=str(root_user.pk))
+    assert name not in prefixed_databases()
+    assert Tenant.objects.get(pk="alpha").database_name is None
+    assert query("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = %s", [name]) == [(1,)]
+    run_tenant_deletion(tenant_id=tenant.id, initiated_by=str(root_user.pk))
+    assert not Tenant.objects.filter(pk="alpha").exists()
+    assert query("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = %s", [name]) == [(0,)]
 
 
 def test_a_deletion_job_for_a_tenant_already_gone_does_nothing(root_user, db):
