@@ -5,11 +5,11 @@ The API's sign-in and the admin's login share them (same scopes, same counters):
 budget, whichever door is knocked on. A view tells where its form keeps the email (`login_email_field`)
 and, when the request has no tenant of its own, whose accounts it signs in (`login_tenant`)."""
 
-import contextlib
 import hashlib
 import logging
+import secrets
 
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, SimpleRateThrottle, UserRateThrottle
 from rest_framework_simplejwt.exceptions import TokenError
 
@@ -32,39 +32,52 @@ class FailOpen:
             return True
 
 
-class OneAtATime(SimpleRateThrottle):
-    """DRF's SimpleRateThrottle reads a key's history from the cache, decides, and writes it back: requests of one
-    key at once all read the same history and all pass (12 wrong sign-ins sent together got 6 through a budget of
-    5). A Redis lock per key makes the read, the decision and the write one step; it is held for two cache round
-    trips. A base of the DRF class it makes atomic (after it: ScopedRateThrottle chooses its rate first). Written
-    here because DRF has no atomic throttle, and the libraries that have one (django-ratelimit's
-    fixed windows) count differently from the sliding window this API documents."""
+# One key's sliding window, decided and recorded in one step: the timestamps of the requests let through in the
+# window are a sorted set; those older than the window go, and the request is let in (and added) if fewer than the
+# budget remain. Returns {let in, count, oldest timestamp in the window}.
+SLIDING_WINDOW = """
+local key, now, window, budget = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < budget then
+    redis.call('ZADD', key, now, ARGV[4])
+    redis.call('PEXPIRE', key, math.ceil(window * 1000))
+    return {1, count + 1, ARGV[1]}
+end
+return {0, count, redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]}
+"""
 
-    LOCK_TIMEOUT = 2  # seconds: the lock of a process killed while it held it goes by itself
-    LOCK_WAIT = 2  # seconds: a key this contended is under attack; the request is refused, not let through
+
+class AtomicWindow(SimpleRateThrottle):
+    """DRF's SimpleRateThrottle, its sliding window kept in Redis and decided there in one step (a Lua script).
+    DRF reads a key's history from the cache, decides, and writes it back: requests of one key at once all read
+    the same history and all passed (12 wrong sign-ins sent together got 6 through a budget of 5). Same rates,
+    same window, same wait() as DRF's. A base placed after the DRF class it makes atomic (ScopedRateThrottle
+    chooses its rate first). Written here because DRF has no atomic throttle, and the libraries that have one
+    (django-ratelimit's fixed windows) count differently from the sliding window this API documents."""
+
+    script = None
 
     def allow_request(self, request, view):
-        key = self.get_cache_key(request, view) if self.rate is not None else None
-        if key is None:
-            return super().allow_request(request, view)
-        lock = redis_client.connection().lock(
-            f"diquis:throttle-lock:{key}", timeout=self.LOCK_TIMEOUT, blocking_timeout=self.LOCK_WAIT, sleep=0.005
+        if self.rate is None or (key := self.get_cache_key(request, view)) is None:
+            return True
+        if AtomicWindow.script is None:
+            AtomicWindow.script = redis_client.connection().register_script(SLIDING_WINDOW)
+        self.now = self.timer()
+        member = f"{self.now}:{secrets.token_hex(4)}"
+        allowed, count, oldest = AtomicWindow.script(
+            keys=[f"diquis:throttle:{key}"], args=[repr(self.now), self.duration, self.num_requests, member]
         )
-        if not lock.acquire():
-            self.history, self.now = [], self.timer()  # what wait() reads: a full budget's wait
-            return False
-        try:
-            return super().allow_request(request, view)
-        finally:
-            with contextlib.suppress(LockError):  # expired meanwhile: nothing left to release
-                lock.release()
+        # What wait() reads of DRF's history: its length, and its oldest entry last.
+        self.history = [float(oldest)] * int(count)
+        return bool(allowed)
 
 
-class LoginAddressThrottle(FailOpen, AnonRateThrottle, OneAtATime):
+class LoginAddressThrottle(FailOpen, AnonRateThrottle, AtomicWindow):
     scope = "login_address"
 
 
-class LoginEmailThrottle(FailOpen, OneAtATime):
+class LoginEmailThrottle(FailOpen, AtomicWindow):
     scope = "login_email"
 
     def get_cache_key(self, request, view):
@@ -92,7 +105,7 @@ class PasswordResetEmailThrottle(LoginEmailThrottle):
     scope = "password_reset_email"
 
 
-class PasswordChangeThrottle(FailOpen, UserRateThrottle, OneAtATime):
+class PasswordChangeThrottle(FailOpen, UserRateThrottle, AtomicWindow):
     """A budget per signed-in user for checking their current password: a stolen token does not buy
     unlimited guesses of the password behind it."""
 
@@ -110,7 +123,7 @@ def login_wait(request, view):
     return max((wait or 0) for wait in waits) if waits else None
 
 
-class CostlyWriteThrottle(FailOpen, ScopedRateThrottle, OneAtATime):
+class CostlyWriteThrottle(FailOpen, ScopedRateThrottle, AtomicWindow):
     """DRF's ScopedRateThrottle (the view's `throttle_scope` names the rate; one budget per signed-in user)
     for a write that costs the server a password hash or a database clone: POST only, reads are free."""
 
@@ -118,7 +131,7 @@ class CostlyWriteThrottle(FailOpen, ScopedRateThrottle, OneAtATime):
         return request.method != "POST" or super().allow_request(request, view)
 
 
-class TokenRefreshThrottle(FailOpen, OneAtATime):
+class TokenRefreshThrottle(FailOpen, AtomicWindow):
     """A budget per user for minting tokens by refresh: the user is the (verified) refresh token's, or,
     for a token that does not verify, the client address. Keyed on a verified token only, so nobody can
     spend another user's budget by writing their id into a forged one."""
