@@ -66,8 +66,9 @@ class AtomicWindow(SimpleRateThrottle):
         self.now = self.timer()
         member = f"{self.now}:{secrets.token_hex(4)}"
         allowed, count, oldest = AtomicWindow.script(
-            keys=[f"diquis:throttle:{key}"], args=[repr(self.now), self.duration, self.num_requests, member]
+            keys=[self.cache.make_key(key)], args=[repr(self.now), self.duration, self.num_requests, member]
         )
+        # The key is where DRF kept the history (the cache's own name for it), a sorted set now.
         # What wait() reads of DRF's history: its length, and its oldest entry last.
         self.history = [float(oldest)] * int(count)
         return bool(allowed)
