@@ -353,6 +353,11 @@ def record(child, outcome):
         return upgrade.status
     child.status, child.error, child.finished_at = outcome.status, outcome.error, now
     child.save(update_fields=["status", "error", "finished_at"])
+    if child.status == C.FAILED and outcome.retry:
+        # Its attempts ended on a server that stopped answering (or a lock held): one of them may have committed
+        # before the server went, its answer lost with the session. Not known, then, rather than the previous
+        # schema: the next upgrade counts it behind, reads its database and records what it finds.
+        Tenant.objects.filter(pk=child.tenant_id).update(schema_fingerprint=None)
     if child.status != C.FAILED:
         _progress(upgrade, now)
         return upgrade.status

@@ -357,7 +357,8 @@ class Checker:
 
     def upgraded(self, looks):
         """The upgrade ended; each tenant it covered is at its target (done) or, failed, at its previous schema
-        unless a job of its own brought it to the head since; it told its root admin how it ended, last."""
+        (or either, recorded as not known) unless a job of its own brought it to the head since; it told its root
+        admin how it ended, last."""
         if self.upgrade is None:
             return
         upgrade_id = self.upgrade.upgrade_id
@@ -382,7 +383,9 @@ class Checker:
                 self.check("an upgraded database is at the target", at_target, what, tenant)
             elif child == "failed":
                 behind = look.release == (0, 0, 0) and look.recorded != target
-                self.check("a failed database keeps its previous schema", behind or at_target, what, tenant)
+                # Recorded "not known" (its server went silent: a commit may have landed): either, never half.
+                unknown = look.recorded is None and look.release in ((0, 0, 0), (1, 1, 1))
+                self.check("a failed database keeps its previous schema", behind or at_target or unknown, what, tenant)
         self.upgrade_notified(upgrade_id, status)
 
     def upgrade_notified(self, upgrade_id, status):

@@ -155,3 +155,18 @@ def test_the_canaries_are_shared_by_the_lanes():
     batches = [rollout.claim(upgrade.pk, lane) for lane in range(3)]
     assert [[child.tenant_id for child in batch] for batch in batches] == [["c00"], ["c01"], ["c02"]]
     assert rollout.claim(upgrade.pk, 3) is rollout.WAIT  # the rest wait for them
+
+
+def test_a_tenant_whose_server_stopped_answering_is_recorded_at_a_schema_not_known(isolated, root_user, settings):
+    """The soak (seed 714461): a child's commit reached its database, then the server stopped before the answer, and
+    the retries found it silent: failed, the catalog said the previous schema, the database had the new one. A
+    child that fails for good that way is recorded "not known" (null), and the next upgrade looks."""
+    tenant, other = isolated("r-a", "r-b")
+    upgrade = make_upgrade([("r-a", "main", "running"), ("r-b", "main", "running")], max_failures=10)
+    child = upgrade.children.get(tenant_id="r-a")
+    child.attempts = settings.DIQUIS_UPGRADE_ATTEMPTS
+    silent = rollout.Outcome("failed", error="Tenant database unavailable: server main does not answer", retry=True)
+    rollout.record(child, silent)
+    rollout.record(upgrade.children.get(tenant_id="r-b"), rollout.Outcome("failed", error="ProgrammingError: x"))
+    assert Tenant.objects.get(pk="r-a").schema_fingerprint is None
+    assert Tenant.objects.get(pk="r-b").schema_fingerprint == other.schema_fingerprint is not None
