@@ -20,16 +20,6 @@ PROMPT = 10  # seconds a normal stop may take
 KILLED = re.compile(r"^bin/run: (\S+) \(pid (\d+)\) still running \d+ s after SIGTERM: killed \(SIGKILL\)", re.M)
 
 
-def started_by(run, word):
-    """The pid of the process bin/run itself started whose command line holds `word`, or None (not yet)."""
-    children = Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()
-    for pid in map(int, children):
-        with contextlib.suppress(OSError):
-            if word in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return pid
-    return None
-
-
 def answers(port):
     with contextlib.suppress(OSError, http.client.HTTPException):
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -45,7 +35,7 @@ def wait_until_up(run, port, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert run.alive(), run.output()[-3000:]
-        daphne, worker = started_by(run, b"daphne"), started_by(run, b"rqworker")
+        daphne, worker = run.started(b"daphne"), run.started(b"rqworker")
         if daphne and worker and answers(port):
             return daphne, worker
         time.sleep(0.5)

@@ -36,21 +36,12 @@ def two_processes(transactional_db, tmp_path):
         drop_test_tenant_databases()
 
 
-def supervisord_under(run):
-    """The pid of the supervisord that `run` started, or None (not yet)."""
-    for pid in run.children():
-        with contextlib.suppress(OSError):
-            if b"supervisord" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return pid
-    return None
-
-
 def wait_for_web(run, port, timeout=120):
     """The supervisord that `run` (bin/run) started, once it runs two Daphne processes on `port`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert run.alive(), run.output()[-3000:]
-        supervisord = supervisord_under(run)
+        supervisord = run.started(b"supervisord")
         if supervisord is not None:
             web = RunningWebProcesses(supervisord, port, 2)
             with contextlib.suppress(OSError):

@@ -67,6 +67,15 @@ class Process:
         """The live processes this one started (an RQ worker's work-horse and scheduler), from /proc."""
         return descendants(self.pid)
 
+    def started(self, word):
+        """The pid of a live process this one started itself (a child, not a grandchild: an RQ worker's work-horse
+        has its worker's command line) whose command line holds `word` (bytes), or None (not yet)."""
+        for child in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                if word in Path(f"/proc/{child}/cmdline").read_bytes():
+                    return int(child)
+        return None
+
     def kill_tree(self):
         """SIGKILL this process and everything it started (RQ puts its work-horse in a process group of
         its own, so killing the worker's group alone would leave the horse running)."""
