@@ -65,10 +65,10 @@ class AtomicWindow(SimpleRateThrottle):
             AtomicWindow.script = redis_client.connection().register_script(SLIDING_WINDOW)
         self.now = self.timer()
         member = f"{self.now}:{secrets.token_hex(4)}"
+        # The key is where DRF kept the history (the cache's own name for it), a sorted set now.
         allowed, count, oldest = AtomicWindow.script(
             keys=[self.cache.make_key(key)], args=[repr(self.now), self.duration, self.num_requests, member]
         )
-        # The key is where DRF kept the history (the cache's own name for it), a sorted set now.
         # What wait() reads of DRF's history: its length, and its oldest entry last.
         self.history = [float(oldest)] * int(count)
         return bool(allowed)
