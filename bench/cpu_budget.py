@@ -19,24 +19,17 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support.live import descendants
+from tests.support.live import descendants, stat_fields
 
 from . import environment, sandbox
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _stat_fields(pid):
-    """The fields of /proc/<pid>/stat after the command name (state first), or None if it is gone."""
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return None
-
-
 def process_seconds(pid, *, reaped_children=False):
     """CPU seconds of one process (all its threads); with `reaped_children`, plus those of the children it has
     waited for. None if it is gone."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     if fields is None:
         return None
     # After the state: utime and stime are fields 12 and 13, cutime and cstime 14 and 15 (proc(5), from 1).
@@ -76,7 +69,7 @@ BENCH_BACKENDS = """
 
 
 def parent_pid(pid):
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return int(fields[1]) if fields else None
 
 

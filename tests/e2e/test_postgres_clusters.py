@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support import ports
+from tests.support import live, ports
 from tests.support.postgres_clusters import CLUSTERS_DIRECTORY, PostgresCluster, remove_leftover_clusters, run_label
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,10 +123,7 @@ def test_the_createdb_role_is_not_a_superuser(extra_postgres_servers):
 def alive(pid):
     """Is `pid` a live process? A zombie is not: it has exited, and here nobody may reap it (the machine's init
     process leaves orphans' zombies about)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
+    return not live.gone(pid)
 
 
 def assert_gone(cluster, pids):

@@ -89,11 +89,10 @@ class Process:
 def descendants(pid):
     """Pids of every live process below `pid`."""
     parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if fields[0] != "Z":
-                parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = stat_fields(entry.name)
+        if fields is not None and fields[0] != "Z":
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
         for child in parents.get(todo.pop(), []):
@@ -102,13 +101,18 @@ def descendants(pid):
     return found
 
 
+def stat_fields(pid):
+    """The fields of /proc/<pid>/stat after the command name (the state first, then the parent's pid), or None if
+    the process is gone. The name is cut at its last ")": it may hold spaces and parentheses of its own."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return None
+
+
 def gone(pid):
     """The process has ended (or is a zombie waiting to be reaped)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
+    fields = stat_fields(pid)
+    return fields is None or fields[0] in ("Z", "X")
 
 
 def start_worker(log_dir, name="worker", **env):
