@@ -18,8 +18,6 @@ import contextlib
 import json
 import logging
 import math
-import os
-import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -332,21 +330,14 @@ def stop_cluster(cluster):
     cluster.stop("fast")
 
 
-def freeze_cluster(cluster):
-    os.kill(cluster.postmaster_pid(), signal.SIGSTOP)
-
-
-def thaw_cluster(cluster):
-    os.kill(cluster.postmaster_pid(), signal.SIGCONT)
-
-
 # How a server goes away: (what the report says, how it is done, how it comes back).
 OUTAGES = {
     "stopped": ("`pg_ctl stop -m fast`: connections refused at once", stop_cluster, PostgresCluster.start_again),
     "hung": (
-        "the postmaster frozen (SIGSTOP): connections wait unanswered, as with a host that stops answering",
-        freeze_cluster,
-        thaw_cluster,
+        "every process of the server frozen (SIGSTOP), the postmaster and the backends: open sessions and new "
+        "connections wait unanswered, as with a host that stops answering",
+        PostgresCluster.freeze,
+        PostgresCluster.thaw,
     ),
 }
 

@@ -110,6 +110,7 @@ class PostgresCluster:
         self.log_path = self.directory / "server.log"
         self.host = HOST
         self.port = None  # chosen by the first start
+        self._frozen = []  # the pids freeze() stopped
         self.passwords = {CREATEDB_ROLE: secrets.token_hex(16), NO_CREATEDB_ROLE: secrets.token_hex(16)}
         self._creator_pid = os.getpid()
 
@@ -200,6 +201,20 @@ class PostgresCluster:
     def processes(self):
         """The pids of every process of this server (postmaster, backends, background workers)."""
         return _processes_in(self.data_directory)
+
+    def freeze(self):
+        """Every process of the server stopped (SIGSTOP), the postmaster and each backend: sessions stay open and
+        nothing answers on them, new connections wait unanswered (a host that stops answering)."""
+        self._frozen = self.processes()
+        for pid in self._frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self):
+        """The processes freeze() stopped, running again (those gone meanwhile are skipped)."""
+        for pid in self._frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._frozen = []
 
     # Creation
 

@@ -7,7 +7,6 @@ its parent's sessions.
 
 import contextlib
 import os
-import signal
 import time
 
 import pytest
@@ -178,15 +177,11 @@ def test_a_restarted_server_s_sessions_are_replaced_at_once(plain):
 @contextlib.contextmanager
 def hung(cluster):
     """Every process of the cluster stopped (SIGSTOP): sessions stay open and nothing answers on them."""
-    pids = cluster.processes()
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    cluster.freeze()
     try:
         yield
     finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        cluster.thaw()
 
 
 def test_a_hung_server_s_pooled_session_gives_503_within_the_connect_timeout(plain):
