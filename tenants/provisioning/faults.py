@@ -2,13 +2,14 @@
 
 Active only when settings.DIQUIS_FAULTS_FILE names a file, and only while that file exists. It holds
 JSON such as {"step": "create-admin-user", "tenant": "acme", "action": "fail"} ("hold" waits while the
-file exists; while it holds, `<file>.held` names the step and the process id). Production never sets it.
-A step is named by its explicit label (steps.Step.label), never by the name of the function behind it: a
+file exists; while it holds, `<file>.held` names the step, the process id and the thread's). Production never
+sets it. A step is named by its explicit label (steps.Step.label), never by the name of the function behind it: a
 function renamed must not silently disarm the tests that inject faults into its step.
 """
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _active_fault():
 
 def _report_held(step_label, tenant_id):
     """Tell the test where the job is held, and by which process: `<faults file>.held` (JSON)."""
-    held = {"step": step_label, "tenant": tenant_id, "pid": os.getpid()}
+    held = {"step": step_label, "tenant": tenant_id, "pid": os.getpid(), "thread": threading.get_native_id()}
     Path(f"{settings.DIQUIS_FAULTS_FILE}.held").write_text(json.dumps(held))
 
 

@@ -23,7 +23,9 @@ are pending again. Their databases are each at the start or at the end of their 
 that turns out to be at the target costs no migration (provisioning.upgrades reads its django_migrations).
 """
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -57,6 +59,8 @@ IDLE_SECONDS = 0.2
 PROGRESS_INTERVAL = timedelta(seconds=0.5)
 # A tenant whose lock another job holds, or whose server does not answer, is tried again after this.
 RETRY_LATER = timedelta(seconds=1)
+# How much nicer than the worker the upgrade's threads run (Linux: a thread's own niceness, 0..19).
+BACKGROUND_NICENESS = 10
 
 
 class OtherRelease(Exception):
@@ -99,7 +103,7 @@ def run(upgrade_id):
     sqlite = connections["default"].vendor == "sqlite"
     errors = []
     threads = [
-        threading.Thread(target=_lane, args=(upgrade_id, n, planner, errors), name=f"diquis-upgrade-{upgrade_id}-{n}")
+        _background(f"diquis-upgrade-{upgrade_id}-{n}", _lane, upgrade_id, n, planner, errors)
         for n in range(1 if sqlite else upgrade.parallel)
     ]
     # The new release's templates are for the tenants created from now on, not for the children (each migrates
@@ -108,9 +112,7 @@ def run(upgrade_id):
     if sqlite:
         prepare_servers(upgrade, errors)
     else:
-        threads.append(
-            threading.Thread(target=prepare_servers, args=(upgrade, errors), name=f"diquis-upgrade-{upgrade_id}-t")
-        )
+        threads.append(_background(f"diquis-upgrade-{upgrade_id}-t", prepare_servers, upgrade, errors))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -167,6 +169,28 @@ def _begin(upgrade_id):
         return False
     upgrade.children.filter(status=C.RUNNING).update(status=C.PENDING, lane=None)
     return True
+
+
+def yield_to_traffic():
+    """Lower this thread's CPU priority: an upgrade is background work, the tenants' requests on the same machine
+    come first. The lanes drive their tenant databases' sessions one statement at a time, so a lane that waits
+    for the CPU also leaves its PostgreSQL backend idle: the whole upgrade gives way, not only its Python side.
+    Linux gives each thread a niceness of its own (setpriority on the thread's id); elsewhere, or where the
+    worker is as nice as can be already, this is a no-op."""
+    thread = threading.get_native_id()
+    with contextlib.suppress(AttributeError, OSError):
+        nice = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(nice + BACKGROUND_NICENESS, 19))
+
+
+def _background(name, target, *args):
+    """A thread of the upgrade, run at a lower priority (yield_to_traffic)."""
+
+    def body():
+        yield_to_traffic()
+        target(*args)
+
+    return threading.Thread(target=body, name=name)
 
 
 def _lane(upgrade_id, lane, planner, errors):

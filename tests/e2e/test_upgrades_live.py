@@ -27,6 +27,7 @@ from psycopg import sql
 from jobs.models import Attempt, Job
 from notifications.models import Notification
 from tenants import upgrade_services
+from tenants.exceptions import Conflict
 from tenants.models import MAIN_SERVER, ROOT_TENANT_ID, UPGRADE_OPEN, Tenant, Upgrade, User
 from tenants.provisioning import rollout, upgrades
 from tenants.provisioning.steps import run_tenant_creation
@@ -41,7 +42,7 @@ from tenants.selectors import isolated_tenants
 from tenants.subjects import upgrade_subject
 from tests.support.fault_injection import Fault, wait_until
 from tests.support.fleet import databases_on, drop_test_databases_on, register_cluster
-from tests.support.live import LiveStack, drain, gone, wait_for_event
+from tests.support.live import LiveStack, drain, gone, stat_fields, wait_for_event
 from tests.support.live_tenants import figure, finished, last_notification_id, post_tenant, root_token, sign_in, socket
 from tests.support.postgres_clusters import SUPERUSER
 from tests.support.redis_server import PrivateRedis
@@ -210,7 +211,8 @@ def stack(catalog, fleet):
 def stop_open_upgrades():
     """Cancel what a test that failed half-way left open, and wait for its parent job to stop."""
     for upgrade_id in Upgrade.objects.filter(status__in=UPGRADE_OPEN).values_list("pk", flat=True):
-        upgrade_services.cancel_upgrade(upgrade_id=upgrade_id)
+        with contextlib.suppress(Conflict):  # it ended meanwhile
+            upgrade_services.cancel_upgrade(upgrade_id=upgrade_id)
     running = Job.objects.filter(subject__startswith="upgrade:", status__in=Job.OPEN_STATUSES)
     wait_until(lambda: not running.exists(), timeout=WAIT, what="no upgrade job running")
 
@@ -485,6 +487,28 @@ def test_a_worker_killed_around_a_tenants_commit_is_replaced_and_the_tenant_is_m
     assert_abandoned_then_succeeded(upgrade_id)
     assert_every_tenant_at(fleet, heads.next)
     assert serves(stack, victim)
+
+
+def niceness(task):
+    """The niceness of a process or thread ("<pid>/task/<tid>"), from /proc."""
+    return int(stat_fields(task)[16])  # field 19 of stat; stat_fields starts at the third
+
+
+def test_an_upgrade_runs_at_a_lower_cpu_priority_than_the_worker_so_that_requests_come_first(stack, fleet, heads):
+    """The lanes (and the thread that builds the templates) are background work beside the tenants' requests on
+    the same machine: each runs nicer than its work-horse by rollout.BACKGROUND_NICENESS."""
+    (tenant,) = make_tenants("nice-lane")
+    fleet.fault.hold(upgrades.BEFORE_COMMIT, tenant)
+    upgrade_id = start(stack, root_token(seeded_root()), canary=0, parallel=1)
+    held = fleet.fault.wait_held(timeout=WAIT)
+    horse, lane = held["pid"], f"{held['pid']}/task/{held['thread']}"
+    try:
+        assert held["thread"] != horse  # a lane, not the horse's main thread
+        assert niceness(lane) == min(niceness(horse) + rollout.BACKGROUND_NICENESS, 19) > niceness(horse)
+    finally:
+        fleet.fault.release()
+    assert settled(upgrade_id) == SUCCEEDED
+    assert_every_tenant_at(fleet, heads.next)
 
 
 def test_a_worker_killed_while_deriving_the_new_template_leaves_a_correct_template_and_no_scratch_copy(
