@@ -1,7 +1,7 @@
 """Load generators: a closed-loop HTTP client pool, and many websocket clients in one event loop.
 
-Both run in the bench process with asyncio (httpx and websockets), so they share the machine's two
-cores with the server; the figures say so.
+Both run in the bench process with asyncio (bench.lean_http for the closed loop, httpx and websockets for the
+rest), so they share the machine's two cores with the server; the figures say so.
 """
 
 import asyncio
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from .lean_http import Connection, ProtocolError
 
 
 @dataclass
@@ -31,31 +33,36 @@ class HttpResult:
 
 
 async def closed_loop(base_url, path, bodies, *, concurrency, headers, expect):
-    """`concurrency` clients, each sending the next body as soon as its previous answer came back.
+    """`concurrency` clients, each POSTing the next body (JSON) as soon as its previous answer came back, on a
+    connection of its own kept alive (bench.lean_http: the clients share the server's cores, so they spend as
+    little CPU as can be).
 
-    Returns the latency of every answer whose status is `expect`; other statuses are counted.
+    Returns the latency of every answer whose status is `expect`; other statuses are counted (a failed exchange
+    by its exception's name).
     """
     result = HttpResult()
     pending = iter(bodies)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=300) as client:
 
-        async def one_client():
+    async def one_client():
+        connection = Connection(base_url, headers)
+        try:
             for body in pending:
+                payload = json.dumps(body).encode()
                 started = time.perf_counter()
                 try:
-                    response = await client.post(path, json=body)
-                    status = response.status_code
-                except httpx.HTTPError as error:
+                    status, _ = await connection.request("POST", path, payload)
+                except (OSError, ValueError, asyncio.IncompleteReadError, ProtocolError) as error:
                     status = type(error).__name__
                 latency = time.perf_counter() - started
                 result.statuses[status] = result.statuses.get(status, 0) + 1
                 if status == expect:
                     result.latencies.append(latency)
+        finally:
+            await connection.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(one_client() for _ in range(concurrency)))
-        result.elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - started
     return result
 
 
