@@ -511,7 +511,12 @@ def copy_data(tenant, *, source, target, method):
         dump_and_restore(name, source=source, target=target)
         roles.ensure_tenant_role(store_for(target), name)  # the copy carries no grants (--no-privileges)
         return
-    allow_writes(name, server=source)  # an earlier attempt may have stopped in its switchover
+    # An earlier attempt may have stopped in its switchover. Only then: allow_writes ends every session on the
+    # source, and a request holding one (a write hashing its password) would be refused long before the
+    # switchover. An attempt that died between its RESET and the end of the sessions leaves read-only sessions
+    # whose writes are refused until this attempt's switchover ends them all.
+    if writes_refused(name, server=source):
+        allow_writes(name, server=source)
     start_replication(name, source=source, target=target)
     wait_synced(name, target=target, timeout=settings.DIQUIS_MOVE_COPY_TIMEOUT)
     wait_caught_up(name, source=source, target=target, timeout=settings.DIQUIS_MOVE_COPY_TIMEOUT)

@@ -107,7 +107,7 @@ class Writer(threading.Thread):
     def __init__(self, stack, token, tenant_id):
         super().__init__(daemon=True)
         self.stack, self.token, self.tenant_id = stack, token, tenant_id
-        self.acknowledged, self.refusals, self.unexpected = [], [], []
+        self.acknowledged, self.refusals, self.refused_at, self.unexpected = [], [], [], []
         self.longest_refusal = 0.0
         self.stopped = threading.Event()
 
@@ -131,6 +131,7 @@ class Writer(threading.Thread):
                 if response.json()["messages"] != ["Tenant is being moved; retry shortly"]:
                     self.unexpected.append(f"{response.status_code} {response.text}")
                 self.refusals.append(int(response.headers.get("Retry-After", 0)))
+                self.refused_at.append(time.monotonic())
                 refused_since = refused_since or time.monotonic()
                 repeat = True
                 time.sleep(0.1)  # a real client waits Retry-After; a short wait measures the window closely
@@ -207,6 +208,28 @@ def test_a_move_under_writes_loses_and_duplicates_nothing(fleet, extra_postgres_
     users = api(fleet, "GET", "/api/users", token=admin_token, tenant=tenant_id)
     assert users.status_code == 200
     assert {u["email"] for u in users.json()["data"]} >= set(writer.acknowledged)
+
+
+def test_a_logical_move_refuses_no_write_before_its_switchover(fleet, extra_postgres_servers, fault):
+    """The tenant stays writable while the target is prepared and the subscription copies and streams: held just
+    before the switchover, the move has refused none of the writes that ran all along (each holds its pooled
+    session through its password hash, so a session the move ended under it would have been refused)."""
+    token = root_token()
+    admin_token = create_tenant(fleet, token, "streamed", "pg-logical")
+    writer = Writer(fleet, admin_token, "streamed")
+    writer.start()
+    wait_until(lambda: len(writer.acknowledged) >= 3, timeout=60, what="the writer under way")
+    fault.hold(SWITCHOVER, "streamed")
+    response = api(fleet, "POST", "/api/tenants/streamed/move", token=token, json={"databaseServer": "pg-plain"})
+    assert response.status_code == 202, response.text
+    fault.wait_held()
+    held = len(writer.acknowledged)
+    wait_until(lambda: len(writer.acknowledged) >= held + 3, timeout=60, what="writes while the move is held")
+    assert writer.refused_at == []
+    fault.release()
+    wait_until(lambda: settled("streamed", "pg-plain"), timeout=180, what="streamed moved to pg-plain")
+    writer.stop()
+    assert_none_lost_none_duplicated(writer, "streamed")
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from tenants.provisioning.steps import (
     run_tenant_move,
 )
 from tenants.provisioning.stores import store_for
+from tenants.servers import connection_parameters
 from tests.support.fault_injection import write_fault
 from tests.support.fleet import databases_on, drop_test_databases_on, register_cluster
 from tests.support.postgres_clusters import SUPERUSER
@@ -166,8 +167,12 @@ def test_a_move_carries_every_row_to_the_target_and_leaves_nothing_behind(
 def test_a_logical_move_keeps_the_tenant_writable_until_the_switchover(servers, extra_postgres_servers, root):
     tenant = tenant_on("pg-logical", "writable", root)
     kwargs = start(tenant, "pg-plain", root)
-    moves.prepare_target(tenant, source="pg-logical", target="pg-plain", method=moves.LOGICAL)
-    moves.copy_data(tenant, source="pg-logical", target="pg-plain", method=moves.LOGICAL)
+    # A session open all along (a request's, mid-way through a write): the copy must not end it under the request.
+    parameters = {**connection_parameters("pg-logical"), "dbname": tenant.database_name}
+    with psycopg.connect(**parameters, autocommit=True) as held:
+        moves.prepare_target(tenant, source="pg-logical", target="pg-plain", method=moves.LOGICAL)
+        moves.copy_data(tenant, source="pg-logical", target="pg-plain", method=moves.LOGICAL)
+        assert held.execute("SELECT 1").fetchone() == (1,)
     with use_tenant(tenant):  # copied and streaming: the source still takes writes, and they reach the target
         User.objects.create_user("during@writable.test", None, tenant_id="writable")
     assert not moves.writes_refused(tenant.database_name, server="pg-logical")
@@ -177,6 +182,17 @@ def test_a_logical_move_keeps_the_tenant_writable_until_the_switchover(servers, 
         tenant, source="pg-logical", target="pg-plain", before=before, extra_postgres_servers=extra_postgres_servers
     )
     assert "during@writable.test" in before
+
+
+def test_a_logical_copy_after_a_switchover_that_stopped_gives_writes_back(servers, root):
+    tenant = tenant_on("pg-logical", "reopened", root)
+    start(tenant, "pg-plain", root)
+    moves.refuse_writes(tenant.database_name, server="pg-logical")  # an earlier attempt's switchover, cut short
+    moves.prepare_target(tenant, source="pg-logical", target="pg-plain", method=moves.LOGICAL)
+    moves.copy_data(tenant, source="pg-logical", target="pg-plain", method=moves.LOGICAL)
+    assert not moves.writes_refused(tenant.database_name, server="pg-logical")
+    with use_tenant(tenant):
+        User.objects.create_user("copying@reopened.test", None, tenant_id="reopened")
 
 
 STOPS = [
