@@ -73,6 +73,12 @@ class Connection:
         await self._reader.readuntil(b"\r\n")  # the end of the (empty) trailer
         return b"".join(parts)
 
+    @property
+    def client_port(self):
+        """The local port of the open connection (None when closed): which server process holds it is read from
+        /proc by the tests."""
+        return None if self._writer is None else self._writer.get_extra_info("sockname")[1]
+
     async def close(self):
         writer, self._reader, self._writer = self._writer, None, None
         if writer is not None:

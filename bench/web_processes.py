@@ -161,8 +161,9 @@ def run(ctx):
             _one_round(ctx, count, measured)
     section.add(
         "Closed loop as in section 1 (isolated tenants, POST /api/tenants → 202, no worker running), against "
-        "`supervisord -c deploy/supervisord.conf` with `WEB_CONCURRENCY` Daphne processes sharing one socket "
-        f"(`daphne --fd 0`). {mode.web_rounds} round(s), the process counts alternating; "
+        "`supervisord -c deploy/supervisord.conf` with `WEB_CONCURRENCY` Daphne processes on one port, each with "
+        f"a listening socket of its own (`diquis.reuse_port`). {mode.web_rounds} round(s), the process counts "
+        "alternating; "
         f"{mode.web_requests_per_client} requests per client and round; latencies of all rounds pooled. The "
         "clients, PostgreSQL and Redis share the same 2 cores.",
         "",

@@ -2,16 +2,21 @@
 real worker and Redis. A user's websockets on two different processes each get every frame, once; HTTP is
 served through the one port by both processes."""
 
+import asyncio
 import contextlib
 import http.client
 import json
+import socket
+import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
+from bench.lean_http import Connection
 from tenants.tokens import issue_tokens
 from tests.support import live
 from tests.support.live import drain, recv_json, wait_for_event
@@ -122,6 +127,30 @@ def test_http_is_served_by_both_processes_through_the_one_port(two_processes):
         connection.close()
 
 
+BURST = 32  # keep-alive connections opened at once, as a pool of clients or a proxy opens them
+FAIR_SHARE = 6  # each of two processes gets at least this many of them (a fair coin: 1 in ~10,000 runs fewer)
+
+
+def test_a_burst_of_keep_alive_connections_is_spread_over_both_processes(two_processes):
+    """Each process has a listening socket of its own on the port (SO_REUSEPORT), so the kernel deals the
+    connections out; on one shared socket the process that woke first took the whole burst (16 of 16 here), and a
+    keep-alive connection stays where it landed, so the other process idled."""
+    web = two_processes
+
+    async def burst():
+        connections = [Connection(web.url) for _ in range(BURST)]
+        try:
+            answers = await asyncio.gather(*(c.request("GET", "/health") for c in connections))
+            assert [status for status, _ in answers] == [200] * BURST
+            return Counter(web.serving(c.client_port) for c in connections)
+        finally:
+            for connection in connections:
+                await connection.close()
+
+    spread = asyncio.run(burst())
+    assert set(spread) == set(web.daphne_pids) and min(spread.values()) >= FAIR_SHARE, spread
+
+
 def test_make_run_with_web_concurrency_runs_that_many_daphne_processes_on_its_port(transactional_db, tmp_path):
     """bin/run (what `make run` starts) with WEB_CONCURRENCY=2: supervisord and two Daphne processes beside the
     worker, all answering on PORT, all gone after SIGTERM."""
@@ -137,3 +166,13 @@ def test_make_run_with_web_concurrency_runs_that_many_daphne_processes_on_its_po
         started = run.children() if run.alive() else []
         run.stop(timeout=30)
     assert started and all(live.gone(pid) for pid in started), run.output()[-3000:]
+
+
+def test_make_run_with_web_concurrency_on_a_port_in_use_ends_and_says_so(transactional_db, tmp_path):
+    """The Daphne processes bind the port themselves (under supervisord, which would only restart them): bin/run
+    finds the port held first and ends, as the one-process command does."""
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        env = live.stack_env(PORT=port, WEB_CONCURRENCY=2, VENV=Path(sys.executable).parent.parent)
+        run = subprocess.run(["bin/run"], env=env, capture_output=True, text=True, timeout=120, cwd=live.ROOT)
+    assert run.returncode == 1 and f"127.0.0.1:{port} is in use" in run.stderr, run.stderr[-3000:]

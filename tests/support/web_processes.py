@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tests.support.live import ROOT, Listening, Process
-from tests.support.ports import accepted_by, start_listening, wait_listening
+from tests.support.ports import ADDRESS_IN_USE, PortTaken, accepted_by, listens, start_listening
 
 CONFIG = ROOT / "deploy" / "supervisord.conf"
 
@@ -37,13 +37,16 @@ def daphne_pids(supervisord_pid):
 
 
 def wait_serving(supervisord, port, count, *, output, timeout=60):
-    """Until supervisord listens on `port`, runs `count` Daphne processes and one of them answers /health."""
-    wait_listening(supervisord, port, output=output, timeout=timeout)
+    """Until supervisord runs `count` Daphne processes, each listening on `port` (a socket of its own:
+    diquis.reuse_port), and one of them answers /health. PortTaken if the port is held by something else."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if supervisord.poll() is not None:
             raise RuntimeError(f"supervisord exited:\n{output()[-3000:]}")
-        if len(daphne_pids(supervisord.pid)) == count:
+        if ADDRESS_IN_USE in output():
+            raise PortTaken(port)
+        pids = daphne_pids(supervisord.pid)
+        if len(pids) == count and all(listens(pid, port) for pid in pids):
             with contextlib.suppress(OSError, http.client.HTTPException):
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 connection.request("GET", "/health")
