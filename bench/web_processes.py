@@ -138,7 +138,7 @@ def _within_reach(section, measured, one, client_counts):
     most = cores / max(busy)
     section.add(
         f"With {one} process the stack keeps {' / '.join(f'{b:.2f}' for b in busy)} of the {cores} cores busy "
-        f"({' / '.join(str(c) for c in client_counts)} clients): more processes can add at most {fmt_ratio(most)} "
+        f"({' / '.join(str(c) for c in client_counts)} clients): more processes can add at most {most:.2f}× "
         "to its throughput here, whatever they do.",
         "",
     )
@@ -202,7 +202,7 @@ def run(ctx):
     worst = min(speedups)
     section.target(
         f"≥ {TARGET_SPEEDUP}× accept throughput with {many} web processes (every client count)",
-        fmt_ratio(worst) + ("" if within is None else f" (at most {fmt_ratio(within)} within this machine's reach)"),
+        f"{worst:.2f}×" + ("" if within is None else f" (at most {within:.2f}× within this machine's reach)"),
         worst >= TARGET_SPEEDUP,
     )
     ctx.results["web_processes"] = measured
