@@ -67,7 +67,7 @@ def _cpu_row(count, clients, cell, cores):
     total = _total(cell)
     rest = None if total is None or per_request["machine"] is None else per_request["machine"] - total
     ceiling = f"{cores / total:.0f}" if total else "–"
-    rate = Summary.of(cell["rates"]).median
+    busy = _busy_cores(cell)
     return [
         count,
         clients,
@@ -75,14 +75,16 @@ def _cpu_row(count, clients, cell, cores):
         ms(total),
         ms(rest),
         ceiling,
-        f"{rate:.1f}",
-        "–" if total is None else f"{busy_cores(total, rate):.2f}",
+        f"{Summary.of(cell['rates']).median:.1f}",
+        "–" if busy is None else f"{busy:.2f}",
     ]
 
 
-def busy_cores(cpu_per_request, rate):
-    """Cores' worth of CPU the stack keeps busy: CPU seconds per request × requests a second."""
-    return cpu_per_request * rate
+def _busy_cores(cell):
+    """Cores' worth of CPU the stack kept busy in a cell: CPU seconds per request × requests a second (median),
+    or None."""
+    total = _total(cell)
+    return None if total is None else total * Summary.of(cell["rates"]).median
 
 
 def _total(cell):
@@ -128,11 +130,7 @@ def _within_reach(section, measured, one, client_counts):
     Redis and in C code, so one process may keep more than one core busy), the CPU per request staying what it
     is (the table above shows it does). Says so in the section; returns the smallest over the client counts."""
     cores = os.cpu_count()
-    busy = [
-        busy_cores(_total(measured[one, c]), Summary.of(measured[one, c]["rates"]).median)
-        for c in client_counts
-        if _total(measured[one, c]) is not None
-    ]
+    busy = [b for b in (_busy_cores(measured[one, c]) for c in client_counts) if b is not None]
     if not busy:
         return None
     most = cores / max(busy)
