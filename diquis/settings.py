@@ -451,8 +451,8 @@ DIQUIS_AUTO_UPGRADE = env.bool("DIQUIS_AUTO_UPGRADE", default=False)
 # Called once by each worker as it starts (jobs.worker.run_start_hooks), after its warm-up.
 DIQUIS_WORKER_START_HOOKS = ["tenants.upgrade_services.start_upgrade_if_behind"] if DIQUIS_AUTO_UPGRADE else []
 
-# The websocket refuses tokens whose tenant is no longer usable.
-NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_refusal"
+# The websocket refuses tokens whose tenant is no longer usable (given a list of tokens, a close code or None each).
+NOTIFICATIONS_TOKEN_CHECK = "tenants.tokens.token_refusals"
 # SignalR clients of the hub (API.md, "SignalR clients"; notifications/signalr.py says how a socket's framing
 # is chosen). A browser that did not negotiate gets this long to send SignalR's handshake before it is
 # taken as a plain client; the other three are SignalR's own defaults (its HubOptions), in seconds.

@@ -35,11 +35,19 @@ def token_from_scope(scope):
     return None, False
 
 
-def _token_refusal(token):
-    """The project's own check of a valid token (NOTIFICATIONS_TOKEN_CHECK): None while it stands, else
-    the close code."""
+def _token_refusals(tokens):
+    """The project's own check of valid tokens (NOTIFICATIONS_TOKEN_CHECK, given a list): for each, None while
+    it stands, else the close code."""
     check = getattr(settings, "NOTIFICATIONS_TOKEN_CHECK", None)
-    return import_string(check)(token) if check else None
+    return import_string(check)(tokens) if check else [None] * len(tokens)
+
+
+def refusals(principals):
+    """For each principal, None while its socket may stay open, else the close code. The tokens are checked
+    together (the check of every socket of a process, notifications.recheck); a session, each by Django's own
+    rule (its session and its hash). Reads the database: run it in a thread."""
+    checked = iter(_token_refusals([principal.token for principal in principals if principal.token is not None]))
+    return [next(checked) if principal.token is not None else principal.session_refusal() for principal in principals]
 
 
 class Principal:
@@ -53,11 +61,8 @@ class Principal:
         self.token = token
         self.session_key = session_key
 
-    def refusal(self):
-        """None while the socket may stay open, else the close code. Reads the database: run it in a thread."""
-        if self.token is not None:
-            return _token_refusal(self.token)
-        user = auth.get_user(_SessionOnly(self.session_key))  # Django's own rule: the session, its hash
+    def session_refusal(self):
+        user = auth.get_user(_SessionOnly(self.session_key))
         return None if _is_hub_staff(user) and str(user.pk) == self.user_id else REVOKED
 
 
@@ -79,7 +84,7 @@ def principal_for_token(raw, via_subprotocol=False):
         token = simplejwt_settings.AUTH_TOKEN_CLASSES[0](raw)
     except TokenError:
         return None
-    if _token_refusal(token) is not None:
+    if _token_refusals([token])[0] is not None:
         return None
     return Principal(token[simplejwt_settings.USER_ID_CLAIM], token["exp"], via_subprotocol, token=token)
 

@@ -8,7 +8,6 @@ how it looks on the wire is the socket's framing: API.md's plain frames or Signa
 import asyncio
 import contextlib
 import logging
-import random
 import time
 
 from channels.consumer import get_handler_name
@@ -28,10 +27,10 @@ from .framing import (
     SIGNED_OUT,
     TENANT_FORBIDDEN,
     TOKEN_EXPIRED,
-    UNAVAILABLE,
     PlainFraming,
 )
 from .groups import user_group
+from .recheck import lease, recheck
 from .scope import query_value
 from .selectors import latest_notification_id, notifications_after
 from .services import frame_attributes, tracer
@@ -141,7 +140,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
                 await self.replay(since)
         if self.principal.expires_at:
             self.later(max(0.0, self.principal.expires_at - time.time()), lambda: self.end(TOKEN_EXPIRED))
-        self.background(self.watch())
+        recheck().watch(self)
         if framing.keeps_alive:
             self.background(self.keep_alive())
 
@@ -174,27 +173,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     async def counted_in(self):
         """The user's sockets are counted across servers; past NOTIFICATIONS_MAX_SOCKETS_PER_USER, no more."""
         limit = settings.NOTIFICATIONS_MAX_SOCKETS_PER_USER
-        return await presence.join(self.principal.user_id, self.channel_name, limit=limit, lease=self.lease)
-
-    @property
-    def lease(self):
-        return 3 * float(settings.NOTIFICATIONS_RECHECK_INTERVAL)
-
-    async def watch(self):
-        """Every NOTIFICATIONS_RECHECK_INTERVAL: the token or session still stands (not signed out, the user
-        active, the tenant usable), or the socket ends; and the socket's place in the count is renewed."""
-        interval = float(settings.NOTIFICATIONS_RECHECK_INTERVAL)
-        while not self.closing:
-            # Spread over the interval: sockets opened in a burst do not all check in the same instant, on the
-            # one thread that also runs the process's sync views.
-            await asyncio.sleep(interval * random.uniform(0.75, 1.0))
-            refusal = await database_sync_to_async(self.principal.refusal)()
-            if refusal == UNAVAILABLE:
-                logger.info("the check of a socket of user %s cannot be made now; it stays", self.principal.user_id)
-            elif refusal is not None:
-                await self.end(TENANT_FORBIDDEN if refusal == FORBIDDEN else SIGNED_OUT)
-                return
-            await presence.renew(self.principal.user_id, self.channel_name, lease=self.lease)
+        return await presence.join(self.principal.user_id, self.channel_name, limit=limit, lease=lease())
 
     async def sockets_close(self, message):
         """A revocation (sign-out, the tenant deactivated) closes the user's sockets at once."""
@@ -286,6 +265,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code):
         self.closing = True
         self.cancel_timers()
+        recheck().forget(self)
         await self.leave_group()
         if self.principal is not None:
             await presence.leave(self.principal.user_id, self.channel_name)

@@ -13,6 +13,8 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
+# Renewals sent in one pipeline.
+RENEW_BATCH = 500
 # redis-py's asyncio client belongs to the event loop it was made in (Daphne has one; tests make several).
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis]" = weakref.WeakKeyDictionary()
 
@@ -48,12 +50,18 @@ async def join(user_id, channel_name, *, limit, lease):
         return True
 
 
-async def renew(user_id, channel_name, *, lease):
+async def renew(sockets, *, lease):
+    """Renew the places of these (user id, channel name) sockets, in one round trip per RENEW_BATCH."""
+    lapses = time.time() + lease
     try:
-        await _client().zadd(_key(user_id), {channel_name: time.time() + lease}, xx=True)
-        await _client().expire(_key(user_id), int(lease) + 1)
+        for start in range(0, len(sockets), RENEW_BATCH):
+            async with _client().pipeline(transaction=False) as pipe:
+                for user_id, channel_name in sockets[start : start + RENEW_BATCH]:
+                    pipe.zadd(_key(user_id), {channel_name: lapses}, xx=True)
+                    pipe.expire(_key(user_id), int(lease) + 1)
+                await pipe.execute()
     except RedisError:
-        pass  # it lapses, and this socket counts for less until Redis is back: never more
+        pass  # they lapse, and these sockets count for less until Redis is back: never more
 
 
 async def leave(user_id, channel_name):

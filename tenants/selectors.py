@@ -30,6 +30,11 @@ def get_tenant(tenant_id):
         return None
 
 
+def tenants_by_id(tenant_ids):
+    """{id: tenant} of those of the ids that exist, in one query."""
+    return Tenant.objects.in_bulk([tenant_id for tenant_id in tenant_ids if tenant_id])
+
+
 def tenant_list(*, status=None):
     queryset = Tenant.objects.order_by("-created_on", "id")
     if status:
