@@ -85,7 +85,7 @@ class RequestContextMiddleware(BaseMiddleware):
             return await self.inner(scope, receive, send)
         sent = header_value(scope, REQUEST_ID_HEADER.lower().encode())
         with serving(request_id_from(sent)):
-            return await super().__call__(scope, receive, send)
+            return await self.inner(scope, receive, send)  # unchanged: no copy of the scope
 
 
 class SocketUserMiddleware(BaseMiddleware):
@@ -95,7 +95,7 @@ class SocketUserMiddleware(BaseMiddleware):
         context, principal = current_request.get(), scope.get("principal")
         if context is not None and principal is not None:
             context.socket_user_id = principal.user_id
-        return await super().__call__(scope, receive, send)
+        return await self.inner(scope, receive, send)  # unchanged: no copy of the scope
 
 
 class RequestIdMiddleware:

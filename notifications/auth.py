@@ -3,11 +3,11 @@ or the Django session of a signed-in staff user. Also the Origin check for brows
 
 import time
 from importlib import import_module
+from urllib.parse import urlparse
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
-from channels.middleware import BaseMiddleware
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.contrib import auth
 from django.http.request import split_domain_port, validate_host
@@ -99,19 +99,32 @@ def principal_for_session(scope):
     return Principal(user.pk, expires_at, session_key=session.session_key)
 
 
-class TokenOrSessionMiddleware(BaseMiddleware):
-    """Sets scope["principal"] (or leaves it None: the consumer then refuses the socket)."""
+class TokenOrSessionMiddleware:
+    """Sets scope["principal"] (or leaves it None: the consumer then refuses the socket). A socket with a token
+    goes on at once; one without goes through Channels' cookie, session and auth middleware first, for the
+    session. Each layer a socket goes through stays on its stack for as long as it is open (a coroutine and
+    a copy of the scope each), so a token's socket, the common one, carries none of the session's."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.with_session = AuthMiddlewareStack(_SessionPrincipal(inner))
 
     async def __call__(self, scope, receive, send):
-        scope = dict(scope)  # what this adds must not go upstream; BaseMiddleware copies only after
-        scope["principal"] = await self.resolve(scope)
-        return await super().__call__(scope, receive, send)
-
-    async def resolve(self, scope):
         raw, via_subprotocol = token_from_scope(scope)
-        if raw:
-            return await database_sync_to_async(principal_for_token)(raw, via_subprotocol)
-        return principal_for_session(scope)
+        if not raw:
+            return await self.with_session(scope, receive, send)
+        principal = await database_sync_to_async(principal_for_token)(raw, via_subprotocol)
+        return await self.inner({**scope, "principal": principal}, receive, send)
+
+
+class _SessionPrincipal:
+    """Inside Channels' AuthMiddlewareStack: the principal of the scope's session."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        return await self.inner({**scope, "principal": principal_for_session(scope)}, receive, send)
 
 
 class SameOriginValidator(OriginValidator):
@@ -124,13 +137,14 @@ class SameOriginValidator(OriginValidator):
         super().__init__(application, allowed_origins=[])
 
     async def __call__(self, scope, receive, send):
-        origins = [*trusted_origins(), *own_origin(scope)]
-        return await _OriginsOf(self.application, origins)(scope, receive, send)
+        """OriginValidator's match, against this socket's own origins (no validator of its own per socket)."""
+        origin = header_value(scope, b"origin")
+        if origin is None or self.one_of(urlparse(origin), [*trusted_origins(), *own_origin(scope)]):
+            return await self.application(scope, receive, send)
+        return await WebsocketDenier()(scope, receive, send)
 
-
-class _OriginsOf(OriginValidator):
-    def valid_origin(self, parsed_origin):
-        return parsed_origin is None or self.validate_origin(parsed_origin)
+    def one_of(self, parsed_origin, origins):
+        return any(origin == "*" or self.match_allowed_origin(parsed_origin, origin) for origin in origins)
 
 
 def trusted_origins():
@@ -157,4 +171,4 @@ def own_origin(scope):
 
 
 def websocket_stack(app):
-    return SameOriginValidator(AuthMiddlewareStack(TokenOrSessionMiddleware(app)))
+    return SameOriginValidator(TokenOrSessionMiddleware(app))

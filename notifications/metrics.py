@@ -37,7 +37,7 @@ class CountWebsockets(BaseMiddleware):
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
-            return await super().__call__(scope, receive, send)
+            return await self.inner(scope, receive, send)
         accepted = False
 
         async def counting_send(message):
@@ -48,7 +48,7 @@ class CountWebsockets(BaseMiddleware):
             await send(message)
 
         try:
-            return await super().__call__(scope, receive, counting_send)
+            return await self.inner(scope, receive, counting_send)  # the scope unchanged: no copy
         finally:
             if accepted:
                 websocket_connections.dec()
