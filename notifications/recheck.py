@@ -10,6 +10,7 @@ that thread busy most of the time, and each socket's standing task was more for 
 """
 
 import asyncio
+import contextvars
 import logging
 import weakref
 
@@ -43,7 +44,8 @@ class Recheck:
         """`socket` has `principal`, `channel_name`, `closing` and `end(goodbye)` (the consumer)."""
         self.sockets.add(socket)
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self.run())
+            # A context of its own: not the first socket's (its request id and user in the logs, its trace).
+            self.task = asyncio.get_running_loop().create_task(self.run(), context=contextvars.Context())
 
     def forget(self, socket):
         self.sockets.discard(socket)
