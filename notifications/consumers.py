@@ -21,13 +21,11 @@ from . import presence, signalr
 from .auth import BEARER
 from .framing import (
     CLIENT_TIMEOUT,
-    FORBIDDEN,
     HANDSHAKE_FAILED,
     SHUTTING_DOWN,
-    SIGNED_OUT,
-    TENANT_FORBIDDEN,
     TOKEN_EXPIRED,
     PlainFraming,
+    refused,
 )
 from .groups import user_group
 from .recheck import lease, recheck
@@ -177,7 +175,7 @@ class NotificationConsumer(AsyncWebsocketConsumer):
 
     async def sockets_close(self, message):
         """A revocation (sign-out, the tenant deactivated) closes the user's sockets at once."""
-        await self.end(TENANT_FORBIDDEN if message["code"] == FORBIDDEN else SIGNED_OUT)
+        await self.end(refused(message["code"]))
 
     # --- what flows ------------------------------------------------------------------------------------
 

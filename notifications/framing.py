@@ -46,6 +46,11 @@ HANDSHAKE_FAILED = Goodbye(4400, None, allow_reconnect=False, tell=False)  # the
 CLIENT_CLOSED = Goodbye(1000, None, allow_reconnect=False, tell=False)
 
 
+def refused(code):
+    """The goodbye of an open socket whose token or session a check or a revocation refused (`code`)."""
+    return TENANT_FORBIDDEN if code == FORBIDDEN else SIGNED_OUT
+
+
 class Reply(NamedTuple):
     """What the server answers to one client message: frames to send, then perhaps a goodbye."""
 

@@ -19,7 +19,7 @@ from django.conf import settings
 
 from . import presence
 from .auth import refusals
-from .framing import FORBIDDEN, SIGNED_OUT, TENANT_FORBIDDEN, UNAVAILABLE
+from .framing import UNAVAILABLE, refused
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Recheck:
             if refusal == UNAVAILABLE:
                 unavailable += 1
             elif refusal is not None:
-                await socket.end(TENANT_FORBIDDEN if refusal == FORBIDDEN else SIGNED_OUT)
+                await socket.end(refused(refusal))
         if unavailable:
             logger.info("%d open socket(s) cannot be checked now (their tenant's database); they stay", unavailable)
         staying = [(socket.principal.user_id, socket.channel_name) for socket in sockets if not socket.closing]
