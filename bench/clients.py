@@ -14,7 +14,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
-from .lean_http import Connection, ProtocolError
+from .lean_http import EXCHANGE_ERRORS, Connection
 
 
 @dataclass
@@ -51,7 +51,7 @@ async def closed_loop(base_url, path, bodies, *, concurrency, headers, expect):
                 started = time.perf_counter()
                 try:
                     status, _ = await connection.request("POST", path, payload)
-                except (OSError, ValueError, asyncio.IncompleteReadError, ProtocolError) as error:
+                except EXCHANGE_ERRORS as error:
                     status = type(error).__name__
                 latency = time.perf_counter() - started
                 result.statuses[status] = result.statuses.get(status, 0) + 1

@@ -18,6 +18,10 @@ class ProtocolError(Exception):
     """The server's answer is not HTTP/1.1 as this client reads it."""
 
 
+# What a failed exchange raises (TimeoutError is an OSError; ValueError: a status or length that is no number).
+EXCHANGE_ERRORS = (OSError, asyncio.IncompleteReadError, ProtocolError, ValueError)
+
+
 class Connection:
     """One connection to `base_url`, opened on first use and again after the server closed it."""
 
@@ -30,7 +34,7 @@ class Connection:
         self._reader = self._writer = None
 
     async def request(self, method, path, body=b"", content_type="application/json"):
-        """Send one request; returns (status, body bytes). Raises OSError or ProtocolError when the exchange fails
+        """Send one request; returns (status, body bytes). Raises one of EXCHANGE_ERRORS when the exchange fails
         (the connection is closed then: the next request opens a new one)."""
         if self._writer is None:
             async with asyncio.timeout(self.timeout):
@@ -42,7 +46,7 @@ class Connection:
             async with asyncio.timeout(self.timeout):  # raises TimeoutError, an OSError, inside the try
                 self._writer.write(head.encode("latin-1") + b"\r\n" + body)
                 status, content, close = await self._answer()
-        except (OSError, asyncio.IncompleteReadError, ProtocolError, ValueError):
+        except EXCHANGE_ERRORS:
             await self.close()
             raise
         if close:
