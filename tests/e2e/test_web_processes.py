@@ -20,7 +20,7 @@ from bench.lean_http import Connection
 from tenants.tokens import issue_tokens
 from tests.support import live
 from tests.support.live import drain, recv_json, wait_for_event
-from tests.support.ports import free_port
+from tests.support.ports import free_port, listens
 from tests.support.tenant_databases import drop_test_tenant_databases
 from tests.support.users import make_root_user
 from tests.support.web_processes import RunningWebProcesses, start_web_processes
@@ -42,7 +42,7 @@ def two_processes(transactional_db, tmp_path):
 
 
 def wait_for_web(run, port, timeout=120):
-    """The supervisord that `run` (bin/run) started, once it runs two Daphne processes on `port`."""
+    """The supervisord that `run` (bin/run) started, once it runs two Daphne processes, each listening on `port`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert run.alive(), run.output()[-3000:]
@@ -50,7 +50,8 @@ def wait_for_web(run, port, timeout=120):
         if supervisord is not None:
             web = RunningWebProcesses(supervisord, port, 2)
             with contextlib.suppress(OSError):
-                if len(web.daphne_pids) == 2:
+                pids = web.daphne_pids
+                if len(pids) == 2 and all(listens(pid, port) for pid in pids):  # started is not yet listening
                     return web
         time.sleep(0.5)
     raise AssertionError(f"bin/run did not start two web processes in {timeout} s:\n{run.output()[-3000:]}")
